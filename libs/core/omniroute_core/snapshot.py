@@ -1,0 +1,206 @@
+"""The configuration snapshot: what the control plane publishes and the data plane serves from.
+
+The dashboard owns the tables; after every change it serialises them into one JSON document and puts it in the
+NATS KV bucket (:mod:`omniroute_core.events`). The edge and the executor watch that key and swap in a fresh,
+immutable :class:`ConfigSnapshot`, so no SQL runs on the request path and a PostgreSQL outage leaves the data
+plane serving its last snapshot. Credentials stay encrypted inside the snapshot; only the executor decrypts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nats.js import JetStreamContext
+
+from omniroute_core import jsonx
+from omniroute_core.events import CONFIG_KEY, config_bucket
+
+__all__ = ["ApiKey", "ConfigSnapshot", "ProviderConnection", "SnapshotWatcher", "parse_snapshot"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConnection:
+    """One account of a provider (what ``/api/providers`` manages)."""
+
+    id: str
+    provider: str
+    name: str
+    base_url: str
+    api_key_enc: str
+    priority: int = 0
+    is_active: bool = True
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    key_hash: str
+    scopes: tuple[str, ...] = ()
+    revoked: bool = False
+    expires_at_ms: int | None = None
+    no_log: bool = False
+
+    def usable(self, now_ms: int) -> bool:
+        return not self.revoked and (self.expires_at_ms is None or now_ms < self.expires_at_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigSnapshot:
+    version: int
+    connections: tuple[ProviderConnection, ...] = ()
+    api_keys: tuple[ApiKey, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    keys_by_hash: Mapping[str, ApiKey] = field(default_factory=dict)
+    connections_by_provider: Mapping[str, tuple[ProviderConnection, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        version: int,
+        connections: tuple[ProviderConnection, ...],
+        api_keys: tuple[ApiKey, ...],
+        settings: Mapping[str, Any],
+    ) -> ConfigSnapshot:
+        by_provider: dict[str, list[ProviderConnection]] = {}
+        for conn in sorted(connections, key=lambda c: (c.priority, c.id)):
+            by_provider.setdefault(conn.provider, []).append(conn)
+        return cls(
+            version=version,
+            connections=connections,
+            api_keys=api_keys,
+            settings=settings,
+            keys_by_hash={k.key_hash: k for k in api_keys},
+            connections_by_provider={p: tuple(cs) for p, cs in by_provider.items()},
+        )
+
+    def to_json(self) -> bytes:
+        return jsonx.dumps(
+            {
+                "version": self.version,
+                "providers": [
+                    {
+                        "id": c.id,
+                        "provider": c.provider,
+                        "name": c.name,
+                        "baseUrl": c.base_url,
+                        "apiKeyEnc": c.api_key_enc,
+                        "priority": c.priority,
+                        "isActive": c.is_active,
+                        "headers": dict(c.headers),
+                    }
+                    for c in self.connections
+                ],
+                "apiKeys": [
+                    {
+                        "id": k.id,
+                        "name": k.name,
+                        "keyHash": k.key_hash,
+                        "scopes": list(k.scopes),
+                        "revoked": k.revoked,
+                        "expiresAt": k.expires_at_ms,
+                        "noLog": k.no_log,
+                    }
+                    for k in self.api_keys
+                ],
+                "settings": dict(self.settings),
+            }
+        )
+
+
+EMPTY = ConfigSnapshot.build(0, (), (), {})
+
+
+def parse_snapshot(data: bytes) -> ConfigSnapshot:
+    """Parse the published JSON. Raises ``ValueError`` / ``KeyError`` on a malformed document."""
+    doc = jsonx.loads(data)
+    connections = tuple(
+        ProviderConnection(
+            id=str(p["id"]),
+            provider=str(p["provider"]),
+            name=str(p.get("name", "")),
+            base_url=str(p.get("baseUrl") or ""),
+            api_key_enc=str(p.get("apiKeyEnc") or ""),
+            priority=int(p.get("priority", 0)),
+            is_active=bool(p.get("isActive", True)),
+            headers=dict(p.get("headers") or {}),
+        )
+        for p in doc.get("providers", [])
+    )
+    keys = tuple(
+        ApiKey(
+            id=str(k["id"]),
+            name=str(k.get("name", "")),
+            key_hash=str(k["keyHash"]),
+            scopes=tuple(k.get("scopes") or ()),
+            revoked=bool(k.get("revoked", False)),
+            expires_at_ms=k.get("expiresAt"),
+            no_log=bool(k.get("noLog", False)),
+        )
+        for k in doc.get("apiKeys", [])
+    )
+    return ConfigSnapshot.build(int(doc["version"]), connections, keys, doc.get("settings") or {})
+
+
+class SnapshotWatcher:
+    """Keeps ``current`` equal to the newest published snapshot.
+
+    ``start()`` returns once the first value was read (or immediately with an empty snapshot when nothing was
+    published yet); a background task then follows every update, re-subscribing after NATS outages.
+    """
+
+    def __init__(self, js: JetStreamContext, on_change: Callable[[ConfigSnapshot], None] | None = None) -> None:
+        self._js = js
+        self._on_change = on_change
+        self.current: ConfigSnapshot = EMPTY
+        self._task: asyncio.Task[None] | None = None
+        self._first = asyncio.Event()
+
+    async def start(self, timeout: float = 5.0) -> None:
+        self._task = asyncio.create_task(self._run(), name="snapshot-watcher")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._first.wait(), timeout)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def _apply(self, data: bytes) -> None:
+        try:
+            snap = parse_snapshot(data)
+        except (ValueError, KeyError, TypeError):
+            log.exception("ignoring a malformed config snapshot")
+            return
+        if snap.version >= self.current.version:
+            self.current = snap
+            log.info("config snapshot applied", extra={"config_version": snap.version})
+            if self._on_change:
+                self._on_change(snap)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                kv = await config_bucket(self._js)
+                watcher = await kv.watch(CONFIG_KEY)
+                async for entry in watcher:
+                    if entry is None:  # initial values delivered (none, or all of them)
+                        self._first.set()
+                        continue
+                    if entry.value:
+                        self._apply(entry.value)
+                    self._first.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("config watch interrupted; retrying", exc_info=True)
+                await asyncio.sleep(0.5)

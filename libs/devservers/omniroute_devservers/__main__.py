@@ -1,0 +1,3 @@
+from omniroute_devservers.servers import main
+
+main()

@@ -1,0 +1,1 @@
+"""Generated from proto/omniroute/v1; do not edit (make proto)."""

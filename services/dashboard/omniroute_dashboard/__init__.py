@@ -1,0 +1,1 @@
+"""OmniRoute dashboard service."""

@@ -1,0 +1,1 @@
+"""OmniRoute usage service."""
