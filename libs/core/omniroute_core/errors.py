@@ -6,7 +6,6 @@ Rendering into other client formats is the translator's job; this module only kn
 from __future__ import annotations
 
 from omniroute.v1 import common_pb2
-
 from omniroute_core import jsonx
 
 __all__ = ["DEFAULT_TYPES", "hub_error", "hub_error_body"]

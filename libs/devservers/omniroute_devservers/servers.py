@@ -144,7 +144,7 @@ def exec_server(kind: str, data: Path, port: int) -> None:
         ]  # fmt: skip
     else:
         raise ValueError(f"unknown server kind {kind!r}; expected one of {KINDS}")
-    os.execv(argv[0], argv)
+    os.execv(argv[0], argv)  # noqa: S606 - replacing this process with the server is the point
 
 
 def wait_ready(kind: str, port: int, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
@@ -174,9 +174,11 @@ def _answers(kind: str, port: int) -> bool:
 
 
 def ensure_database(port: int, name: str = "omniroute") -> None:
-    """Create database ``name`` if missing (PostgreSQL only)."""
+    """Create database ``name`` if missing (PostgreSQL only). ``name`` must be a plain identifier."""
+    if not name.isidentifier():
+        raise ValueError(f"not a plain database name: {name!r}")
     psql = [str(_pg_bin() / "psql"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres", "-tAc"]
-    exists = subprocess.run([*psql, f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+    exists = subprocess.run([*psql, f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],  # noqa: S608 - validated identifier
                             check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
     if not exists:
         subprocess.run([*psql, f'CREATE DATABASE "{name}"'], check=True, capture_output=True)

@@ -1,0 +1,77 @@
+"""The provider catalog: providers are data (DESIGN.md), loaded from ``providers.json`` beside this module.
+
+Nothing in the executor branches on a provider or model name; what a provider speaks, where it lives, how it
+authenticates and what it can do are fields of :class:`ProviderSpec`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+
+from omniroute.v1 import common_pb2
+from omniroute_core import jsonx
+from omniroute_core.formats import FORMAT_BY_NAME
+
+__all__ = ["Catalog", "ProviderSpec", "load_catalog"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    id: str
+    format: common_pb2.Format.ValueType
+    base_url: str
+    auth: str  # "bearer" | "x-api-key" | "api-key" | "none"
+    paths: Mapping[str, str]
+    aliases: tuple[str, ...] = ()
+    capabilities: frozenset[str] = frozenset()
+    models: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    providers: Mapping[str, ProviderSpec]
+    by_prefix: Mapping[str, ProviderSpec] = field(default_factory=dict)
+
+    def lookup(self, prefix: str) -> ProviderSpec | None:
+        return self.by_prefix.get(prefix.lower())
+
+    def providers_of_model(self, model: str) -> list[ProviderSpec]:
+        """Catalog inference for a bare model name: every provider that lists it."""
+        return [p for p in self.providers.values() if model in p.models]
+
+
+def parse_catalog(doc: Mapping[str, object]) -> Catalog:
+    """Build a catalog from its JSON document. Raises ``ValueError`` on an unknown format or a clashing prefix."""
+    providers: dict[str, ProviderSpec] = {}
+    by_prefix: dict[str, ProviderSpec] = {}
+    entries = doc.get("providers")
+    if not isinstance(entries, list):
+        raise ValueError("catalog: 'providers' must be a list")
+    for raw in entries:
+        fmt = FORMAT_BY_NAME.get(raw["format"])
+        if fmt is None:
+            raise ValueError(f"catalog: provider {raw['id']!r} has unknown format {raw['format']!r}")
+        spec = ProviderSpec(
+            id=raw["id"],
+            format=fmt,
+            base_url=raw["baseUrl"].rstrip("/"),
+            auth=raw.get("auth", "bearer"),
+            paths=dict(raw.get("paths", {})),
+            aliases=tuple(raw.get("aliases", ())),
+            capabilities=frozenset(raw.get("capabilities", ())),
+            models=tuple(raw.get("models", ())),
+        )
+        providers[spec.id] = spec
+        for prefix in (spec.id, *spec.aliases):
+            if prefix in by_prefix:
+                raise ValueError(f"catalog: prefix {prefix!r} is claimed twice")
+            by_prefix[prefix] = spec
+    return Catalog(providers=providers, by_prefix=by_prefix)
+
+
+def load_catalog() -> Catalog:
+    """The catalog shipped with the executor."""
+    data = resources.files(__package__).joinpath("providers.json").read_bytes()
+    return parse_catalog(jsonx.loads(data))

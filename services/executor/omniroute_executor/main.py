@@ -1,0 +1,89 @@
+"""Executor entry point: build settings and clients, serve gRPC until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+import uvloop
+
+from omniroute.v1 import executor_pb2_grpc
+from omniroute_core import events, grpcx
+from omniroute_core.crypto import Cipher
+from omniroute_core.logging import configure_logging
+from omniroute_core.metrics import new_registry, serve_metrics
+from omniroute_core.snapshot import SnapshotWatcher
+from omniroute_executor.catalog import load_catalog
+from omniroute_executor.engine import Engine
+from omniroute_executor.prepare import Credentials
+from omniroute_executor.server import ExecutorServicer
+from omniroute_executor.settings import ExecutorSettings
+from omniroute_executor.translate import TranslatorClient
+from omniroute_executor.upstream import Upstream
+from omniroute_executor.usage_events import UsagePublisher
+
+log = logging.getLogger("omniroute_executor")
+
+
+async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
+    """Run until ``stop`` is set, then drain: NOT_SERVING, finish in-flight calls, flush usage events."""
+    registry = new_registry()
+    serve_metrics(registry, settings.bind_host, settings.metrics_port)
+    nc = await events.connect(settings.nats_url, "executor")
+    js = nc.jetstream()
+    await events.ensure_usage_stream(js)
+    watcher = SnapshotWatcher(js)
+    await watcher.start()
+    publisher = UsagePublisher(js, registry, queue_size=settings.usage_queue_size)
+    publisher.start()
+    upstream = Upstream(
+        max_connections=settings.upstream_max_connections,
+        connect_timeout_s=settings.upstream_connect_timeout_s,
+        read_timeout_s=settings.upstream_read_timeout_s,
+    )
+    translator_channel = grpcx.insecure_channel(settings.translator_addr)
+    cipher = Cipher(settings.omniroute_encryption_key) if settings.omniroute_encryption_key else None
+    if cipher is None:
+        log.warning("OMNIROUTE_ENCRYPTION_KEY is not set: connections with credentials cannot be used")
+    engine = Engine(
+        catalog=load_catalog(),
+        snapshot=lambda: watcher.current,
+        credentials=Credentials(cipher),
+        upstream=upstream,
+        translator=TranslatorClient(translator_channel),
+        publisher=publisher,
+    )
+    server = grpcx.Server(f"{settings.bind_host}:{settings.executor_port}", ["omniroute.v1.Executor"])
+    executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(engine), server.server)
+    await server.start()
+    log.info("executor serving", extra={"port": server.port, "config_version": watcher.current.version})
+    try:
+        await stop.wait()
+    finally:
+        await server.stop(grace=10)
+        await publisher.close()
+        await watcher.stop()
+        await upstream.close()
+        await translator_channel.close()
+        with contextlib.suppress(Exception):
+            await nc.drain()
+
+
+def main() -> None:
+    settings = ExecutorSettings()
+    configure_logging("executor", settings.log_level)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(settings, stop)
+
+    uvloop.run(run())
+
+
+if __name__ == "__main__":
+    main()
