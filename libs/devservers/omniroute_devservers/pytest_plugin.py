@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from omniroute_devservers.servers import command, ensure_database, free_port, url_for, wait_ready
+from omniroute_devservers.suite import Suite
 
 _ENV = {"postgres": "DATABASE_URL", "redis": "REDIS_URL", "nats": "NATS_URL"}
 
@@ -117,3 +118,16 @@ async def pg_database(postgres_url: str) -> AsyncIterator[str]:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture(scope="session")
+def suite(
+    tmp_path_factory: pytest.TempPathFactory, postgres_url: str, redis_url: str, nats_url: str
+) -> Iterator[Suite]:
+    """The five services as processes on free ports, against this session's backing servers."""
+    suite = Suite(tmp_path_factory.mktemp("suite"), postgres_url, redis_url, nats_url)
+    try:
+        suite.start()
+        yield suite
+    finally:
+        suite.stop()

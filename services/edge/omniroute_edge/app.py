@@ -1,0 +1,83 @@
+"""The edge application: the route table mounted on one relay, health, and the control-plane forwarder.
+
+Everything stateful (NATS, gRPC channels, the snapshot watcher, the dashboard client) is built in the lifespan
+and handed to requests through the lifespan state, never through module globals.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route as StarletteRoute
+
+from omniroute.v1 import executor_pb2_grpc, translator_pb2_grpc
+from omniroute_core import events, grpcx, jsonx
+from omniroute_core.snapshot import SnapshotWatcher
+from omniroute_edge.dashboard_proxy import DashboardProxy
+from omniroute_edge.errors import ErrorRenderer
+from omniroute_edge.relay import EdgeContext, EdgeMetrics, Relay
+from omniroute_edge.routes import ROUTES
+from omniroute_edge.settings import EdgeSettings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+_PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
+    metrics = EdgeMetrics(registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        nc = await events.connect(settings.nats_url, "edge")
+        watcher = SnapshotWatcher(nc.jetstream())
+        await watcher.start()
+        executor_channel = grpcx.insecure_channel(settings.executor_addr)
+        translator_channel = grpcx.insecure_channel(settings.translator_addr)
+        proxy = DashboardProxy(settings.dashboard_url)
+        ctx = EdgeContext(
+            snapshot=lambda: watcher.current,
+            executor=executor_pb2_grpc.ExecutorStub(executor_channel),
+            errors=ErrorRenderer(translator_pb2_grpc.TranslatorStub(translator_channel)),
+            metrics=metrics,
+            require_api_key=settings.require_api_key,
+            max_body_bytes=settings.max_body_bytes,
+            request_timeout_s=settings.request_timeout_s,
+        )
+        log.info("edge ready", extra={"config_version": watcher.current.version})
+        try:
+            yield {"edge": ctx, "proxy": proxy, "watcher": watcher}
+        finally:
+            await proxy.close()
+            await watcher.stop()
+            await executor_channel.close()
+            await translator_channel.close()
+            with contextlib.suppress(Exception):
+                await nc.drain()
+
+    app = FastAPI(title="OmniRoute edge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    for route in ROUTES:
+        app.router.routes.append(StarletteRoute(route.path, Relay(route), methods=list(route.methods)))
+
+    async def health(request: Request) -> Response:
+        watcher: SnapshotWatcher = request.state.watcher
+        body = jsonx.dumps({"status": "ok", "configVersion": watcher.current.version})
+        return Response(body, media_type="application/json")
+
+    async def forward(request: Request) -> Response:
+        proxy: DashboardProxy = request.state.proxy
+        return await proxy.forward(request)
+
+    app.add_route("/health", health, methods=["GET"])
+    app.add_route("/api/{path:path}", forward, methods=_PROXY_METHODS)
+    app.add_route("/dashboard", forward, methods=_PROXY_METHODS)
+    app.add_route("/dashboard/{path:path}", forward, methods=_PROXY_METHODS)
+    return app

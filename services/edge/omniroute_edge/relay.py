@@ -1,0 +1,277 @@
+"""The one relay: every data-plane route is this ASGI app with a different :class:`Route`.
+
+It reads the body (bounded), authenticates, reads ``model`` and ``stream``, and hands the untouched bytes to
+the executor: one unary call for a complete reply, one server stream for SSE, relayed chunk by chunk as the
+executor produces them. A client that disconnects cancels the executor call, which cancels the upstream request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from omniroute.v1 import common_pb2, executor_pb2, executor_pb2_grpc
+from omniroute_core import jsonx
+from omniroute_core.errors import hub_error
+from omniroute_core.grpcx import call_metadata
+from omniroute_core.logging import REQUEST_ID
+from omniroute_core.snapshot import ConfigSnapshot
+from omniroute_edge.auth import AuthError, authenticate, presented_key
+from omniroute_edge.errors import ErrorRenderer
+from omniroute_edge.routes import Route
+
+__all__ = ["EdgeContext", "EdgeMetrics", "Relay"]
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Any]
+Send = Callable[[dict[str, Any]], Any]
+
+JSON_CT = b"application/json"
+
+
+class EdgeMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "omniroute_edge_requests", "Data-plane requests by route and status", ["route", "status"], registry=registry
+        )
+        self.duration = Histogram(
+            "omniroute_edge_request_duration_seconds",
+            "Time to the last byte, by route",
+            ["route"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+        )
+
+
+@dataclass(slots=True)
+class EdgeContext:
+    """Everything a request needs, built once in the app lifespan."""
+
+    snapshot: Callable[[], ConfigSnapshot]
+    executor: executor_pb2_grpc.ExecutorAsyncStub
+    errors: ErrorRenderer
+    metrics: EdgeMetrics
+    require_api_key: bool
+    max_body_bytes: int
+    request_timeout_s: float
+
+
+class _Refusal(Exception):
+    def __init__(self, error: common_pb2.Error) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class Relay:
+    """An ASGI app for one route. ``scope["state"]["edge"]`` holds the :class:`EdgeContext`."""
+
+    def __init__(self, route: Route) -> None:
+        self.route = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx: EdgeContext = scope["state"]["edge"]
+        started = time.perf_counter()
+        rid = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        REQUEST_ID.set(rid)
+        status = 500
+        try:
+            status = await self._handle(ctx, scope, receive, send, rid)
+        finally:
+            ctx.metrics.requests.labels(self.route.path, str(status)).inc()
+            ctx.metrics.duration.labels(self.route.path).observe(time.perf_counter() - started)
+
+    async def _handle(self, ctx: EdgeContext, scope: Scope, receive: Receive, send: Send, rid: str) -> int:
+        fmt = self.route.format
+        try:
+            body = await _read_body(scope, receive, ctx.max_body_bytes)
+            query_key = _query_param(scope, b"key")
+            caller = authenticate(
+                presented_key(scope["headers"], query_key),
+                ctx.snapshot(),
+                required=ctx.require_api_key,
+                scope=self.route.scope,
+            )
+            model, stream = _model_and_stream(body)
+        except (_Refusal, AuthError) as exc:
+            return await _reply_error(ctx, fmt, exc.error, send, rid)
+        meta = common_pb2.RequestMeta(
+            request_id=rid,
+            key_id=caller.key.id if caller.key else "",
+            client_format=fmt,
+            operation=self.route.operation,
+            model=model,
+            stream=stream,
+            deadline_unix_ms=int((time.time() + ctx.request_timeout_s) * 1000),
+            client_ip=_client_ip(scope),
+            endpoint=self.route.path,
+            no_log=bool(caller.key and caller.key.no_log),
+        )
+        request = executor_pb2.ExecuteRequest(meta=meta, body=body)
+        if stream:
+            return await self._stream(ctx, request, receive, send, rid)
+        return await self._unary(ctx, request, receive, send, rid)
+
+    async def _unary(
+        self, ctx: EdgeContext, request: executor_pb2.ExecuteRequest, receive: Receive, send: Send, rid: str
+    ) -> int:
+        call = ctx.executor.Execute(request, metadata=call_metadata(rid), timeout=ctx.request_timeout_s)
+        return await _until_disconnect(self._relay_unary(ctx, call, send, rid), receive, call.cancel)
+
+    async def _relay_unary(self, ctx: EdgeContext, call: Any, send: Send, rid: str) -> int:
+        try:
+            reply: executor_pb2.ExecuteReply = await call
+        except grpc.aio.AioRpcError as exc:
+            return await _reply_error(ctx, self.route.format, _grpc_error(exc), send, rid)
+        headers = [(b"content-type", reply.content_type.encode()), (b"x-request-id", rid.encode())]
+        headers += [(k.encode(), v.encode()) for k, v in reply.headers.items()]
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        await send({"type": "http.response.body", "body": reply.body})
+        return reply.status
+
+    async def _stream(
+        self, ctx: EdgeContext, request: executor_pb2.ExecuteRequest, receive: Receive, send: Send, rid: str
+    ) -> int:
+        call = ctx.executor.ExecuteStream(request, metadata=call_metadata(rid), timeout=ctx.request_timeout_s)
+        return await _until_disconnect(self._relay_stream(ctx, call, send, rid), receive, call.cancel)
+
+    async def _relay_stream(self, ctx: EdgeContext, call: Any, send: Send, rid: str) -> int:
+        fmt = self.route.format
+        try:
+            first = await call.read()
+        except grpc.aio.AioRpcError as exc:
+            return await _reply_error(ctx, fmt, _grpc_error(exc), send, rid)
+        if first is grpc.aio.EOF:
+            return await _reply_error(ctx, fmt, hub_error(502, "executor ended the stream without a reply"), send, rid)
+        headers = [(b"content-type", first.content_type.encode()), (b"x-request-id", rid.encode())]
+        if first.content_type.startswith("text/event-stream"):
+            headers += [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+        headers += [(k.encode(), v.encode()) for k, v in first.headers.items()]
+        await send({"type": "http.response.start", "status": first.status, "headers": headers})
+        await send({"type": "http.response.body", "body": first.data, "more_body": True})
+        try:
+            while True:
+                chunk = await call.read()
+                if chunk is grpc.aio.EOF:
+                    break
+                await send({"type": "http.response.body", "body": chunk.data, "more_body": True})
+        except grpc.aio.AioRpcError as exc:
+            # headers are gone: the failure becomes the format's mid-stream error event
+            event = await ctx.errors.render(fmt, _grpc_error(exc), in_stream=True)
+            await send({"type": "http.response.body", "body": event, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+        return int(first.status)
+
+
+async def _until_disconnect(work: Coroutine[Any, Any, int], receive: Receive, cancel: Callable[[], Any]) -> int:
+    """Run ``work`` unless the client disconnects first; then ``cancel`` the executor call (→ upstream)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_wait_disconnect(receive))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            cancel()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return task.result() if not task.cancelled() else 499
+
+
+async def _reply_error(
+    ctx: EdgeContext, fmt: common_pb2.Format.ValueType, error: common_pb2.Error, send: Send, rid: str
+) -> int:
+    body = await ctx.errors.render(fmt, error)
+    headers = [(b"content-type", JSON_CT), (b"x-request-id", rid.encode())]
+    if error.retry_after_ms:
+        headers.append((b"retry-after", str(max(1, error.retry_after_ms // 1000)).encode()))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+    return error.status
+
+
+def _grpc_error(exc: grpc.aio.AioRpcError) -> common_pb2.Error:
+    code = exc.code()
+    if code == grpc.StatusCode.UNAVAILABLE:
+        return hub_error(503, "the executor service is unavailable; retry shortly", type_="service_unavailable")
+    if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return hub_error(504, "the request exceeded its deadline", type_="timeout_error")
+    log.error("executor call failed", extra={"code": str(code), "details": exc.details()})
+    return hub_error(500, "internal error while executing the request", type_="server_error")
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    declared = _header(scope, b"content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _Refusal(hub_error(413, f"request body exceeds {limit} bytes", code="body_too_large"))
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise asyncio.CancelledError
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _Refusal(hub_error(413, f"request body exceeds {limit} bytes", code="body_too_large"))
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _model_and_stream(body: bytes) -> tuple[str, bool]:
+    try:
+        doc = jsonx.loads(body)
+    except jsonx.JSONDecodeError as exc:
+        raise _Refusal(hub_error(400, f"request body is not valid JSON: {exc}", code="invalid_json")) from exc
+    if not isinstance(doc, dict):
+        raise _Refusal(hub_error(400, "request body must be a JSON object", code="invalid_json"))
+    model = doc.get("model")
+    if not isinstance(model, str) or not model:
+        raise _Refusal(hub_error(400, "'model' is required and must be a string", param="model"))
+    stream = doc.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _Refusal(hub_error(400, "'stream' must be a boolean", param="stream"))
+    return model, stream
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
+def _query_param(scope: Scope, name: bytes) -> str | None:
+    from urllib.parse import parse_qsl
+
+    query: bytes = scope.get("query_string", b"")
+    if name not in query:
+        return None
+    for key, value in parse_qsl(query.decode("latin-1")):
+        if key.encode() == name:
+            return value
+    return None
+
+
+def _client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else ""

@@ -1,0 +1,18 @@
+"""Edge settings, read once from the environment in ``main()``."""
+
+from __future__ import annotations
+
+from omniroute_core.settings import CommonSettings
+
+__all__ = ["EdgeSettings"]
+
+
+class EdgeSettings(CommonSettings):
+    edge_port: int = 20128
+    metrics_port: int = 9100
+    require_api_key: bool = False
+    max_body_bytes: int = 10 * 1024 * 1024
+    # whole-request deadline passed to the executor (streams included)
+    request_timeout_s: float = 600.0
+    qdrant_path: str = ""
+    qdrant_url: str = ""
