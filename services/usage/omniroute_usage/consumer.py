@@ -1,0 +1,196 @@
+"""The usage writer: a durable JetStream pull consumer that stores usage events in PostgreSQL in batches.
+
+Producers (the executor) publish one serialised ``omniroute.v1.UsageEvent`` per attempt on the subject
+``omniroute.usage.<provider>``, where ``<provider>`` is the provider id lower-cased with every character outside
+``[a-z0-9_-]`` replaced by ``_`` (``unknown`` when empty), with the ``Nats-Msg-Id`` header set to ``event_id``.
+The writer consumes ``omniroute.usage.>`` regardless of the provider part.
+
+Delivery contract, per batch: fetch up to ``batch_size`` messages, decode them, store them in one transaction
+(``ON CONFLICT (event_id) DO NOTHING``), and only then acknowledge them. Hence:
+
+- a crash before the commit: nothing stored, the messages are redelivered after ``ack_wait`` and stored once;
+- a crash after the commit but before the acks: redelivered, conflict on ``event_id``, not counted twice;
+- PostgreSQL unreachable: nothing is acknowledged; the writer retries the same batch with exponential backoff,
+  marking the messages in progress so JetStream does not hand them to another replica meanwhile;
+- an undecodable message, or a row PostgreSQL rejects as data: logged, counted as invalid and terminated (no
+  redelivery), so it cannot wedge the consumer; the rest of its batch is stored normally.
+
+An event with an empty ``event_id`` is stored under its ``Nats-Msg-Id`` header, else under
+``nats:<stream>:<stream sequence>``, which is stable across redeliveries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import nats.errors
+from google.protobuf.message import DecodeError
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from omniroute.v1 import usage_pb2
+from omniroute_core.events import USAGE_STREAM, USAGE_SUBJECT_PREFIX
+from omniroute_usage.metrics import WriterMetrics
+from omniroute_usage.store import Row, UsageStore, event_row
+
+__all__ = ["UsageWriter", "WriterConfig"]
+
+log = logging.getLogger(__name__)
+
+# PostgreSQL classes 22 (data exception) and 23 (integrity violation): retrying the same row can never succeed.
+# Every other failure (connection refused or lost, shutdown, failover, deadlock) is worth retrying.
+_DATA_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
+@dataclass(frozen=True, slots=True)
+class WriterConfig:
+    """How the writer consumes. ``filter_subject`` narrows the durable consumer (e.g. one shard of providers)."""
+
+    durable: str = "usage-writer"
+    batch_size: int = 500
+    batch_wait_s: float = 0.2
+    ack_wait_s: float = 30.0
+    filter_subject: str = f"{USAGE_SUBJECT_PREFIX}.>"
+    retry_initial_s: float = 0.1
+    retry_max_s: float = 5.0
+
+
+class UsageWriter:
+    """Runs the consume-store-ack loop until :meth:`stop`; see the module docstring for the delivery contract."""
+
+    def __init__(self, js: JetStreamContext, store: UsageStore, metrics: WriterMetrics, config: WriterConfig) -> None:
+        self._js = js
+        self._store = store
+        self._metrics = metrics
+        self._config = config
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the batch in flight is stored and acknowledged (or, if PostgreSQL is
+        down, handed back to JetStream for immediate redelivery)."""
+        self._stopping.set()
+
+    async def subscribe(self) -> JetStreamContext.PullSubscription:
+        """Bind to the durable consumer, creating it when missing (an existing one keeps its configuration)."""
+        c = self._config
+        config = ConsumerConfig(
+            durable_name=c.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            ack_wait=c.ack_wait_s,
+            # room for a batch in flight plus the next fetch on several replicas sharing the durable
+            max_ack_pending=c.batch_size * 8,
+        )
+        return await self._js.pull_subscribe(c.filter_subject, durable=c.durable, stream=USAGE_STREAM, config=config)
+
+    async def run(self, sub: JetStreamContext.PullSubscription | None = None) -> None:
+        """Consume until :meth:`stop`. NATS errors are logged and retried; they never end the loop."""
+        if sub is None:
+            sub = await self.subscribe()
+        delay = self._config.retry_initial_s
+        try:
+            while not self._stopping.is_set():
+                try:
+                    msgs = await sub.fetch(self._config.batch_size, timeout=self._config.batch_wait_s)
+                except TimeoutError:
+                    continue  # nothing to do within batch_wait; look at the stop flag again
+                except nats.errors.Error as exc:
+                    log.warning("usage fetch failed, retrying: %s", exc)
+                    await self._pause(delay)
+                    delay = min(delay * 2, self._config.retry_max_s)
+                    continue
+                delay = self._config.retry_initial_s
+                # a batch already delivered to us is finished even when stop() came during the fetch
+                await self._handle(msgs)
+        finally:
+            try:
+                await sub.unsubscribe()
+            except nats.errors.Error as exc:
+                log.debug("usage unsubscribe failed: %s", exc)
+
+    async def _handle(self, msgs: Sequence[Msg]) -> None:
+        received_at = dt.datetime.now(dt.UTC)
+        rows: list[Row] = []
+        good: list[Msg] = []
+        for msg in msgs:
+            try:
+                event = usage_pb2.UsageEvent.FromString(msg.data)
+            except DecodeError as exc:
+                self._metrics.invalid.inc()
+                log.error(
+                    "undecodable usage message terminated: %s",
+                    exc,
+                    extra={"subject": msg.subject, "stream_seq": msg.metadata.sequence.stream},
+                )
+                await _settle(msg.term())
+                continue
+            rows.append(event_row(event, _event_id(event, msg), received_at))
+            good.append(msg)
+        if rows:
+            await self._store_then_ack(rows, good)
+
+    async def _store_then_ack(self, rows: Sequence[Row], msgs: Sequence[Msg]) -> None:
+        delay = self._config.retry_initial_s
+        while True:
+            start = time.perf_counter()
+            try:
+                inserted = await self._store.insert_events(rows)
+            except _DATA_ERRORS as exc:
+                self._metrics.failures.inc()
+                if len(rows) == 1:
+                    self._metrics.invalid.inc()
+                    log.error("usage event rejected by PostgreSQL, terminated: %s", exc, extra={"event_id": rows[0][0]})
+                    await _settle(msgs[0].term())
+                    return
+                # isolate the bad rows; the rest of the batch is stored one by one
+                for row, msg in zip(rows, msgs, strict=True):
+                    await self._store_then_ack([row], [msg])
+                return
+            except Exception as exc:  # anything else is the database being unavailable: keep the batch, retry
+                self._metrics.failures.inc()
+                if self._stopping.is_set():
+                    log.warning("usage batch not stored at shutdown, returned to JetStream: %s", exc)
+                    await asyncio.gather(*(_settle(m.nak()) for m in msgs))
+                    return
+                log.warning("usage batch insert failed, retrying in %.1fs: %r", delay, exc)
+                await asyncio.gather(*(_settle(m.in_progress()) for m in msgs))
+                await self._pause(delay)
+                delay = min(delay * 2, self._config.retry_max_s)
+                continue
+            self._metrics.insert_seconds.observe(time.perf_counter() - start)
+            self._metrics.batches.inc()
+            self._metrics.stored.inc(inserted)
+            self._metrics.duplicates.inc(len(rows) - inserted)
+            await asyncio.gather(*(_settle(m.ack()) for m in msgs))
+            return
+
+    async def _pause(self, seconds: float) -> None:
+        # sleep, but wake at once on stop() so shutdown never waits out a backoff
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+def _event_id(event: usage_pb2.UsageEvent, msg: Msg) -> str:
+    if event.event_id:
+        return event.event_id
+    header = (msg.headers or {}).get("Nats-Msg-Id", "")
+    if header:
+        return header
+    meta = msg.metadata
+    return f"nats:{meta.stream}:{meta.sequence.stream}"
+
+
+async def _settle(ack: Awaitable[None]) -> None:
+    """Await one ack / nak / term / in-progress; a lost one only means a redelivery, which is idempotent."""
+    try:
+        await ack
+    except nats.errors.Error as exc:
+        log.debug("usage ack failed (message will be redelivered): %s", exc)

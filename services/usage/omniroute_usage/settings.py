@@ -1,0 +1,27 @@
+"""Settings of the usage service, read once from the environment in ``main()``."""
+
+from __future__ import annotations
+
+from omniroute_core.settings import CommonSettings
+
+__all__ = ["UsageSettings"]
+
+
+class UsageSettings(CommonSettings):
+    """``CommonSettings`` plus the usage service's ports and consumer tuning (env names are the upper-case
+    field names: ``USAGE_PORT``, ``METRICS_PORT``, ``BATCH_SIZE``, ...)."""
+
+    usage_port: int = 50053
+    # 0 disables the metrics endpoint
+    metrics_port: int = 9103
+    # largest batch one fetch may return and one transaction stores
+    batch_size: int = 500
+    # how long a fetch waits for the first message before looping (bounds shutdown latency too)
+    batch_wait_ms: int = 200
+    # the durable JetStream consumer; replicas sharing this name share the work
+    consumer_name: str = "usage-writer"
+    # an unacked message is redelivered after this long (a crashed replica's batch moves on)
+    ack_wait_s: float = 30.0
+    pg_pool_size: int = 4
+    # give up starting when PostgreSQL or NATS stay unreachable this long
+    startup_timeout_s: float = 60.0
