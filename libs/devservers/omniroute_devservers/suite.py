@@ -7,7 +7,6 @@ started again individually (fault tests), and extra edges with other settings ca
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -18,7 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omniroute_core import grpcx
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from omniroute_core.crypto import generate_encryption_key
 from omniroute_devservers.servers import free_port
 
@@ -64,6 +65,7 @@ class Suite:
             "QDRANT_PATH": str(self.root / "qdrant"),
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
+            "UPSTREAM_READ_TIMEOUT_S": "2",
             **self.extra_env,
         }
 
@@ -134,4 +136,10 @@ class Suite:
                     return bool(resp.status == 200)
             except OSError:
                 return False
-        return asyncio.run(grpcx.wait_healthy(f"127.0.0.1:{port}", timeout=0.5))
+        # synchronous on purpose: tests call this from inside a running event loop
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            try:
+                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=0.5)
+            except grpc.RpcError:
+                return False
+            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
