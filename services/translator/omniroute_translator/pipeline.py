@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from omniroute.v1 import common_pb2, translator_pb2
+from omniroute_core import jsonx
 from omniroute_core.errors import hub_error
 from omniroute_core.formats import FORMAT_BY_NAME, format_name
 from omniroute_translator.codecs.base import Codec, CodecError, Context, HubChunk, StreamDecoder, StreamEncoder
@@ -45,7 +46,8 @@ def translate_request(table: CodecTable, req: translator_pb2.TranslateRequestIn)
     """Decode the source body to the hub (validating it) and encode it for the target naming ``req.model``.
 
     Same format: the body is validated, then only its top-level ``model`` is patched in the raw bytes (an empty
-    ``req.model`` keeps the body byte for byte).
+    ``req.model`` keeps the body byte for byte). A target of ``FORMAT_OPENAI_CHAT`` reached from another format
+    is a body for an OpenAI-format provider, so the hub's extension fields are dropped (see the README).
     """
     pair = _pair(table, req.source, req.target)
     if isinstance(pair, common_pb2.Error):
@@ -58,10 +60,10 @@ def translate_request(table: CodecTable, req: translator_pb2.TranslateRequestIn)
     model = str(hub.get("model") or "")
     stream = hub.get("stream") is True
     target_model = req.model or model
-    if src is tgt:
+    if req.source == req.target:
         body = req.body if target_model == model else replace_top_level_string(req.body, "model", target_model)
-        if body is None:
-            body = tgt.encode_request(hub, target_model)
+        if body is None:  # a model spelled with escapes: re-serialize, still without any translation
+            body = jsonx.dumps({**hub, "model": target_model})
     else:
         body = tgt.encode_request(hub, target_model)
     return translator_pb2.TranslateRequestOut(body=body, model=model, stream=stream)
@@ -80,7 +82,7 @@ def translate_response(
         decoded = src.decode_response(req.body)
     except CodecError as exc:
         return translator_pb2.TranslateResponseOut(error=exc.error)
-    if src is tgt:
+    if req.source == req.target:
         return translator_pb2.TranslateResponseOut(body=req.body, usage=decoded.usage)
     ctx = Context(model=req.model, request_id=req.request_id, created_unix=req.created_unix)
     return translator_pb2.TranslateResponseOut(body=tgt.encode_response(decoded.hub, ctx), usage=decoded.usage)
@@ -156,7 +158,7 @@ def open_stream(table: CodecTable, setup: translator_pb2.StreamSetup) -> StreamS
     if isinstance(pair, common_pb2.Error):
         return pair
     src, tgt = pair
-    if src is tgt:
+    if setup.source == setup.target:
         return StreamSession(src.stream_decoder(), None)
     ctx = Context(model=setup.model, request_id=setup.request_id, created_unix=setup.created_unix)
     return StreamSession(src.stream_decoder(), tgt.stream_encoder(ctx))

@@ -75,18 +75,21 @@ class TranslatorService(translator_pb2_grpc.TranslatorServicer):
     ) -> AsyncIterator[translator_pb2.StreamOut]:
         """First message: ``setup``; then byte batches. See :class:`~omniroute_translator.pipeline.StreamSession`
         for the reply semantics. A missing setup or an unsupported pair is a single ``done`` reply with an
-        ``Error``; the rest of the input is then not read."""
+        ``Error``; the rest of the input is then read and discarded, because a call that ends while its client
+        is still writing fails on the client's side with INTERNAL and the error reply would be lost."""
         first = await anext(aiter(request_iterator), None)
         if first is None:
             return
         if first.WhichOneof("kind") != "setup":
             yield translator_pb2.StreamOut(done=True, error=hub_error(400, "The first stream message must be setup."))
+            await _drain(request_iterator)
             return
         setup = first.setup
         session = pipeline.open_stream(self._codecs, setup)
         if isinstance(session, common_pb2.Error):
             self._observe("TranslateStream", setup.source, setup.target, "error", 0.0)
             yield translator_pb2.StreamOut(done=True, error=session)
+            await _drain(request_iterator)
             return
         spent, received, sent, outcome = 0.0, 0, 0, "ok"
         try:
@@ -118,6 +121,11 @@ class TranslatorService(translator_pb2_grpc.TranslatorServicer):
             if self._metrics is not None:
                 self._metrics.stream_bytes.labels("in").inc(received)
                 self._metrics.stream_bytes.labels("out").inc(sent)
+
+
+async def _drain(request_iterator: AsyncIterator[translator_pb2.StreamIn]) -> None:
+    async for _ in request_iterator:
+        pass
 
 
 def add_to_server(service: TranslatorService, server: grpc.aio.Server) -> None:

@@ -1,0 +1,33 @@
+"""The codec package's public surface is pinned (STYLE rule 5): changing it is a deliberate act."""
+
+from __future__ import annotations
+
+from omniroute.v1 import common_pb2
+from omniroute_translator import codecs
+from omniroute_translator.codecs import base, openai_chat
+from omniroute_translator.codecs.base import Codec
+
+
+def test_exported_members() -> None:
+    assert codecs.__all__ == ["CODECS", "Codec", "codec_for"]
+    assert base.__all__ == [
+        "Codec",
+        "CodecError",
+        "Context",
+        "DecodedResponse",
+        "HubChunk",
+        "HubRequest",
+        "HubResponse",
+        "StreamDecoder",
+        "StreamEncoder",
+        "StreamEnd",
+    ]
+    assert openai_chat.__all__ == ["CODEC", "OpenAIChatCodec"]
+
+
+def test_table() -> None:
+    assert dict(codecs.CODECS) == {common_pb2.FORMAT_OPENAI_CHAT: openai_chat.CODEC}
+    assert codecs.codec_for(common_pb2.FORMAT_OPENAI_CHAT) is openai_chat.CODEC
+    assert codecs.codec_for(common_pb2.FORMAT_GEMINI) is None
+    codec: Codec = openai_chat.CODEC  # the class satisfies the protocol (checked by mypy)
+    assert codec.name == "openai_chat"
