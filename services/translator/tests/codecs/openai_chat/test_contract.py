@@ -27,6 +27,7 @@ SchemaErrors = Callable[[str, Any], list[str]]
 _REPO = Path(__file__).resolve().parents[5]
 _ANNOTATIONS = frozenset(
     {"description", "title", "default", "example", "examples", "format", "discriminator", "deprecated", "optional"}
+    | {"$schema", "$id", "$defs"}  # $defs holds definitions, resolved through $ref
     | {"min_items", "max_items", "propertyName"}  # misspellings present in the spec; no validator honours them
 )
 _TYPES: Mapping[str, Callable[[Any], bool]] = {
@@ -135,6 +136,14 @@ def _spec_path() -> Path:
 
 
 @pytest.fixture(scope="module")
+def hub_schema_errors() -> Callable[[Any], list[str]]:
+    """``errors(instance)`` against the hub request schema (``proto/omniroute/v1/hub.schema.json``)."""
+    schema = jsonx.loads((_REPO / "proto" / "omniroute" / "v1" / "hub.schema.json").read_bytes())
+    validator = OpenApiValidator({**schema["$defs"], "hub": schema})
+    return lambda instance: validator.errors("hub", instance)
+
+
+@pytest.fixture(scope="module")
 def openai_schema_errors() -> SchemaErrors:
     """``errors(schema_name, instance) -> list of messages`` against OpenAI's OpenAPI description."""
     path = _spec_path()
@@ -199,3 +208,17 @@ def test_validator_rejects_what_openai_would_not_send(openai_schema_errors: Sche
     assert openai_schema_errors("CreateChatCompletionStreamResponse", {**good, "choices": [bad_choice]})
     assert openai_schema_errors("CreateChatCompletionResponse", {"id": "x", "object": "chat.completion"})
     assert openai_schema_errors("ErrorResponse", {"error": {"message": "m", "type": "t"}})
+
+
+REQUEST_CASES = [c for c in CASES if c.kind[0] == "request"]
+
+
+@pytest.mark.parametrize("case", REQUEST_CASES, ids=[c.name for c in REQUEST_CASES])
+def test_hub_requests_follow_the_hub_schema(case: Case, hub_schema_errors: Callable[[Any], list[str]]) -> None:
+    """What the decoder produces (and what encode cases start from) is a valid hub request."""
+    hub_path = case.path / "hub.json"
+    if not hub_path.exists():
+        assert (case.path / "decode_error.json").exists()
+        return
+    problems = hub_schema_errors(jsonx.loads(hub_path.read_bytes()))
+    assert not problems, f"{case.name}/hub.json is not a valid hub request: {problems}"
