@@ -45,9 +45,10 @@ def normalize_message(message: dict[str, Any]) -> dict[str, Any]:
     """Reasoning in the hub's field: a ``reasoning`` alias (vLLM, OpenRouter) renamed to ``reasoning_content``,
     and a leading ``<think>`` block moved out of ``content``."""
     out = dict(message)
-    reasoning = out.pop("reasoning", None) if "reasoning_content" not in out else None
-    if isinstance(reasoning, str) and reasoning:
-        out["reasoning_content"] = reasoning
+    if "reasoning_content" not in out and isinstance(out.get("reasoning"), str):
+        reasoning = out.pop("reasoning")
+        if reasoning:
+            out["reasoning_content"] = reasoning
     content = out.get("content")
     if isinstance(content, str) and content:
         thought, text = split_think(content)

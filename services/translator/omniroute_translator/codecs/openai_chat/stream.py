@@ -109,9 +109,8 @@ class OpenAIChatStreamDecoder:
             return choice
         index = choice.get("index", 0)
         delta = dict(choice["delta"])
-        reasoning = delta.pop("reasoning", None) if "reasoning_content" not in delta else None
-        if isinstance(reasoning, str):
-            delta["reasoning_content"] = reasoning
+        if "reasoning_content" not in delta and isinstance(delta.get("reasoning"), str):
+            delta["reasoning_content"] = delta.pop("reasoning")
         content = delta.get("content")
         thought, text, split = "", "", False
         if isinstance(content, str) and content:
