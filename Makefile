@@ -22,13 +22,16 @@ check: install
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
 	$(UV) run --frozen mypy $(PACKAGES)
-	$(UV) run --frozen mypy libs/core/tests libs/devservers/tests services/*/tests tests
+	for d in libs/*/tests services/*/tests tests; do $(UV) run --frozen mypy $$d || exit 1; done
 	$(UV) run --frozen lint-imports
 	$(UV) run --frozen python tools/gen_proto.py --check
 	$(UV) run --frozen python tools/check_module_size.py
 
 proto: install
 	$(UV) run --frozen python tools/gen_proto.py
+
+goldens: install
+	$(UV) run --frozen python -m omniroute_translator.goldens
 
 fmt: install
 	$(UV) run --frozen ruff check --fix .

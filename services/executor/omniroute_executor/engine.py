@@ -257,6 +257,7 @@ class Engine:
             model=meta.model,
             request_id=meta.request_id,
             created_unix=int(time.time()),
+            include_usage=prepared.client_wants_usage,
         )
         upstream_failure: list[common_pb2.Error] = []
 

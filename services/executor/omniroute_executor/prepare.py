@@ -55,6 +55,7 @@ class Prepared:
     body: bytes
     passthrough: PassthroughSpec | None  # set on the same-format fast path
     drop_usage_event: bool  # usage reporting was requested on the client's behalf
+    client_wants_usage: bool  # the client asked for usage in its stream
 
 
 async def prepare(
@@ -92,4 +93,6 @@ async def prepare(
         if translated.HasField("error"):
             raise ResolveError(translated.error)
         out = translated.body
-    return Prepared(target, target.base_url + path, headers, out, spec, drop)
+    options = parsed.get("stream_options")
+    wants_usage = isinstance(options, dict) and options.get("include_usage") is True
+    return Prepared(target, target.base_url + path, headers, out, spec, drop, wants_usage)

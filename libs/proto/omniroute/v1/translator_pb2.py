@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from omniroute.v1 import common_pb2 as omniroute_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1domniroute/v1/translator.proto\x12\x0comniroute.v1\x1a\x19omniroute/v1/common.proto\"}\n\x12TranslateRequestIn\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\t\"f\n\x13TranslateRequestOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06stream\x18\x03 \x01(\x08\x12\"\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x13.omniroute.v1.Error\"\xa8\x01\n\x13TranslateResponseIn\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x06 \x01(\x03\"l\n\x14TranslateResponseOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\"\n\x05usage\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Usage\x12\"\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Error\"\x92\x01\n\x0bStreamSetup\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\r\n\x05model\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x05 \x01(\x03\"N\n\x08StreamIn\x12*\n\x05setup\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.StreamSetupH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04kind\"\x9a\x01\n\tStreamOut\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12\"\n\x05usage\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Usage\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\x12\x17\n\x0f\x63ontent_started\x18\x05 \x01(\x08\x12\"\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.omniroute.v1.Error\"l\n\rRenderErrorIn\x12$\n\x06target\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\"\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Error\x12\x11\n\tin_stream\x18\x03 \x01(\x08\"4\n\x0eRenderErrorOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t2\xd3\x02\n\nTranslator\x12W\n\x10TranslateRequest\x12 .omniroute.v1.TranslateRequestIn\x1a!.omniroute.v1.TranslateRequestOut\x12Z\n\x11TranslateResponse\x12!.omniroute.v1.TranslateResponseIn\x1a\".omniroute.v1.TranslateResponseOut\x12\x46\n\x0fTranslateStream\x12\x16.omniroute.v1.StreamIn\x1a\x17.omniroute.v1.StreamOut(\x01\x30\x01\x12H\n\x0bRenderError\x12\x1b.omniroute.v1.RenderErrorIn\x1a\x1c.omniroute.v1.RenderErrorOutb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1domniroute/v1/translator.proto\x12\x0comniroute.v1\x1a\x19omniroute/v1/common.proto\"}\n\x12TranslateRequestIn\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\t\"f\n\x13TranslateRequestOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06stream\x18\x03 \x01(\x08\x12\"\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x13.omniroute.v1.Error\"\xa8\x01\n\x13TranslateResponseIn\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x06 \x01(\x03\"l\n\x14TranslateResponseOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\"\n\x05usage\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Usage\x12\"\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Error\"\xa9\x01\n\x0bStreamSetup\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\r\n\x05model\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x05 \x01(\x03\x12\x15\n\rinclude_usage\x18\x06 \x01(\x08\"N\n\x08StreamIn\x12*\n\x05setup\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.StreamSetupH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04kind\"\x9a\x01\n\tStreamOut\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12\"\n\x05usage\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Usage\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\x12\x17\n\x0f\x63ontent_started\x18\x05 \x01(\x08\x12\"\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.omniroute.v1.Error\"l\n\rRenderErrorIn\x12$\n\x06target\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\"\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Error\x12\x11\n\tin_stream\x18\x03 \x01(\x08\"4\n\x0eRenderErrorOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t2\xd3\x02\n\nTranslator\x12W\n\x10TranslateRequest\x12 .omniroute.v1.TranslateRequestIn\x1a!.omniroute.v1.TranslateRequestOut\x12Z\n\x11TranslateResponse\x12!.omniroute.v1.TranslateResponseIn\x1a\".omniroute.v1.TranslateResponseOut\x12\x46\n\x0fTranslateStream\x12\x16.omniroute.v1.StreamIn\x1a\x17.omniroute.v1.StreamOut(\x01\x30\x01\x12H\n\x0bRenderError\x12\x1b.omniroute.v1.RenderErrorIn\x1a\x1c.omniroute.v1.RenderErrorOutb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,15 +41,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TRANSLATERESPONSEOUT']._serialized_start=476
   _globals['_TRANSLATERESPONSEOUT']._serialized_end=584
   _globals['_STREAMSETUP']._serialized_start=587
-  _globals['_STREAMSETUP']._serialized_end=733
-  _globals['_STREAMIN']._serialized_start=735
-  _globals['_STREAMIN']._serialized_end=813
-  _globals['_STREAMOUT']._serialized_start=816
-  _globals['_STREAMOUT']._serialized_end=970
-  _globals['_RENDERERRORIN']._serialized_start=972
-  _globals['_RENDERERRORIN']._serialized_end=1080
-  _globals['_RENDERERROROUT']._serialized_start=1082
-  _globals['_RENDERERROROUT']._serialized_end=1134
-  _globals['_TRANSLATOR']._serialized_start=1137
-  _globals['_TRANSLATOR']._serialized_end=1476
+  _globals['_STREAMSETUP']._serialized_end=756
+  _globals['_STREAMIN']._serialized_start=758
+  _globals['_STREAMIN']._serialized_end=836
+  _globals['_STREAMOUT']._serialized_start=839
+  _globals['_STREAMOUT']._serialized_end=993
+  _globals['_RENDERERRORIN']._serialized_start=995
+  _globals['_RENDERERRORIN']._serialized_end=1103
+  _globals['_RENDERERROROUT']._serialized_start=1105
+  _globals['_RENDERERROROUT']._serialized_end=1157
+  _globals['_TRANSLATOR']._serialized_start=1160
+  _globals['_TRANSLATOR']._serialized_end=1499
 # @@protoc_insertion_point(module_scope)

@@ -152,11 +152,14 @@ class StreamSetup(_message.Message):
     MODEL_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     CREATED_UNIX_FIELD_NUMBER: _builtins.int
+    INCLUDE_USAGE_FIELD_NUMBER: _builtins.int
     source: _common_pb2.Format.ValueType
     target: _common_pb2.Format.ValueType
     model: _builtins.str
     request_id: _builtins.str
     created_unix: _builtins.int
+    include_usage: _builtins.bool
+    """the client asked for usage in the stream (OpenAI stream_options)"""
     def __init__(
         self,
         *,
@@ -165,10 +168,11 @@ class StreamSetup(_message.Message):
         model: _builtins.str = ...,
         request_id: _builtins.str = ...,
         created_unix: _builtins.int = ...,
+        include_usage: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_unix", b"created_unix", "model", b"model", "request_id", b"request_id", "source", b"source", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_unix", b"created_unix", "include_usage", b"include_usage", "model", b"model", "request_id", b"request_id", "source", b"source", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
