@@ -163,7 +163,8 @@ class UsageWriter:
                 log.warning("usage batch insert failed, retrying in %.1fs: %r", delay, exc)
                 await asyncio.gather(*(_settle(m.in_progress()) for m in msgs))
                 await self._pause(delay)
-                delay = min(delay * 2, self._config.retry_max_s)
+                # in_progress must reach JetStream well within ack_wait, or the batch goes to another replica
+                delay = min(delay * 2, self._config.retry_max_s, self._config.ack_wait_s / 3)
                 continue
             self._metrics.insert_seconds.observe(time.perf_counter() - start)
             self._metrics.batches.inc()

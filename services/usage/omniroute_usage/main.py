@@ -45,7 +45,14 @@ async def _retry(what: str, connect: Callable[[], Awaitable[T]], timeout_s: floa
     while True:
         try:
             return await connect()
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, nats.errors.Error) as exc:
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.CannotConnectNowError,
+            asyncpg.InterfaceError,
+            nats.errors.Error,
+        ) as exc:
             if loop.time() + delay > deadline:
                 raise
             log.warning("%s not reachable yet, retrying: %r", what, exc)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Sequence
+from typing import Protocol, cast
 
 import asyncpg
 import pytest
@@ -325,3 +326,62 @@ async def test_stop_when_idle_returns_within_the_fetch_wait(
     writer.stop()
     await asyncio.wait_for(task, 5)
     assert loop.time() - started < 1.0
+
+
+async def test_stop_during_an_outage_hands_the_batch_back_at_once(
+    js: JetStreamContext, proxied_store: tuple[UsageStore, _TcpProxy], pool: asyncpg.Pool, db: str, lane: Lane
+) -> None:
+    broken, proxy = proxied_store
+    await proxy.cut()
+    for n in range(5):
+        await publish(js, lane, make_event(lane.provider, n))
+    metrics = new_metrics()
+    # a long ack_wait: only the nak at shutdown can make the batch available again within this test
+    writer, task = await start_writer(js, broken, lane, metrics, ack_wait_s=60.0)
+    await eventually(lambda: _failed(metrics))
+    writer.stop()
+    await asyncio.wait_for(task, 5)
+
+    replacement = await start_writer(js, UsageStore(pool), lane, new_metrics(), ack_wait_s=60.0)
+
+    async def all_stored() -> bool:
+        return await count_rows(db, lane.provider) == 5
+
+    await eventually(all_stored, timeout=10)
+    await _stop(replacement)
+
+
+async def _failed(metrics: WriterMetrics) -> bool:
+    return metric_value(metrics.failures) >= 1
+
+
+class _Restartable(Protocol):
+    def restart(self) -> None: ...
+
+
+async def test_a_nats_restart_is_ridden_out(
+    js: JetStreamContext, store: UsageStore, db: str, lane: Lane, nats_server: object
+) -> None:
+    if isinstance(nats_server, str):
+        pytest.skip("NATS is external (NATS_URL); it cannot be restarted from here")
+    metrics = new_metrics()
+    running = await start_writer(js, store, lane, metrics)
+    await publish(js, lane, make_event(lane.provider, 0))
+    await eventually(lambda: _settled(js, lane))
+
+    await asyncio.to_thread(cast(_Restartable, nats_server).restart)
+
+    async def published_again() -> bool:
+        try:
+            await publish(js, lane, make_event(lane.provider, 1))
+        except Exception:
+            return False
+        return True
+
+    await eventually(published_again, timeout=20)
+
+    async def both_stored() -> bool:
+        return await count_rows(db, lane.provider) == 2
+
+    await eventually(both_stored, timeout=20)
+    await _stop(running)
