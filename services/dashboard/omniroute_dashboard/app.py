@@ -1,0 +1,88 @@
+"""The FastAPI application: routers, error envelope, ``/metrics`` and the lifespan that owns every client.
+
+The lifespan refuses to start without a usable encryption key, migrates the schema, makes sure an admin password
+exists, starts the config publisher (which does not wait for NATS), bumps the config version once so the current
+database state is announced, and only then serves. Everything it builds is closed on the way out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from omniroute_core.logging import REQUEST_ID
+from omniroute_dashboard import auth, keys, providers, system
+from omniroute_dashboard.context import Context, build_cipher
+from omniroute_dashboard.credentials import announce_generated_password, ensure_admin_password
+from omniroute_dashboard.metrics import DashboardMetrics
+from omniroute_dashboard.publish import Publisher
+from omniroute_dashboard.schema import ensure_schema
+from omniroute_dashboard.settings import DashboardSettings
+from omniroute_dashboard.store import bump_version, create_pool
+from omniroute_dashboard.web import install_error_handlers
+
+__all__ = ["create_app"]
+
+
+class _RequestId:
+    """Plain ASGI middleware: the caller's ``x-request-id`` (or a new one) goes into every log line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")[:128]
+        token = REQUEST_ID.set(given or uuid.uuid4().hex)
+        try:
+            await self._app(scope, receive, send)
+        finally:
+            REQUEST_ID.reset(token)
+
+
+def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = None) -> FastAPI:
+    """Build the app; nothing connects until the lifespan runs. ``metrics`` defaults to a fresh registry."""
+    registry_metrics = metrics or DashboardMetrics.create()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        cipher = build_cipher(settings)
+        await ensure_schema(settings.database_url)
+        pool = await create_pool(settings.database_url, settings.db_pool_size)
+        publisher = Publisher(pool, settings.nats_url, registry_metrics)
+        try:
+            generated = await ensure_admin_password(pool, settings)
+            if generated is not None:
+                announce_generated_password(generated, settings.omniroute_data_dir)
+            publisher.start()
+            async with pool.acquire() as conn, conn.transaction():
+                await bump_version(conn)
+            publisher.notify()
+            app.state.ctx = Context(settings, pool, cipher, publisher, registry_metrics)
+            yield
+        finally:
+            await publisher.stop()
+            await pool.close()
+
+    app = FastAPI(title="OmniRoute dashboard", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(app)
+    app.add_middleware(_RequestId)
+    app.include_router(system.router)
+    app.include_router(auth.router)
+    app.include_router(providers.router)
+    app.include_router(keys.router)
+    app.include_router(system.fallback)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(registry_metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

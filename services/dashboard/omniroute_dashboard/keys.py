@@ -1,0 +1,176 @@
+"""``/api/keys``: API keys for the gateway (and, with the ``admin`` scope, for this API).
+
+A new key is returned once by ``POST``; only its SHA-256 (``hash_api_key``) and a short display prefix are
+stored. Scopes are described in :mod:`omniroute_dashboard.scopes`; omitted scopes default to ``["*"]``.
+``expiresAt`` is ISO 8601 (a naive time is UTC) or Unix time, and must be in the future. ``DELETE`` removes the
+key; ``PUT`` is a partial update (``revoked``, ``name``, ``scopes``, ``noLog``; ``"expiresAt": null`` clears the
+expiry).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic.alias_generators import to_camel
+
+from omniroute_core.crypto import generate_api_key, hash_api_key
+from omniroute_dashboard.auth import require_admin
+from omniroute_dashboard.context import ContextDep, config_change
+from omniroute_dashboard.scopes import DEFAULT_SCOPES, KNOWN_SCOPES
+from omniroute_dashboard.web import ApiError, json_response, parse_body
+
+__all__ = ["PREFIX_LENGTH", "router"]
+
+router = APIRouter(prefix="/api/keys", dependencies=[Depends(require_admin)])
+
+PREFIX_LENGTH = 12  # "sk-omni-" plus 4 random characters: enough to tell keys apart, useless to an attacker
+# SQL is built only from these constants; every value travels as a bind parameter
+_COLUMNS = "id, name, key_prefix, scopes, revoked, expires_at, no_log, created_at"
+_SELECT = f"SELECT {_COLUMNS} FROM api_keys"  # noqa: S608
+_INSERT = (
+    "INSERT INTO api_keys (id, name, key_hash, key_prefix, scopes, expires_at, no_log) "  # noqa: S608
+    f"VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_COLUMNS}"
+)
+_UPDATE = (
+    "UPDATE api_keys SET name = COALESCE($2, name), scopes = COALESCE($3, scopes), "  # noqa: S608
+    "expires_at = CASE WHEN $4 THEN NULL ELSE COALESCE($5, expires_at) END, "
+    f"no_log = COALESCE($6, no_log), revoked = COALESCE($7, revoked) WHERE id = $1 RETURNING {_COLUMNS}"
+)
+
+
+def _name(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _scopes(value: list[str]) -> list[str]:
+    if not value:
+        raise ValueError("must name at least one scope")
+    unknown = sorted(set(value) - KNOWN_SCOPES)
+    if unknown:
+        raise ValueError(f"unknown scope(s) {unknown}; known: {sorted(KNOWN_SCOPES)}")
+    return list(dict.fromkeys(value))
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+Name = Annotated[StrictStr, Field(max_length=200), AfterValidator(_name)]
+Scopes = Annotated[list[StrictStr], Field(max_length=16), AfterValidator(_scopes)]
+Expiry = Annotated[datetime, AfterValidator(_utc)]
+
+
+class _Create(BaseModel):
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
+    name: Name
+    scopes: Scopes = Field(default_factory=lambda: list(DEFAULT_SCOPES))
+    expires_at: Expiry | None = None
+    no_log: StrictBool = False
+
+
+class _Update(BaseModel):
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
+    name: Name | None = None
+    scopes: Scopes | None = None
+    expires_at: Expiry | None = None
+    no_log: StrictBool | None = None
+    revoked: StrictBool | None = None
+
+
+def _future(expires_at: datetime | None) -> None:
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise ApiError(400, "Invalid request: expiresAt: must be in the future", param="expiresAt")
+
+
+def _public(row: asyncpg.Record) -> dict[str, Any]:
+    expires_at: datetime | None = row["expires_at"]
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "prefix": row["key_prefix"],
+        "scopes": list(row["scopes"]),
+        "revoked": row["revoked"],
+        "expiresAt": None if expires_at is None else expires_at.isoformat(),
+        "noLog": row["no_log"],
+        "createdAt": row["created_at"].isoformat(),
+    }
+
+
+def _not_found(key_id: str) -> ApiError:
+    return ApiError(404, f"API key not found: {key_id}", code="key_not_found")
+
+
+@router.get("")
+async def list_keys(ctx: ContextDep) -> Response:
+    """``{"keys": [...], "total": n}``, newest first; never a key or a hash."""
+    rows = await ctx.pool.fetch(f"{_SELECT} ORDER BY created_at DESC, id")
+    return json_response({"keys": [_public(r) for r in rows], "total": len(rows)})
+
+
+@router.post("")
+async def create_key(request: Request, ctx: ContextDep) -> Response:
+    """201 with the key's public fields plus ``key``, the only time the clear key is ever shown."""
+    body = await parse_body(request, _Create)
+    _future(body.expires_at)
+    key = generate_api_key()
+    key_id = str(uuid.uuid4())
+    async with config_change(ctx) as conn:
+        row = await conn.fetchrow(
+            _INSERT,
+            key_id,
+            body.name,
+            hash_api_key(key),
+            key[:PREFIX_LENGTH],
+            body.scopes,
+            body.expires_at,
+            body.no_log,
+        )
+    assert row is not None
+    return json_response({**_public(row), "key": key}, status=201)
+
+
+@router.get("/{key_id}")
+async def get_key(key_id: str, ctx: ContextDep) -> Response:
+    row = await ctx.pool.fetchrow(f"{_SELECT} WHERE id = $1", key_id)
+    if row is None:
+        raise _not_found(key_id)
+    return json_response({"key": _public(row)})
+
+
+@router.put("/{key_id}")
+async def update_key(key_id: str, request: Request, ctx: ContextDep) -> Response:
+    body = await parse_body(request, _Update)
+    _future(body.expires_at)
+    clear_expiry = "expires_at" in body.model_fields_set and body.expires_at is None
+    async with config_change(ctx) as conn:
+        row = await conn.fetchrow(
+            _UPDATE,
+            key_id,
+            body.name,
+            body.scopes,
+            clear_expiry,
+            body.expires_at,
+            body.no_log,
+            body.revoked,
+        )
+        if row is None:
+            raise _not_found(key_id)
+    return json_response({"key": _public(row)})
+
+
+@router.delete("/{key_id}")
+async def delete_key(key_id: str, ctx: ContextDep) -> Response:
+    async with config_change(ctx) as conn:
+        deleted = await conn.fetchval("DELETE FROM api_keys WHERE id = $1 RETURNING id", key_id)
+        if deleted is None:
+            raise _not_found(key_id)
+    return json_response({"id": key_id, "message": "Key deleted successfully"})

@@ -1,0 +1,234 @@
+"""``/api/providers``: provider connections (one account of one provider each).
+
+Request bodies use the API's camelCase names (``apiKey``, ``baseUrl``, ``isActive``); unknown fields are ignored.
+The API key is encrypted with AES-GCM bound to the connection id (``aad = id``) and never returned: responses
+carry it masked (``sk-...abcd``), as do credential-bearing ``headers`` values. An empty ``apiKey`` stores no
+credential (``apiKeyEnc`` is ``""`` in the snapshot). ``PUT`` is a partial update: an omitted (or null) field keeps
+its value, so a ``PUT`` without ``apiKey`` keeps the stored key; ``"baseUrl": ""`` reverts to the catalog default.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic.alias_generators import to_camel
+
+from omniroute_core.crypto import Cipher
+from omniroute_dashboard.auth import require_admin
+from omniroute_dashboard.context import ContextDep, config_change
+from omniroute_dashboard.web import ApiError, json_response, parse_body
+
+__all__ = ["mask_secret", "router"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+router = APIRouter(prefix="/api/providers", dependencies=[Depends(require_admin)])
+
+_SLUG = re.compile(r"[a-z0-9][a-z0-9._-]*")
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
+)
+# SQL is built only from these constants; every value travels as a bind parameter
+_COLUMNS = "id, provider, name, base_url, api_key_enc, priority, is_active, headers, created_at, updated_at"
+_SELECT = f"SELECT {_COLUMNS} FROM provider_connections"  # noqa: S608
+_INSERT = (
+    "INSERT INTO provider_connections (id, provider, name, base_url, api_key_enc, priority, is_active, headers) "  # noqa: S608
+    f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}"
+)
+_UPDATE = (
+    "UPDATE provider_connections SET provider = $2, name = $3, base_url = $4, api_key_enc = $5, priority = $6, "  # noqa: S608
+    f"is_active = $7, headers = $8, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}"
+)
+_PG_INT = 2**31 - 1
+
+
+def _slug(value: str) -> str:
+    if not _SLUG.fullmatch(value):
+        raise ValueError("must match ^[a-z0-9][a-z0-9._-]*$ (e.g. 'openai')")
+    return value
+
+
+def _name(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _base_url(value: str) -> str:
+    value = value.strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL such as https://api.openai.com/v1")
+    return value.rstrip("/")
+
+
+def _headers(value: dict[str, str]) -> dict[str, str]:
+    for key, item in value.items():
+        if not _HEADER_NAME.fullmatch(key):
+            raise ValueError(f"{key!r} is not a valid header name")
+        if "\r" in item or "\n" in item:
+            raise ValueError(f"the value of {key!r} contains a line break")
+    return value
+
+
+Slug = Annotated[StrictStr, Field(max_length=64), AfterValidator(_slug)]
+Name = Annotated[StrictStr, Field(max_length=200), AfterValidator(_name)]
+BaseUrl = Annotated[StrictStr, Field(max_length=2048), AfterValidator(_base_url)]
+Secret = Annotated[StrictStr, Field(max_length=16384)]
+Priority = Annotated[StrictInt, Field(ge=-_PG_INT, le=_PG_INT)]
+Headers = Annotated[dict[StrictStr, StrictStr], Field(max_length=64), AfterValidator(_headers)]
+
+
+class _Create(BaseModel):
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
+    provider: Slug
+    name: Name
+    api_key: Secret = ""
+    base_url: BaseUrl = ""
+    priority: Priority = 0
+    is_active: StrictBool = True
+    headers: Headers = Field(default_factory=dict)
+
+
+class _Update(BaseModel):
+    model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
+    provider: Slug | None = None
+    name: Name | None = None
+    api_key: Secret | None = None
+    base_url: BaseUrl | None = None
+    priority: Priority | None = None
+    is_active: StrictBool | None = None
+    headers: Headers | None = None
+
+
+def mask_secret(secret: str) -> str:
+    """``sk-...abcd`` for a long secret, ``****`` for a short one (too little left to hide), ``""`` for none."""
+    if not secret:
+        return ""
+    if len(secret) < 12:
+        return "****"
+    return f"{secret[:3]}...{secret[-4:]}"
+
+
+def _masked_key(cipher: Cipher, row: asyncpg.Record) -> str:
+    if not row["api_key_enc"]:
+        return ""
+    try:
+        return mask_secret(cipher.decrypt(row["api_key_enc"], aad=row["id"]))
+    except ValueError:
+        # wrong OMNIROUTE_ENCRYPTION_KEY or a tampered row: still list the connection, hide the key entirely
+        log.warning("stored API key does not decrypt", extra={"connection_id": row["id"]})
+        return "****"
+
+
+def _public(cipher: Cipher, row: asyncpg.Record) -> dict[str, Any]:
+    headers: dict[str, str] = row["headers"]
+    return {
+        "id": row["id"],
+        "provider": row["provider"],
+        "name": row["name"],
+        "baseUrl": row["base_url"],
+        "apiKey": _masked_key(cipher, row),
+        "priority": row["priority"],
+        "isActive": row["is_active"],
+        "headers": {k: mask_secret(v) if k.lower() in _SECRET_HEADERS else v for k, v in headers.items()},
+        "createdAt": row["created_at"].isoformat(),
+        "updatedAt": row["updated_at"].isoformat(),
+    }
+
+
+def _not_found(connection_id: str) -> ApiError:
+    return ApiError(404, f"Connection not found: {connection_id}", code="connection_not_found")
+
+
+@router.get("")
+async def list_connections(ctx: ContextDep, provider: str | None = None) -> Response:
+    """``{"connections": [...], "total": n}``, ordered by provider, priority, name; ``?provider=`` filters."""
+    rows = await ctx.pool.fetch(
+        f"{_SELECT} WHERE $1::text IS NULL OR provider = $1 ORDER BY provider, priority, name, id",
+        provider,
+    )
+    return json_response({"connections": [_public(ctx.cipher, r) for r in rows], "total": len(rows)})
+
+
+@router.post("")
+async def create_connection(request: Request, ctx: ContextDep) -> Response:
+    """201 ``{"id", "connection"}``; 400 for an invalid body."""
+    body = await parse_body(request, _Create)
+    connection_id = str(uuid.uuid4())
+    key_enc = ctx.cipher.encrypt(body.api_key, aad=connection_id) if body.api_key else ""
+    async with config_change(ctx) as conn:
+        row = await conn.fetchrow(
+            _INSERT,
+            connection_id,
+            body.provider,
+            body.name,
+            body.base_url,
+            key_enc,
+            body.priority,
+            body.is_active,
+            body.headers,
+        )
+    assert row is not None
+    return json_response({"id": connection_id, "connection": _public(ctx.cipher, row)}, status=201)
+
+
+@router.get("/{connection_id}")
+async def get_connection(connection_id: str, ctx: ContextDep) -> Response:
+    row = await ctx.pool.fetchrow(f"{_SELECT} WHERE id = $1", connection_id)
+    if row is None:
+        raise _not_found(connection_id)
+    return json_response({"connection": _public(ctx.cipher, row)})
+
+
+@router.put("/{connection_id}")
+async def update_connection(connection_id: str, request: Request, ctx: ContextDep) -> Response:
+    """Partial update (see the module docstring); 404 for an unknown id."""
+    body = await parse_body(request, _Update)
+    async with config_change(ctx) as conn:
+        old = await conn.fetchrow(f"{_SELECT} WHERE id = $1 FOR UPDATE", connection_id)
+        if old is None:
+            raise _not_found(connection_id)
+        key_enc = old["api_key_enc"]
+        if body.api_key is not None:
+            key_enc = ctx.cipher.encrypt(body.api_key, aad=connection_id) if body.api_key else ""
+        row = await conn.fetchrow(
+            _UPDATE,
+            connection_id,
+            _pick(body.provider, old["provider"]),
+            _pick(body.name, old["name"]),
+            _pick(body.base_url, old["base_url"]),
+            key_enc,
+            _pick(body.priority, old["priority"]),
+            _pick(body.is_active, old["is_active"]),
+            _pick(body.headers, old["headers"]),
+        )
+    assert row is not None
+    return json_response({"connection": _public(ctx.cipher, row)})
+
+
+@router.delete("/{connection_id}")
+async def delete_connection(connection_id: str, ctx: ContextDep) -> Response:
+    async with config_change(ctx) as conn:
+        deleted = await conn.fetchval("DELETE FROM provider_connections WHERE id = $1 RETURNING id", connection_id)
+        if deleted is None:
+            raise _not_found(connection_id)
+    return json_response({"id": connection_id, "message": "Connection deleted successfully"})
+
+
+def _pick(new: T | None, old: T) -> T:
+    return old if new is None else new
