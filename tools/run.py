@@ -9,7 +9,7 @@ Ports, the data folder and external servers are set by environment variables: se
 Exit status: honcho's (130 after Ctrl-C, 143 after SIGTERM, else the code of the first process that stopped),
 or 1 when a port is taken or the environment is malformed.
 
-The same file is also the entry point of the helper roles (``postgres``, ``gate``, ``banner``; see
+The same file is also the entry point of the helper roles (``serve``, ``gate``, ``banner``; see
 ``runlib/roles.py``), so that they run with this interpreter and find ``runlib`` next to this file.
 """
 
@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from honcho.manager import Manager
 
-from omniroute_devservers.servers import command as server_command
+from omniroute_devservers.servers import KINDS
 from tools.runlib.layout import Layout, ensure_encryption_key, resolve, service_env
-from tools.runlib.roles import banner, gate, postgres_guard
+from tools.runlib.roles import backing_server, banner, gate
 
 HERE = Path(__file__).resolve()
 
@@ -87,15 +87,13 @@ def launch() -> int:
     manager = Manager()
     me: list[str | Path] = [sys.executable, HERE]
     for b in layout.backing:
-        if b.kind == "postgres":
-            argv: list[str | Path] = [*me, "postgres", "--data", b.data, "--port", str(b.port)]
-        else:
-            argv = [*server_command(b.kind, b.data, b.port)]
-        manager.add_process(b.kind, _shell(argv), env=environ)
+        manager.add_process(
+            b.kind, _shell([*me, "serve", b.kind, "--data", b.data, "--port", str(b.port)]), env=environ
+        )
     backing = [f"{b.kind}={b.url}" for b in layout.backing]
     for s in layout.services:
         waits = backing + [f"{dep}={layout.service(dep).health}" for dep in s.after]
-        argv = [*me, "gate", "--timeout", str(layout.start_timeout)]
+        argv: list[str | Path] = [*me, "gate", "--timeout", str(layout.start_timeout)]
         for wait in waits:
             argv += ["--wait", wait]
         argv += ["--", *_service_argv(s.name)]
@@ -108,10 +106,12 @@ def launch() -> int:
 def main(args: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="tools/run.py", description=__doc__.split("\n\n")[0])
     roles = parser.add_subparsers(dest="role", help="internal: the helper processes the launcher starts")
-    pg = roles.add_parser("postgres")
-    pg.add_argument("--data", type=Path, required=True)
-    pg.add_argument("--port", type=int, required=True)
-    pg.add_argument("--timeout", type=float, default=60.0)
+    serve = roles.add_parser("serve")
+    serve.add_argument("kind", choices=KINDS)
+    serve.add_argument("--data", type=Path, required=True)
+    serve.add_argument("--port", type=int, required=True)
+    serve.add_argument("--timeout", type=float, default=60.0)
+    serve.add_argument("--grace", type=float, default=1.0, help="seconds the services get to stop first")
     gt = roles.add_parser("gate", usage="gate [--timeout S] [--wait NAME=URL ...] -- COMMAND...")
     gt.add_argument("--timeout", type=float, default=120.0)
     gt.add_argument("--wait", action="append", default=[], metavar="NAME=URL")
@@ -119,8 +119,8 @@ def main(args: Sequence[str]) -> int:
 
     split = args.index("--") if "--" in args else len(args)
     ns = parser.parse_args(args[:split])
-    if ns.role == "postgres":
-        return postgres_guard(ns.data, ns.port, ns.timeout)
+    if ns.role == "serve":
+        return backing_server(ns.kind, ns.data, ns.port, ns.timeout, ns.grace)
     if ns.role == "gate":
         if not args[split + 1 :]:
             parser.error("gate needs a command after --")

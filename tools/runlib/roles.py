@@ -3,7 +3,7 @@
 honcho starts every process at once and stops them all when any one exits, so ordering and the banner are
 processes too: each service starts through a *gate* that waits for what it needs and then execs the service;
 the *banner* waits until the suite is healthy, prints how to use it and then stays alive until stopped;
-the *PostgreSQL guard* turns honcho's SIGTERM into PostgreSQL's fast shutdown.
+each *backing server* runs behind a guard that stops it cleanly, and only after the services.
 """
 
 from __future__ import annotations
@@ -21,43 +21,55 @@ from omniroute_devservers.servers import command, ensure_database, wait_ready
 from tools.runlib.layout import PASSWORD_FILE, Layout
 from tools.runlib.probes import wait_ready as wait_url
 
-__all__ = ["banner", "gate", "postgres_guard"]
+__all__ = ["backing_server", "banner", "gate"]
 
 
 def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def postgres_guard(data: Path, port: int, timeout: float) -> int:
-    """Run PostgreSQL on ``port`` with ``data``, create database ``omniroute`` once, and stop it cleanly.
+def backing_server(kind: str, data: Path, port: int, timeout: float, grace: float) -> int:
+    """Run the ``kind`` server on ``port`` with ``data`` until SIGTERM or SIGINT, then stop it cleanly.
 
-    honcho stops a process by sending SIGTERM to its whole process group. For PostgreSQL that would be a "smart"
-    shutdown (which waits for every client) delivered to every backend at once, and after honcho's 5 s grace a
-    SIGKILL. So the server runs in its own session, out of honcho's reach, and this guard forwards SIGTERM and
-    SIGINT as SIGINT, PostgreSQL's fast shutdown: clients are disconnected and a shutdown checkpoint is written.
-    Returns the server's exit code.
+    honcho stops a process by sending SIGTERM to its whole process group, to every process at once, and SIGKILLs
+    what is left 5 s after the first one exits. For PostgreSQL a SIGTERM is a "smart" shutdown that waits for
+    every client, and it would reach each backend directly. So the server runs in its own session, out of
+    honcho's reach; on a signal this guard waits ``grace`` seconds, so that the services can still flush to it
+    while they stop, then sends SIGINT: PostgreSQL's fast shutdown (clients disconnected, shutdown checkpoint
+    written), a clean stop for Redis and NATS. Keep ``grace`` well under honcho's 5 s.
+
+    For PostgreSQL, database ``omniroute`` is created when missing. Returns the server's exit code.
     """
-    proc = subprocess.Popen(command("postgres", data, port), start_new_session=True)
-    stopping = False
+    proc = subprocess.Popen(command(kind, data, port), start_new_session=True)
+    ready = False
+    stop_at: float | None = None
 
-    def stop(_signum: int = 0, _frame: FrameType | None = None) -> None:
-        nonlocal stopping
-        stopping = True
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stop_at
+        if stop_at is None:
+            stop_at = time.monotonic() + (grace if ready else 0.0)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
     try:
-        wait_ready("postgres", port, timeout=timeout, proc=proc)
-        ensure_database(port)
+        wait_ready(kind, port, timeout=timeout, proc=proc)
+        if kind == "postgres":
+            ensure_database(port)
     except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
-        if not stopping:
-            _say(f"PostgreSQL did not start: {exc}")
-            stop()
-        return proc.wait() or 1
-    _say(f"PostgreSQL ready on 127.0.0.1:{port}, database omniroute, data in {data}")
-    return proc.wait()
+        _say(f"{kind} did not start: {exc}")
+        stop_at = time.monotonic()
+    else:
+        ready = True
+        _say(f"{kind} ready on 127.0.0.1:{port}, data in {data}")
+    signalled = False
+    while True:
+        try:
+            return proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            pass
+        if stop_at is not None and time.monotonic() >= stop_at and not signalled:
+            proc.send_signal(signal.SIGINT)
+            signalled = True
 
 
 def gate(waits: Sequence[tuple[str, str]], argv: Sequence[str], timeout: float) -> int:  # noqa: RET503 (os.execvp never returns)
