@@ -1,8 +1,9 @@
 """The FastAPI application: routers, error envelope, ``/metrics`` and the lifespan that owns every client.
 
 The lifespan refuses to start without a usable encryption key, migrates the schema, makes sure an admin password
-exists, starts the config publisher (which does not wait for NATS), bumps the config version once so the current
-database state is announced, and only then serves. Everything it builds is closed on the way out.
+exists, starts the config publisher, bumps the config version once so the current database state is announced
+(waiting up to ``PUBLISH_WAIT_S`` for it, not at all when NATS is down), and only then serves. Everything it
+builds is closed on the way out.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
                 announce_generated_password(generated, settings.omniroute_data_dir)
             publisher.start()
             async with pool.acquire() as conn, conn.transaction():
-                await bump_version(conn)
-            publisher.notify()
+                version = await bump_version(conn)
+            await publisher.announce(version, settings.publish_wait_s)
             app.state.ctx = Context(settings, pool, cipher, publisher, registry_metrics)
             yield
         finally:

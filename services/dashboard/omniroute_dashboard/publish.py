@@ -5,9 +5,10 @@ newest snapshot from PostgreSQL and writes it to the KV key with a compare-and-s
 
 - the version in the bucket never goes backwards, whoever writes (several dashboard replicas, a stale reader);
 - a NATS outage only delays publication: the task retries with backoff, and republishes after every reconnect;
-- when the bucket already holds a *newer* version with *different* content (the database was restored from a
-  backup, or it was reset under a live NATS), the database's version is raised above the bucket's and the
-  current content is published, so data-plane services never ignore it as stale.
+- when the bucket holds a version at or past the database's but not the database's content (the database was
+  restored from a backup or recreated under a live NATS), the database's version is raised above the bucket's
+  and the current content is published under it, so data-plane services never ignore it as stale. Hence the
+  published version is always a version the database handed out.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 
 from omniroute_core import jsonx
 from omniroute_core.events import CONFIG_KEY, config_bucket
-from omniroute_core.snapshot import ConfigSnapshot
 from omniroute_dashboard.metrics import DashboardMetrics
 from omniroute_dashboard.store import Pool, bump_version, load_snapshot
 
@@ -53,6 +53,9 @@ class Publisher:
         self._wake = asyncio.Event()
         self._progress = asyncio.Condition()
         self._published = 0
+        # True once a connection attempt failed or the connection dropped, until NATS answers again: then
+        # announce() answers at once instead of making the API wait for an outage
+        self._nats_down = False
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -86,11 +89,11 @@ class Publisher:
     async def announce(self, version: int, wait_s: float) -> bool:
         """Request publication and wait up to ``wait_s`` until ``version`` (or newer) is in the bucket.
 
-        Returns False on timeout or when NATS is down (then without waiting); publication continues in the
-        background either way, so a caller never fails because of NATS.
+        Returns False on timeout or when NATS is known to be down (then without waiting); publication continues
+        in the background either way, so a caller never fails because of NATS.
         """
         self.notify()
-        if not self.connected:
+        if self._nats_down:
             return False
         try:
             async with asyncio.timeout(wait_s), self._progress:
@@ -123,9 +126,14 @@ class Publisher:
         # The options of omniroute_core.events.connect, on a client we own: its initial connect retries forever
         # while NATS is down, and owning the client lets stop() close it even mid-connect.
         async def on_error(exc: Exception) -> None:
+            self._nats_down = not self._nc.is_connected
             log.warning("nats error: %s", exc)
 
+        async def on_disconnect() -> None:
+            self._nats_down = True
+
         async def on_reconnect() -> None:
+            self._nats_down = False
             log.info("nats reconnected; republishing the config snapshot if needed")
             self.notify()
 
@@ -137,7 +145,9 @@ class Publisher:
             connect_timeout=2,
             error_cb=on_error,
             reconnected_cb=on_reconnect,
+            disconnected_cb=on_disconnect,
         )
+        self._nats_down = False
 
     async def _publish_newest(self, js: JetStreamContext) -> None:
         kv = await config_bucket(js)
@@ -159,12 +169,14 @@ class Publisher:
                     return
             except KeyWrongLastSequenceError:
                 continue  # another writer got there first: look again
-            if entry.value == _renumbered(snap, current):
+            if current == snap.version and entry.value == snap.to_json():
                 await self._mark(current, "current")
                 return
+            # The bucket is at or past our version with other content: raise the database's version above it,
+            # so the next round publishes the database state under a version the data plane will accept.
             log.warning(
-                "config bucket holds version %d with other content than the database (version %d); "
-                "raising the database version above it",
+                "config bucket holds version %d, at or past the database's %d but not its content; raising the "
+                "database version above the bucket's",
                 current,
                 snap.version,
             )
@@ -191,7 +203,3 @@ def _version_of(value: bytes | None) -> int:
         return int(jsonx.loads(value)["version"])
     except (ValueError, KeyError, TypeError):
         return -1
-
-
-def _renumbered(snap: ConfigSnapshot, version: int) -> bytes:
-    return ConfigSnapshot.build(version, snap.connections, snap.api_keys, snap.settings).to_json()
