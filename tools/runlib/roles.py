@@ -46,8 +46,11 @@ def backing_server(kind: str, data: Path, port: int, timeout: float, grace: floa
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
         nonlocal stop_at
-        if stop_at is None:
-            stop_at = time.monotonic() + (grace if ready else 0.0)
+        if stop_at is not None:
+            return
+        stop_at = time.monotonic() + grace
+        if not ready and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)  # still starting: no service depends on it yet, and no grace to wait
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
@@ -56,20 +59,19 @@ def backing_server(kind: str, data: Path, port: int, timeout: float, grace: floa
         if kind == "postgres":
             ensure_database(port)
     except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
-        _say(f"{kind} did not start: {exc}")
-        stop_at = time.monotonic()
-    else:
-        ready = True
-        _say(f"{kind} ready on 127.0.0.1:{port}, data in {data}")
-    signalled = False
+        if stop_at is None:
+            _say(f"{kind} did not start: {exc}")
+            proc.send_signal(signal.SIGINT)
+        return proc.wait() or 1
+    ready = True
+    _say(f"{kind} ready on 127.0.0.1:{port}, data in {data}")
     while True:
         try:
             return proc.wait(timeout=0.05)
         except subprocess.TimeoutExpired:
-            pass
-        if stop_at is not None and time.monotonic() >= stop_at and not signalled:
-            proc.send_signal(signal.SIGINT)
-            signalled = True
+            if stop_at is not None and time.monotonic() >= stop_at:
+                proc.send_signal(signal.SIGINT)
+                stop_at = float("inf")  # signalled once; now only wait
 
 
 def gate(waits: Sequence[tuple[str, str]], argv: Sequence[str], timeout: float) -> int:  # noqa: RET503 (os.execvp never returns)
