@@ -98,6 +98,12 @@ async def login(request: Request, ctx: ContextDep) -> Response:
     return response
 
 
+@router.get("/api/auth/session")
+async def session(principal: AdminDep) -> Response:
+    """Who the caller is (200), or the guard's 401/403: lets the web UI and other services check a cookie."""
+    return json_response({"authenticated": True, "kind": principal.kind, "keyId": principal.key_id})
+
+
 @router.post("/api/auth/logout")
 async def logout(request: Request, ctx: ContextDep) -> Response:
     """Ends the session of the cookie (if any) and clears the cookie; always 200."""

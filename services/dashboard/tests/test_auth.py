@@ -19,6 +19,7 @@ PROTECTED = [
     ("PUT", "/api/keys/some-id"),
     ("DELETE", "/api/keys/some-id"),
     ("GET", "/api/settings"),
+    ("GET", "/api/auth/session"),
     ("POST", "/api/anything/else"),
 ]
 
@@ -86,6 +87,8 @@ async def test_a_bogus_cookie_or_bearer_is_401(dash: Dashboard, method: str, pat
 
 
 async def test_logged_in_admin_gets_through(dash: Dashboard) -> None:
+    me = await dash.admin.get("/api/auth/session")
+    assert me.json() == {"authenticated": True, "kind": "session", "keyId": None}
     assert (await dash.admin.get("/api/providers")).status_code == 200
     assert (await dash.admin.get("/api/keys")).status_code == 200
     unknown = await dash.admin.get("/api/no/such/thing")
@@ -127,6 +130,9 @@ async def test_admin_api_key_works_and_other_keys_do_not(dash: Dashboard) -> Non
 
     ok = await dash.client.get("/api/providers", headers={"authorization": f"Bearer {admin_key}"})
     assert ok.status_code == 200
+    me = (await dash.client.get("/api/auth/session", headers={"authorization": f"bearer {admin_key}"})).json()
+    assert me["kind"] == "api_key"
+    assert me["keyId"]
     denied = await dash.client.get("/api/providers", headers={"authorization": f"Bearer {chat_key}"})
     assert_error(denied, 403, "permission_error")
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 
 import nats
@@ -90,6 +91,25 @@ async def test_a_mutation_reaches_a_watcher_within_a_second(dash: Dashboard, nc:
     (api_key,) = snap.api_keys
     assert (api_key.id, api_key.scopes, api_key.revoked) == (key["id"], ("chat",), False)
     assert snap.version == await dash.ctx.pool.fetchval("SELECT version FROM config_version")
+
+
+async def test_key_options_reach_the_snapshot(dash: Dashboard, kv: KeyValue) -> None:
+    expires = "2999-01-02T03:04:05+00:00"
+    body = {"name": "batch", "scopes": ["embeddings"], "expiresAt": expires, "noLog": True}
+    created = (await dash.admin.post("/api/keys", json=body)).json()
+    await dash.admin.put(f"/api/keys/{created['id']}", json={"revoked": True})
+    snap = await read_kv(kv)
+    assert snap is not None
+    (key,) = snap.api_keys
+    assert key.expires_at_ms == int(datetime.fromisoformat(expires).timestamp() * 1000)
+    assert (key.no_log, key.revoked, key.scopes) == (True, True, ("embeddings",))
+    assert not key.usable(0)
+
+
+async def test_stops_cleanly_while_nats_is_unreachable(pg_database: str, nats_port: int) -> None:
+    async for running in start(make_settings(pg_database, url_for("nats", nats_port))):
+        assert (await running.client.get("/api/monitoring/health")).json()["nats"] == "disconnected"
+        assert (await running.admin.post("/api/keys", json={"name": "x"})).status_code == 201
 
 
 async def test_update_and_delete_are_published(dash: Dashboard, kv: KeyValue) -> None:
