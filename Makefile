@@ -30,6 +30,9 @@ check: install
 proto: install
 	$(UV) run --frozen python tools/gen_proto.py
 
+bench: install
+	$(UV) run --frozen python bench/run.py $(ARGS)
+
 goldens: install
 	$(UV) run --frozen python -m omniroute_translator.goldens
 
