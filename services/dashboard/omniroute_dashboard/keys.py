@@ -3,8 +3,8 @@
 A new key is returned once by ``POST``; only its SHA-256 (``hash_api_key``) and a short display prefix are
 stored. Scopes are described in :mod:`omniroute_dashboard.scopes`; omitted scopes default to ``["*"]``.
 ``expiresAt`` is ISO 8601 (a naive time is UTC) or Unix time, and must be in the future. ``DELETE`` removes the
-key; ``PUT`` is a partial update (``revoked``, ``name``, ``scopes``, ``noLog``; ``"expiresAt": null`` clears the
-expiry).
+key; ``PATCH`` (or ``PUT``) is a partial update (``revoked``, ``name``, ``scopes``, ``noLog``; ``"expiresAt": null``
+clears the expiry). Single-key responses carry the key's public fields at the top level, as OmniRoute's do.
 """
 
 from __future__ import annotations
@@ -143,10 +143,10 @@ async def get_key(key_id: str, ctx: ContextDep) -> Response:
     row = await ctx.pool.fetchrow(f"{_SELECT} WHERE id = $1", key_id)
     if row is None:
         raise _not_found(key_id)
-    return json_response({"key": _public(row)})
+    return json_response(_public(row))
 
 
-@router.put("/{key_id}")
+@router.api_route("/{key_id}", methods=["PATCH", "PUT"])
 async def update_key(key_id: str, request: Request, ctx: ContextDep) -> Response:
     body = await parse_body(request, _Update)
     _future(body.expires_at)
@@ -164,7 +164,7 @@ async def update_key(key_id: str, request: Request, ctx: ContextDep) -> Response
         )
         if row is None:
             raise _not_found(key_id)
-    return json_response({"key": _public(row)})
+    return json_response(_public(row))
 
 
 @router.delete("/{key_id}")

@@ -36,7 +36,7 @@ async def test_create_shows_the_key_once_and_stores_only_its_hash(dash: Dashboar
     assert set(item) == {"id", "name", "scopes", "prefix", "createdAt", "revoked", "expiresAt", "noLog"}
     assert key not in str(listed)
     assert row["key_hash"] not in str(listed)
-    single = (await dash.admin.get(f"/api/keys/{created['id']}")).json()["key"]
+    single = (await dash.admin.get(f"/api/keys/{created['id']}")).json()
     assert single == item
 
 
@@ -64,10 +64,10 @@ async def test_update_and_clear_expiry(dash: Dashboard) -> None:
     key_id = (await dash.admin.post("/api/keys", json={"name": "x", "expiresAt": expires})).json()["id"]
     response = await dash.admin.put(f"/api/keys/{key_id}", json={"name": "y", "scopes": ["audio"], "noLog": True})
     assert response.status_code == 200, response.text
-    updated = response.json()["key"]
+    updated = response.json()
     assert (updated["name"], updated["scopes"], updated["noLog"]) == ("y", ["audio"], True)
     assert updated["expiresAt"] is not None
-    cleared = (await dash.admin.put(f"/api/keys/{key_id}", json={"expiresAt": None})).json()["key"]
+    cleared = (await dash.admin.patch(f"/api/keys/{key_id}", json={"expiresAt": None})).json()
     assert cleared["expiresAt"] is None
     assert cleared["name"] == "y"
 
@@ -79,7 +79,7 @@ async def test_delete(dash: Dashboard) -> None:
     assert_error(await dash.admin.delete(f"/api/keys/{key_id}"), 404, "not_found_error")
 
 
-@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
 async def test_unknown_id_is_404(dash: Dashboard, method: str) -> None:
     assert_error(await dash.admin.request(method, "/api/keys/nope", json={"name": "x"}), 404, "not_found_error")
 
