@@ -10,10 +10,12 @@ import asyncio
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -105,7 +107,20 @@ class Launcher:
 
 
 @pytest.fixture
-def suite_env(tmp_path: Path) -> dict[str, str]:
+def data_dir() -> Iterator[Path]:
+    """A fresh data folder, deliberately not under ``tmp_path``.
+
+    Run as root, PostgreSQL runs as its own user, which must traverse every parent of its data. pytest keeps
+    /tmp/pytest-of-<user> at 0700 and tightens it again whenever any pytest session starts, so a data folder
+    in there fails whenever another session starts at the wrong moment.
+    """
+    root = Path(tempfile.mkdtemp(prefix="omniroute-run-test-"))
+    yield root / "data"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def suite_env(data_dir: Path) -> dict[str, str]:
     """The launcher's environment: every port free and non-default, data in a temporary folder."""
     names = [
         *(f"{s.upper()}_PORT" for s in SERVICES),
@@ -130,17 +145,21 @@ def suite_env(tmp_path: Path) -> dict[str, str]:
         }
     }
     env.update(zip(names, map(str, _free_ports(len(names))), strict=True))
-    env["OMNIROUTE_DATA_DIR"] = str(tmp_path / "data")
+    env["OMNIROUTE_DATA_DIR"] = str(data_dir)
     env["OMNIROUTE_START_TIMEOUT"] = str(START_TIMEOUT - 30)
     return env
 
 
 @pytest.fixture
 def launchers() -> Iterator[list[Launcher]]:
-    """Launchers started by a test; any still running at the end is killed (with its whole family)."""
+    """Launchers started by a test; any still running at the end is killed (with its whole family).
+
+    Their output is printed at teardown: pytest shows it when the test failed, whatever the assertion was.
+    """
     started: list[Launcher] = []
     yield started
-    for launcher in started:
+    for number, launcher in enumerate(started, start=1):
+        print(f"---- launcher {number} output ----\n{launcher.output}")
         if launcher.proc.poll() is None:
             family = [psutil.Process(launcher.proc.pid), *psutil.Process(launcher.proc.pid).children(recursive=True)]
             launcher.proc.send_signal(signal.SIGTERM)

@@ -8,6 +8,7 @@ each *backing server* runs behind a guard that stops it cleanly, and only after 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -42,6 +43,13 @@ def backing_server(kind: str, data: Path, port: int, timeout: float, grace: floa
     """
     proc = subprocess.Popen(command(kind, data, port), start_new_session=True)
     ready = False
+
+    def abort_start() -> None:
+        # Still starting, so nothing depends on it yet: stop its whole session at once, which also reaches an
+        # initdb still running under the preparing Python (initdb then removes its half-made data folder).
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+
     stop_at: float | None = None
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
@@ -49,8 +57,8 @@ def backing_server(kind: str, data: Path, port: int, timeout: float, grace: floa
         if stop_at is not None:
             return
         stop_at = time.monotonic() + grace
-        if not ready and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)  # still starting: no service depends on it yet, and no grace to wait
+        if not ready:
+            abort_start()
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
@@ -61,7 +69,7 @@ def backing_server(kind: str, data: Path, port: int, timeout: float, grace: floa
     except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as exc:
         if stop_at is None:
             _say(f"{kind} did not start: {exc}")
-            proc.send_signal(signal.SIGINT)
+            abort_start()
         return proc.wait() or 1
     ready = True
     _say(f"{kind} ready on 127.0.0.1:{port}, data in {data}")
