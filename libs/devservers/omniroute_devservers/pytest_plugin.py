@@ -7,8 +7,10 @@ Each server starts on first use (a test needing only NATS never starts PostgreSQ
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -63,11 +65,15 @@ def _server(kind: str, factory: pytest.TempPathFactory) -> Iterator[_Server | st
     if external:
         yield external
         return
-    server = _Server(kind, factory.mktemp("servers", numbered=True))
+    # Not under pytest's basetemp: pytest prunes old basetemp folders, and a concurrent session would delete
+    # the data folder of a server that is still running.
+    root = Path(tempfile.mkdtemp(prefix=f"omniroute-{kind}-"))
+    server = _Server(kind, root)
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
