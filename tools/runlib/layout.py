@@ -4,11 +4,11 @@ Every port can be overridden by an environment variable (so tests can run the su
 developer's own ``make run``). Defaults are the product's ports for the services and non-standard ports for the
 backing servers, so a PostgreSQL, Redis or NATS already running on the machine is never touched.
 
-==========================  ===========================  =========================================
+==========================  ===========================  =============================================
 what                        default                      override
-==========================  ===========================  =========================================
+==========================  ===========================  =============================================
 data folder                 ./data                       OMNIROUTE_DATA_DIR
-edge (public HTTP)          20128, metrics 9100          EDGE_PORT, EDGE_METRICS_PORT
+edge (public HTTP)          20128, metrics 9100          EDGE_PORT, EDGE_METRICS_PORT (0: no metrics)
 translator (gRPC)           50051, metrics 9101          TRANSLATOR_PORT, TRANSLATOR_METRICS_PORT
 executor (gRPC)             50052, metrics 9102          EXECUTOR_PORT, EXECUTOR_METRICS_PORT
 usage (gRPC)                50053, metrics 9103          USAGE_PORT, USAGE_METRICS_PORT
@@ -17,7 +17,11 @@ PostgreSQL                  25432 (<data>/postgres)      OMNIROUTE_PG_PORT, or D
 Redis                       26379 (<data>/redis)         OMNIROUTE_REDIS_PORT, or REDIS_URL
 NATS JetStream              24222 (<data>/nats)          OMNIROUTE_NATS_PORT, or NATS_URL
 Qdrant (local mode)         <data>/qdrant                QDRANT_PATH, or QDRANT_URL
-==========================  ===========================  =========================================
+wait for health             120 s                        OMNIROUTE_START_TIMEOUT
+==========================  ===========================  =============================================
+
+Also passed on: REQUIRE_API_KEY (default false), INITIAL_PASSWORD, OMNIROUTE_ENCRYPTION_KEY (default: generated
+once into <data>/encryption-key), BIND_HOST (default 127.0.0.1), LOG_LEVEL (default INFO).
 """
 
 from __future__ import annotations
@@ -101,11 +105,11 @@ class Layout:
         return f"http://localhost:{self.service('edge').port}"
 
 
-def _port(environ: Mapping[str, str], var: str, default: int) -> int:
+def _port(environ: Mapping[str, str], var: str, default: int, *, zero_disables: bool = False) -> int:
     raw = environ.get(var, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
+    if not raw.isdigit() or not (0 if zero_disables else 1) <= int(raw) < 65536:
         raise ValueError(f"{var} must be a TCP port number, got {raw!r}")
     return int(raw)
 
@@ -115,13 +119,13 @@ def _flag(environ: Mapping[str, str], var: str) -> bool:
 
 
 def resolve(environ: Mapping[str, str], cwd: Path) -> Layout:
-    """Resolve the run from ``environ``; pure (creates nothing). Raises ``ValueError`` on a malformed port."""
+    """Resolve the run from ``environ``; pure (creates nothing). Raises ``ValueError`` on a malformed value."""
     data = (cwd / environ.get("OMNIROUTE_DATA_DIR", "data")).resolve()
     services = []
     for name, (port_var, default_port, default_metrics, path, after) in _SERVICES.items():
         port = _port(environ, port_var, default_port)
         health = f"http://{LOOPBACK}:{port}{path}" if path else f"grpc://{LOOPBACK}:{port}"
-        metrics = _port(environ, f"{name.upper()}_METRICS_PORT", default_metrics)
+        metrics = _port(environ, f"{name.upper()}_METRICS_PORT", default_metrics, zero_disables=True)
         services.append(Service(name, port_var, port, metrics, health, after))
     backing, urls = [], {}
     for kind, (url_var, port_var, default_port) in _BACKING.items():
@@ -138,7 +142,11 @@ def resolve(environ: Mapping[str, str], cwd: Path) -> Layout:
         if qdrant_url
         else {"QDRANT_PATH": environ.get("QDRANT_PATH") or str(data / "qdrant")}
     )
-    timeout = float(environ.get("OMNIROUTE_START_TIMEOUT") or DEFAULT_START_TIMEOUT)
+    raw_timeout = environ.get("OMNIROUTE_START_TIMEOUT", "").strip()
+    try:
+        timeout = float(raw_timeout) if raw_timeout else DEFAULT_START_TIMEOUT
+    except ValueError:
+        raise ValueError(f"OMNIROUTE_START_TIMEOUT must be a number of seconds, got {raw_timeout!r}") from None
     return Layout(data, tuple(services), tuple(backing), urls, qdrant, _flag(environ, "REQUIRE_API_KEY"), timeout)
 
 
