@@ -31,13 +31,14 @@ from dataclasses import dataclass
 
 import asyncpg
 import nats.errors
+import nats.js.errors
 from google.protobuf.message import DecodeError
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from omniroute.v1 import usage_pb2
-from omniroute_core.events import USAGE_STREAM, USAGE_SUBJECT_PREFIX
+from omniroute_core.events import USAGE_STREAM, USAGE_SUBJECT_PREFIX, ensure_usage_stream
 from omniroute_usage.metrics import WriterMetrics
 from omniroute_usage.store import Row, UsageStore, event_row
 
@@ -92,18 +93,28 @@ class UsageWriter:
         return await self._js.pull_subscribe(c.filter_subject, durable=c.durable, stream=USAGE_STREAM, config=config)
 
     async def run(self, sub: JetStreamContext.PullSubscription | None = None) -> None:
-        """Consume until :meth:`stop`. NATS errors are logged and retried; they never end the loop."""
-        if sub is None:
-            sub = await self.subscribe()
+        """Consume until :meth:`stop`. NATS errors are logged and retried; they never end the loop. When the
+        consumer or the stream is gone (NATS lost its storage, an operator deleted it), both are recreated."""
+        current: JetStreamContext.PullSubscription | None = sub if sub is not None else await self.subscribe()
         delay = self._config.retry_initial_s
         try:
             while not self._stopping.is_set():
+                if current is None:
+                    current = await self._resubscribe()
+                    if current is None:
+                        await self._pause(delay)
+                        delay = min(delay * 2, self._config.retry_max_s)
+                        continue
                 try:
-                    msgs = await sub.fetch(self._config.batch_size, timeout=self._config.batch_wait_s)
+                    msgs = await current.fetch(self._config.batch_size, timeout=self._config.batch_wait_s)
                 except TimeoutError:
                     continue  # nothing to do within batch_wait; look at the stop flag again
                 except nats.errors.Error as exc:
-                    log.warning("usage fetch failed, retrying: %s", exc)
+                    log.warning("usage fetch failed, retrying: %r", exc)
+                    if isinstance(exc, nats.js.errors.APIError):
+                        # JetStream answered but not with messages: most often the consumer no longer exists
+                        await _unsubscribe(current)
+                        current = None
                     await self._pause(delay)
                     delay = min(delay * 2, self._config.retry_max_s)
                     continue
@@ -111,10 +122,16 @@ class UsageWriter:
                 # a batch already delivered to us is finished even when stop() came during the fetch
                 await self._handle(msgs)
         finally:
-            try:
-                await sub.unsubscribe()
-            except nats.errors.Error as exc:
-                log.debug("usage unsubscribe failed: %s", exc)
+            if current is not None:
+                await _unsubscribe(current)
+
+    async def _resubscribe(self) -> JetStreamContext.PullSubscription | None:
+        try:
+            await ensure_usage_stream(self._js)
+            return await self.subscribe()
+        except nats.errors.Error as exc:
+            log.warning("usage consumer not recreated yet: %r", exc)
+            return None
 
     async def _handle(self, msgs: Sequence[Msg]) -> None:
         received_at = dt.datetime.now(dt.UTC)
@@ -177,6 +194,13 @@ class UsageWriter:
         # sleep, but wake at once on stop() so shutdown never waits out a backoff
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+async def _unsubscribe(sub: JetStreamContext.PullSubscription) -> None:
+    try:
+        await sub.unsubscribe()
+    except nats.errors.Error as exc:
+        log.debug("usage unsubscribe failed: %s", exc)
 
 
 def _event_id(event: usage_pb2.UsageEvent, msg: Msg) -> str:

@@ -385,3 +385,24 @@ async def test_a_nats_restart_is_ridden_out(
 
     await eventually(both_stored, timeout=20)
     await _stop(running)
+
+
+async def test_a_deleted_consumer_is_recreated_and_redelivery_is_harmless(
+    js: JetStreamContext, store: UsageStore, db: str, lane: Lane
+) -> None:
+    metrics = new_metrics()
+    running = await start_writer(js, store, lane, metrics)
+    await publish(js, lane, make_event(lane.provider, 0))
+    await eventually(lambda: _settled(js, lane))
+
+    await js.delete_consumer(events.USAGE_STREAM, lane.durable)
+    await publish(js, lane, make_event(lane.provider, 1))
+
+    async def both_stored() -> bool:
+        return await count_rows(db, lane.provider) == 2
+
+    await eventually(both_stored)
+    await _stop(running)
+    # the recreated consumer starts from the beginning of the lane: the first event came again and was skipped
+    assert metric_value(metrics.stored) == 2
+    assert metric_value(metrics.duplicates) == 1
