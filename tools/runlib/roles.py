@@ -156,7 +156,7 @@ def banner(layout: Layout, environ: Mapping[str, str]) -> int:
     lines = [
         "=" * 72,
         f"OmniRoute is ready at {layout.edge_url}",
-        f"  dashboard: {layout.edge_url}/dashboard",
+        f"  management API: {layout.edge_url}/api (log in with the dashboard password)",
         f"  API keys required: {'yes' if layout.require_api_key else 'no'} (REQUIRE_API_KEY)",
         f"  {password_line}",
         f"  data folder: {layout.data}",

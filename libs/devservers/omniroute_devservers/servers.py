@@ -161,7 +161,9 @@ def wait_ready(kind: str, port: int, timeout: float = 30.0, proc: subprocess.Pop
 
 def _answers(kind: str, port: int) -> bool:
     if kind == "postgres":
-        probe = subprocess.run([str(_pg_bin() / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-q"], check=False)
+        probe = subprocess.run(
+            [str(_pg_bin() / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-q"], check=False
+        )
         return probe.returncode == 0
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
