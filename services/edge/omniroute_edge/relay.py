@@ -102,14 +102,14 @@ class Relay:
                 required=ctx.require_api_key,
                 scope=self.route.scope,
             )
-            model, stream = _model_and_stream(body)
+            model, stream, operation = _target(self.route, body, scope.get("path_params", {}))
         except (_Refusal, AuthError) as exc:
             return await _reply_error(ctx, fmt, exc.error, send, rid)
         meta = common_pb2.RequestMeta(
             request_id=rid,
             key_id=caller.key.id if caller.key else "",
             client_format=fmt,
-            operation=self.route.operation,
+            operation=operation,
             model=model,
             stream=stream,
             deadline_unix_ms=int((time.time() + ctx.request_timeout_s) * 1000),
@@ -230,20 +230,28 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _model_and_stream(body: bytes) -> tuple[str, bool]:
+def _target(route: Route, body: bytes, path_params: dict[str, str]) -> tuple[str, bool, common_pb2.Operation.ValueType]:
+    """The model, the stream flag and the operation of a request, from where ``route`` says they are."""
     try:
         doc = jsonx.loads(body)
     except jsonx.JSONDecodeError as exc:
         raise _Refusal(hub_error(400, f"request body is not valid JSON: {exc}", code="invalid_json")) from exc
     if not isinstance(doc, dict):
         raise _Refusal(hub_error(400, "request body must be a JSON object", code="invalid_json"))
-    model = doc.get("model")
-    if not isinstance(model, str) or not model:
+    if route.path_actions:
+        model, _, action_name = path_params.get("target", "").rpartition(":")
+        action = route.path_actions.get(action_name)
+        if action is None or not model:
+            known = ", ".join(sorted(route.path_actions))
+            raise _Refusal(hub_error(404, f"unknown method {action_name!r}; expected <model>:<{known}>"))
+        return model.removeprefix("models/"), action.stream, action.operation
+    body_model = doc.get("model")
+    if not isinstance(body_model, str) or not body_model:
         raise _Refusal(hub_error(400, "'model' is required and must be a string", param="model"))
-    stream = doc.get("stream", False)
+    stream = doc.get("stream", route.stream_default)
     if not isinstance(stream, bool):
         raise _Refusal(hub_error(400, "'stream' must be a boolean", param="stream"))
-    return model, stream
+    return body_model, stream, route.operation
 
 
 async def _wait_disconnect(receive: Receive) -> None:

@@ -1,16 +1,26 @@
 """The route table: every public data-plane path, as data (STYLE.md rule 8).
 
-A route names the client's wire format, the operation and the scope a key needs. The edge has one relay for
-all of them; nothing in it branches on a format.
+A route names the client's wire format, the operation and the scope a key needs, and where the model and the
+stream flag come from (the body for most formats; Gemini puts both in the path, Ollama streams unless told not
+to). The edge has one relay for all of them; nothing in it branches on a format.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from omniroute.v1 import common_pb2
 
-__all__ = ["ROUTES", "Route"]
+__all__ = ["ROUTES", "PathAction", "Route"]
+
+
+@dataclass(frozen=True, slots=True)
+class PathAction:
+    """What ``…/{model}:{action}`` means (Gemini's method suffixes)."""
+
+    operation: common_pb2.Operation.ValueType
+    stream: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,8 +30,24 @@ class Route:
     operation: common_pb2.Operation.ValueType
     scope: str
     methods: tuple[str, ...] = ("POST",)
+    stream_default: bool = False
+    # set when the model and the action are the path parameter ``target`` ("<model>:<action>")
+    path_actions: Mapping[str, PathAction] = field(default_factory=dict)
 
 
 ROUTES: tuple[Route, ...] = (
     Route("/v1/chat/completions", common_pb2.FORMAT_OPENAI_CHAT, common_pb2.OPERATION_CHAT, "chat"),
+    Route("/v1/messages", common_pb2.FORMAT_ANTHROPIC_MESSAGES, common_pb2.OPERATION_CHAT, "chat"),
+    Route("/v1/responses", common_pb2.FORMAT_OPENAI_RESPONSES, common_pb2.OPERATION_CHAT, "chat"),
+    Route(
+        "/v1beta/models/{target:path}",
+        common_pb2.FORMAT_GEMINI,
+        common_pb2.OPERATION_CHAT,
+        "chat",
+        path_actions={
+            "generateContent": PathAction(common_pb2.OPERATION_CHAT, stream=False),
+            "streamGenerateContent": PathAction(common_pb2.OPERATION_CHAT, stream=True),
+        },
+    ),
+    Route("/v1/api/chat", common_pb2.FORMAT_OLLAMA_CHAT, common_pb2.OPERATION_CHAT, "chat", stream_default=True),
 )

@@ -4,12 +4,46 @@ from __future__ import annotations
 
 import pytest
 
-from omniroute_edge.relay import _model_and_stream, _Refusal
+from omniroute.v1 import common_pb2
+from omniroute_edge.relay import _Refusal, _target
+from omniroute_edge.routes import ROUTES, Route
+
+CHAT = common_pb2.OPERATION_CHAT
+BY_PATH = {r.path: r for r in ROUTES}
+OPENAI = BY_PATH["/v1/chat/completions"]
 
 
-def test_model_and_stream_are_read() -> None:
+def _model_and_stream(body: bytes, route: Route = OPENAI, target: str = "") -> tuple[str, bool]:
+    model, stream, _ = _target(route, body, {"target": target} if target else {})
+    return model, stream
+
+
+def test_model_and_stream_are_read_from_the_body() -> None:
     assert _model_and_stream(b'{"model": "openai/gpt-4o", "stream": true}') == ("openai/gpt-4o", True)
     assert _model_and_stream(b'{"model": "m"}') == ("m", False)
+
+
+def test_ollama_streams_unless_told_not_to() -> None:
+    ollama = BY_PATH["/v1/api/chat"]
+    assert _model_and_stream(b'{"model": "m"}', ollama) == ("m", True)
+    assert _model_and_stream(b'{"model": "m", "stream": false}', ollama) == ("m", False)
+
+
+def test_gemini_takes_model_and_stream_from_the_path() -> None:
+    gemini = BY_PATH["/v1beta/models/{target:path}"]
+    assert _target(gemini, b"{}", {"target": "gemini/gemini-2.5-flash:generateContent"}) == (
+        "gemini/gemini-2.5-flash",
+        False,
+        CHAT,
+    )
+    assert _model_and_stream(b"{}", gemini, "models/gemini-2.5-pro:streamGenerateContent") == ("gemini-2.5-pro", True)
+
+
+@pytest.mark.parametrize("target", ["gemini-2.5-pro:embedContent", "gemini-2.5-pro", ":generateContent"])
+def test_gemini_unknown_method_is_404(target: str) -> None:
+    with pytest.raises(_Refusal) as exc:
+        _model_and_stream(b"{}", BY_PATH["/v1beta/models/{target:path}"], target)
+    assert exc.value.error.status == 404
 
 
 @pytest.mark.parametrize(

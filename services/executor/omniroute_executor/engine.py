@@ -279,10 +279,16 @@ class Engine:
             if out.done:
                 complete = out.complete
                 attempt.usage = out.usage
+            if out.HasField("error") and head is not None and not out.data:
+                # the provider (or the translator) refused before any content: an ordinary error reply
+                attempt.status, attempt.error_type = out.error.status or 502, out.error.type
+                yield _as_chunk(await self._error_reply(meta, out.error, attempt))
+                return
             if not out.data:
                 continue
             if head is not None:
                 attempt.ttft_ms = self._elapsed_ms(attempt)
+                head.content_type = out.content_type or SSE
                 head.data = out.data
                 yield head
                 head = None

@@ -16,7 +16,12 @@ from omniroute_executor.translate import TranslatorClient
 
 __all__ = ["Credentials", "Prepared", "prepare"]
 
-_AUTH_HEADER = {"bearer": "Authorization", "x-api-key": "x-api-key", "api-key": "api-key"}
+_AUTH_HEADER = {
+    "bearer": "Authorization",
+    "x-api-key": "x-api-key",
+    "x-goog-api-key": "x-goog-api-key",
+    "api-key": "api-key",
+}
 
 
 class Credentials:
@@ -68,10 +73,11 @@ async def prepare(
     operation_path: str,
 ) -> Prepared:
     """The provider request for ``target``. Raises :class:`ResolveError` when it cannot be built."""
-    path = target.provider.paths.get(operation_path)
+    path = target.provider.path(operation_path, stream=meta.stream, model=target.model)
     if path is None:
         raise ResolveError(hub_error(400, f"provider {target.provider.id!r} does not support {operation_path}"))
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if meta.stream else "application/json"}
+    headers.update(target.provider.headers)
     key = credentials.key_for(target)
     header = _AUTH_HEADER.get(target.provider.auth)
     if key and header:

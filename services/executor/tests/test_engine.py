@@ -148,3 +148,22 @@ def _with_base(rig: Rig, base_url: str):  # type: ignore[no-untyped-def]
 
     conn = replace(rig.snapshot.connections[0], base_url=base_url)
     return ConfigSnapshot.build(2, (conn,), (), {})
+
+
+async def test_ambiguous_bare_model_lists_the_candidates(rig: Rig) -> None:
+    from omniroute_executor.catalog import parse_catalog
+
+    rig.engine._catalog = parse_catalog(
+        {
+            "providers": [
+                {"id": "openai", "format": "openai", "baseUrl": "http://a", "models": ["shared"]},
+                {"id": "other", "format": "openai", "baseUrl": "http://b", "models": ["shared"]},
+            ]
+        }
+    )
+    reply = await rig.engine.execute(request(BODY, model="shared"))
+    assert reply.status == 400
+    error = jsonx.loads(reply.body)["error"]
+    assert error["code"] == "model_ambiguous"
+    assert "openai/shared" in error["message"]
+    assert "other/shared" in error["message"]

@@ -109,9 +109,10 @@ class StreamSession:
     are concatenated into one reply; the target's terminal event is appended as soon as the source's is seen.
     """
 
-    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder | None) -> None:
+    def __init__(self, decoder: StreamDecoder, encoder: StreamEncoder | None, content_type: str) -> None:
         self._decoder = decoder
         self._encoder = encoder
+        self._content_type = content_type
         self._usage = common_pb2.Usage()
         self._content_started = False
         self._finished = False
@@ -131,7 +132,7 @@ class StreamSession:
         return reply
 
     def _reply(self, data: bytes, chunks: list[HubChunk], complete: bool) -> translator_pb2.StreamOut:
-        reply = translator_pb2.StreamOut()
+        reply = translator_pb2.StreamOut(content_type=self._content_type)
         parts: list[bytes] = [data] if self._encoder is None else []
         for chunk in chunks:
             if is_error_chunk(chunk):
@@ -159,6 +160,6 @@ def open_stream(table: CodecTable, setup: translator_pb2.StreamSetup) -> StreamS
         return pair
     src, tgt = pair
     if setup.source == setup.target:
-        return StreamSession(src.stream_decoder(), None)
+        return StreamSession(src.stream_decoder(), None, tgt.stream_content_type)
     ctx = Context(model=setup.model, request_id=setup.request_id, created_unix=setup.created_unix)
-    return StreamSession(src.stream_decoder(), tgt.stream_encoder(ctx))
+    return StreamSession(src.stream_decoder(), tgt.stream_encoder(ctx), tgt.stream_content_type)

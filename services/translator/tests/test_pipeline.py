@@ -89,7 +89,9 @@ def _session(same_format: bool) -> StreamSession:
         return session
     # a translating session over the same codec exercises the encode path without another format
     codec = CODECS[OPENAI]
-    return StreamSession(codec.stream_decoder(), codec.stream_encoder(Context("alias", "r", 5)))
+    return StreamSession(
+        codec.stream_decoder(), codec.stream_encoder(Context("alias", "r", 5)), codec.stream_content_type
+    )
 
 
 def test_passthrough_stream_forwards_bytes_and_flags() -> None:

@@ -213,6 +213,7 @@ class StreamOut(_message.Message):
     COMPLETE_FIELD_NUMBER: _builtins.int
     CONTENT_STARTED_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     data: _builtins.bytes
     done: _builtins.bool
     """last message of the stream"""
@@ -220,6 +221,8 @@ class StreamOut(_message.Message):
     """the provider's terminal event was seen"""
     content_started: _builtins.bool
     """this batch carries the first content the client will see"""
+    content_type: _builtins.str
+    """the client format's stream media type (SSE, NDJSON)"""
     @_builtins.property
     def usage(self) -> _common_pb2.Usage:
         """set on the last message"""
@@ -237,10 +240,11 @@ class StreamOut(_message.Message):
         complete: _builtins.bool = ...,
         content_started: _builtins.bool = ...,
         error: _common_pb2.Error | None = ...,
+        content_type: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "content_started", b"content_started", "data", b"data", "done", b"done", "error", b"error", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complete", b"complete", "content_started", b"content_started", "content_type", b"content_type", "data", b"data", "done", b"done", "error", b"error", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

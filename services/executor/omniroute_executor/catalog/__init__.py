@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from urllib.parse import quote
 
 from omniroute.v1 import common_pb2
 from omniroute_core import jsonx
@@ -22,11 +23,17 @@ class ProviderSpec:
     id: str
     format: common_pb2.Format.ValueType
     base_url: str
-    auth: str  # "bearer" | "x-api-key" | "api-key" | "none"
+    auth: str  # "bearer" | "x-api-key" | "x-goog-api-key" | "api-key" | "none"
     paths: Mapping[str, str]
     aliases: tuple[str, ...] = ()
     capabilities: frozenset[str] = frozenset()
     models: tuple[str, ...] = ()
+    headers: Mapping[str, str] = field(default_factory=dict)  # sent on every request (e.g. API versions)
+
+    def path(self, operation: str, *, stream: bool, model: str) -> str | None:
+        """The request path of ``operation``; ``{model}`` is filled in for providers that route by URL."""
+        template = (self.paths.get(operation + "Stream") if stream else None) or self.paths.get(operation)
+        return None if template is None else template.replace("{model}", quote(model, safe="/"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +69,7 @@ def parse_catalog(doc: Mapping[str, object]) -> Catalog:
             aliases=tuple(raw.get("aliases", ())),
             capabilities=frozenset(raw.get("capabilities", ())),
             models=tuple(raw.get("models", ())),
+            headers=dict(raw.get("headers", {})),
         )
         providers[spec.id] = spec
         for prefix in (spec.id, *spec.aliases):

@@ -1,0 +1,68 @@
+"""The shipped catalog parses, prefixes are unique, paths and headers are data."""
+
+from __future__ import annotations
+
+import pytest
+
+from omniroute.v1 import common_pb2
+from omniroute_executor.catalog import load_catalog, parse_catalog
+
+
+def test_shipped_catalog_covers_every_format() -> None:
+    catalog = load_catalog()
+    formats = {p.format for p in catalog.providers.values()}
+    assert {
+        common_pb2.FORMAT_OPENAI_CHAT,
+        common_pb2.FORMAT_ANTHROPIC_MESSAGES,
+        common_pb2.FORMAT_GEMINI,
+        common_pb2.FORMAT_OLLAMA_CHAT,
+    } <= formats
+    assert catalog.lookup("claude") is catalog.providers["anthropic"]
+    assert catalog.lookup("OpenAI") is catalog.providers["openai"]
+
+
+def test_gemini_routes_by_url_and_streams_with_sse() -> None:
+    gemini = load_catalog().providers["gemini"]
+    assert gemini.path("chat", stream=False, model="gemini-2.5-flash") == "/models/gemini-2.5-flash:generateContent"
+    assert gemini.path("chat", stream=True, model="tuned/x y") == "/models/tuned/x%20y:streamGenerateContent?alt=sse"
+    assert gemini.path("embeddings", stream=False, model="m") is None
+
+
+def test_anthropic_sends_its_api_version() -> None:
+    anthropic = load_catalog().providers["anthropic"]
+    assert anthropic.headers == {"anthropic-version": "2023-06-01"}
+    assert anthropic.auth == "x-api-key"
+    assert anthropic.path("chat", stream=True, model="claude-sonnet-4-5") == "/messages"
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"providers": {}}, "must be a list"),
+        ({"providers": [{"id": "x", "format": "soap", "baseUrl": "http://x"}]}, "unknown format"),
+        (
+            {
+                "providers": [
+                    {"id": "a", "format": "openai", "baseUrl": "http://a"},
+                    {"id": "b", "aliases": ["a"], "format": "openai", "baseUrl": "http://b"},
+                ]
+            },
+            "claimed twice",
+        ),
+    ],
+)
+def test_bad_catalogs_are_refused(doc: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_catalog(doc)
+
+
+def test_bare_model_inference_and_ambiguity() -> None:
+    doc = {
+        "providers": [
+            {"id": "a", "format": "openai", "baseUrl": "http://a", "models": ["m1", "shared"]},
+            {"id": "b", "format": "openai", "baseUrl": "http://b", "models": ["shared"]},
+        ]
+    }
+    catalog = parse_catalog(doc)
+    assert [p.id for p in catalog.providers_of_model("m1")] == ["a"]
+    assert sorted(p.id for p in catalog.providers_of_model("shared")) == ["a", "b"]
