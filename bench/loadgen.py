@@ -65,6 +65,7 @@ class Result:
     latency_ms: dict[str, float] = field(default_factory=dict)
     ttfb_ms: dict[str, float] = field(default_factory=dict)
     send_lag_ms: dict[str, float] = field(default_factory=dict)
+    served_rps: float = 0.0  # open mode: completions over the time from the first measured send to the last reply
     first_error: str = ""
 
 
@@ -160,6 +161,8 @@ class _Recorder:
         self.latencies: list[float] = []
         self.ttfbs: list[float] = []
         self.lags: list[float] = []
+        self.first_due = 0.0
+        self.last_done = 0.0
 
     def ok(self, due: float, reply: _Reply, counted: bool) -> None:
         if not counted:
@@ -171,6 +174,8 @@ class _Recorder:
             self.latencies.append(reply.done_at - reply.sent_at)
             self.ttfbs.append(reply.first_body_at - reply.sent_at)
             self.lags.append(reply.sent_at - due)
+            self.first_due = min(self.first_due or due, due)
+            self.last_done = max(self.last_done, reply.done_at)
         else:
             self.result.errors += 1
 
@@ -283,6 +288,8 @@ async def run(spec: Spec) -> Result:
     result.latency_ms = _percentiles(rec.latencies)
     result.ttfb_ms = _percentiles(rec.ttfbs)
     result.send_lag_ms = _percentiles(rec.lags)
+    if spec.mode == "open" and rec.last_done > rec.first_due:
+        result.served_rps = round(result.completed / (rec.last_done - rec.first_due), 1)
     return result
 
 

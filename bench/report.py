@@ -49,6 +49,8 @@ def machine_info() -> dict[str, Any]:
         "os": platform.platform(),
         "python": sys.version.split()[0],
         "commit": commit.stdout.strip() + ("+dirty" if dirty else ""),
+        # other work on the machine skews every figure: record how busy it was
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -94,6 +96,10 @@ def _cell(value: float | None, sc: dict[str, Any] | None, phase: str, digits: in
     bad = result["errors"] + result.get("dropped", 0)
     if bad > 0.01 * max(1, result["completed"] + bad):
         text += f" ({bad} failed)"
+    served, offered = result.get("served_rps", 0.0), result.get("offered_rps", 0.0)
+    if phase == "fixed_rate" and served and served < 0.9 * offered:
+        # the rate is over this gateway's capacity: the figure is mostly time spent queueing
+        text += f" (overloaded: served {served:.0f} of {offered:.0f} req/s)"
     return text
 
 
@@ -147,7 +153,9 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Python {m['python']}; OmniRoute at {m['commit']}, LiteLLM {doc['litellm_version']} (2 workers, no "
         f"database). Load: `{s['concurrency']}` connections for {s['duration']:g} s (throughput) and an open-loop "
         f"{s['rate']:g} req/s for {s['duration']:g} s (latency), after {s['warmup']:g} s of warm-up each; mock: "
-        f"{s['chunks']} content chunks {s['chunk_delay_ms']:g} ms apart, {s['latency_ms']:g} ms latency.",
+        f"{s['chunks']} content chunks {s['chunk_delay_ms']:g} ms apart, {s['latency_ms']:g} ms latency. "
+        f"Load average (1 min) {m['load_average_at_start'][0]:g} at start, "
+        f"{m.get('load_average_at_end', [0])[0]:g} at end (other work on the machine skews every figure).",
         "",
         "| metric | OmniRoute | LiteLLM | ours ÷ LiteLLM | target |",
         "|---|---:|---:|---:|---|",

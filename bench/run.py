@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
 import shutil
 import sys
 import tempfile
@@ -83,6 +84,15 @@ async def measure_target(target: Any, mock: Mock, load: Load, scenarios: list[An
         await asyncio.to_thread(target.stop)
 
 
+def _merge(sections: list[dict[str, Any]]) -> dict[str, Any]:
+    """One target's results from several instances: all scenarios, idle memory of the first, the highest peak."""
+    merged: dict[str, Any] = {"rss_idle": sections[0]["rss_idle"], "rss_peak": 0, "scenarios": {}}
+    for section in sections:
+        merged["scenarios"].update(section["scenarios"])
+        merged["rss_peak"] = max(merged["rss_peak"], section["rss_peak"])
+    return merged
+
+
 async def bench(ns: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     load = Load(ns.duration, ns.warmup, ns.concurrency, ns.rate, ns.timeout)
     wanted = {k.strip() for k in ns.scenarios.split(",") if k.strip()}
@@ -114,10 +124,19 @@ async def bench(ns: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         if ns.only in ("omniroute", "both"):
             doc["targets"]["omniroute"] = await measure_target(OmniRoute(workdir, mock), mock, load, scenarios)
         if exe is not None:
-            doc["targets"]["litellm"] = await measure_target(LiteLLM(workdir, mock, exe), mock, load, scenarios)
+            # LiteLLM ships with its response cache off: only the cache-hit scenario gets an instance with it on
+            plain = [s for s in scenarios if not s.needs_cache]
+            cached = [s for s in scenarios if s.needs_cache]
+            sections = []
+            if plain:
+                sections.append(await measure_target(LiteLLM(workdir, mock, exe), mock, load, plain))
+            if cached:
+                sections.append(await measure_target(LiteLLM(workdir, mock, exe, cache=True), mock, load, cached))
+            doc["targets"]["litellm"] = _merge(sections)
     finally:
         await asyncio.to_thread(mock.stop)
     doc["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    doc["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return doc
 
 

@@ -256,17 +256,22 @@ def _installed_version(python: Path) -> str:
 
 
 class LiteLLM:
-    """LiteLLM's proxy: 2 uvicorn workers, no database, the local cost map, one model routed to the mock.
+    """LiteLLM's proxy: 2 uvicorn workers, no database, the local cost map, one model routed to the mock, a master
+    key (this version refuses to start without one).
 
-    Its in-memory cache is configured opt-in (``mode: default_off``): only requests carrying
-    ``"cache": {"use-cache": true}`` (the cache-hit scenario) use it, the others skip it. Logging is at ERROR,
-    which also silences uvicorn's per-request access log (our edge runs without one too).
+    ``cache`` turns on LiteLLM's in-memory response cache (for the cache-hit scenario only: LiteLLM ships with
+    it off, so the other scenarios run without it). Logging is at ERROR, which also silences uvicorn's
+    per-request access log (our edge runs without one too). Anthropic ``/v1/messages`` requests are translated to
+    the provider's Chat Completions (``LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES``), as ours are,
+    instead of to OpenAI's Responses API. Workers get 60 s, not uvicorn's 5 s, to answer the supervisor's
+    health ping: importing LiteLLM on a busy 2-core machine takes longer, and the supervisor would otherwise kill
+    and respawn them in a loop.
     """
 
-    name = "litellm"
-
-    def __init__(self, workdir: Path, mock: Mock, exe: Path) -> None:
-        self.workdir = workdir / "litellm"
+    def __init__(self, workdir: Path, mock: Mock, exe: Path, *, cache: bool = False) -> None:
+        self.name = "litellm (cache on)" if cache else "litellm"
+        self.workdir = workdir / ("litellm-cache" if cache else "litellm")
+        self.cache = cache
         self.mock = mock
         self.exe = exe
         self.port = free_port()
@@ -281,7 +286,7 @@ class LiteLLM:
                 "litellm_params": {"model": MODEL, "api_base": self.mock.base_url, "api_key": UPSTREAM_KEY},
             }],
             "general_settings": {"master_key": LITELLM_MASTER_KEY},
-            "litellm_settings": {"cache": True, "cache_params": {"type": "local", "mode": "default_off"}},
+            "litellm_settings": {"cache": True, "cache_params": {"type": "local"}} if self.cache else {},
         })  # fmt: skip
 
     async def start(self) -> None:
@@ -290,9 +295,14 @@ class LiteLLM:
         cfg.write_bytes(self.config())
         drop = ("DATABASE_URL", "REDIS_URL", "NATS_URL", "REDIS_HOST", "STORE_MODEL_IN_DB")
         env = {k: v for k, v in os.environ.items() if k not in drop}
-        env |= {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "PYTHONUNBUFFERED": "1"}
+        env |= {
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+            "LITELLM_LOG": "ERROR",
+            "LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES": "True",
+            "PYTHONUNBUFFERED": "1",
+        }
         argv = [str(self.exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(self.port),
-                "--num_workers", "2"]  # fmt: skip
+                "--num_workers", "2", "--timeout_worker_healthcheck", "60"]  # fmt: skip
         self.proc = _spawn(argv, self.workdir / "litellm.log", env=env, cwd=self.workdir)
         body = {"model": MODEL, "messages": [{"role": "user", "content": "ping"}]}
         headers = {"authorization": f"Bearer {self.api_key}"}
