@@ -28,6 +28,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 import asyncpg
 import nats.errors
@@ -40,6 +41,8 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from omniroute.v1 import usage_pb2
 from omniroute_core.events import USAGE_STREAM, USAGE_SUBJECT_PREFIX, ensure_usage_stream
 from omniroute_usage.metrics import WriterMetrics
+from omniroute_usage.pricing import PriceBook, load_shipped
+from omniroute_usage.pricing_db import PricingSource, StaticPricing
 from omniroute_usage.store import Row, UsageStore, event_row
 
 __all__ = ["UsageWriter", "WriterConfig"]
@@ -67,8 +70,17 @@ class WriterConfig:
 class UsageWriter:
     """Runs the consume-store-ack loop until :meth:`stop`; see the module docstring for the delivery contract."""
 
-    def __init__(self, js: JetStreamContext, store: UsageStore, metrics: WriterMetrics, config: WriterConfig) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        store: UsageStore,
+        metrics: WriterMetrics,
+        config: WriterConfig,
+        pricing: PricingSource | StaticPricing | None = None,
+    ) -> None:
+        """``pricing`` prices each event before it is stored; ``None`` uses the shipped prices only."""
         self._js = js
+        self._pricing = pricing or StaticPricing(PriceBook(load_shipped(), {}))
         self._store = store
         self._metrics = metrics
         self._config = config
@@ -135,6 +147,7 @@ class UsageWriter:
 
     async def _handle(self, msgs: Sequence[Msg]) -> None:
         received_at = dt.datetime.now(dt.UTC)
+        book = await self._pricing.book()
         rows: list[Row] = []
         good: list[Msg] = []
         for msg in msgs:
@@ -149,7 +162,7 @@ class UsageWriter:
                 )
                 await _settle(msg.term())
                 continue
-            rows.append(event_row(event, _event_id(event, msg), received_at))
+            rows.append(event_row(event, _event_id(event, msg), received_at, _cost(book, event)))
             good.append(msg)
         if rows:
             await self._store_then_ack(rows, good)
@@ -201,6 +214,19 @@ async def _unsubscribe(sub: JetStreamContext.PullSubscription) -> None:
         await sub.unsubscribe()
     except nats.errors.Error as exc:
         log.debug("usage unsubscribe failed: %s", exc)
+
+
+def _cost(book: PriceBook, event: usage_pb2.UsageEvent) -> Decimal:
+    u = event.usage
+    return book.cost(
+        event.provider,
+        event.model or event.requested_model,
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        cached_input_tokens=u.cached_input_tokens,
+        cache_creation_tokens=u.cache_creation_tokens,
+        reasoning_tokens=u.reasoning_tokens,
+    )
 
 
 def _event_id(event: usage_pb2.UsageEvent, msg: Msg) -> str:

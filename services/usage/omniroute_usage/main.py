@@ -25,6 +25,8 @@ from omniroute_core.logging import configure_logging
 from omniroute_core.metrics import new_registry, serve_metrics
 from omniroute_usage.consumer import UsageWriter, WriterConfig
 from omniroute_usage.metrics import WriterMetrics
+from omniroute_usage.pricing import load_shipped
+from omniroute_usage.pricing_db import PricingSource
 from omniroute_usage.schema import migrate_usage
 from omniroute_usage.server import SERVICE_NAME, UsageServicer
 from omniroute_usage.settings import UsageSettings
@@ -102,6 +104,7 @@ class UsageService:
             js = nc.jetstream()
             await events.ensure_usage_stream(js)
             store = UsageStore(pool)
+            pricing = PricingSource(pool, load_shipped(), settings.pricing_refresh_s)
             registry = new_registry()
             writer = UsageWriter(
                 js,
@@ -113,10 +116,11 @@ class UsageService:
                     batch_wait_s=settings.batch_wait_ms / 1000,
                     ack_wait_s=settings.ack_wait_s,
                 ),
+                pricing,
             )
             sub = await writer.subscribe()
             server = grpcx.Server(f"{settings.bind_host}:{settings.usage_port}", [SERVICE_NAME])
-            usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(store), server.server)
+            usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(store, pricing), server.server)
             await server.start()
             serve_metrics(registry, settings.bind_host, settings.metrics_port)
         except BaseException:

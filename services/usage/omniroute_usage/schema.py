@@ -47,7 +47,24 @@ CREATE INDEX usage_events_provider_ts ON usage_events (provider, ts);
 CREATE INDEX usage_events_ts ON usage_events (ts);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_USAGE_EVENTS,)
+# The cost of each event at the prices in force when it was stored (a later price change does not rewrite history),
+# and operator price overrides (provider '' = any provider serving that model).
+_V2_PRICING = """
+ALTER TABLE usage_events ADD COLUMN cost_usd numeric(20, 10) NOT NULL DEFAULT 0;
+CREATE TABLE usage_pricing (
+    provider       text        NOT NULL DEFAULT '',
+    model          text        NOT NULL,
+    input          numeric     NOT NULL,
+    output         numeric     NOT NULL,
+    cached_input   numeric,
+    cache_creation numeric,
+    reasoning      numeric,
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (provider, model)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1_USAGE_EVENTS, _V2_PRICING)
 
 
 async def migrate_usage(conn: asyncpg.Connection) -> int:

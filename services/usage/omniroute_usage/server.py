@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Awaitable
+from typing import Any
 
 import asyncpg
 import grpc
 
 from omniroute.v1 import common_pb2, usage_pb2, usage_pb2_grpc
+from omniroute_core import jsonx
+from omniroute_usage.api import BadRequest, NotFound
+from omniroute_usage.pricing import load_shipped
+from omniroute_usage.pricing_api import get_pricing, set_pricing
+from omniroute_usage.pricing_db import PricingSource
 from omniroute_usage.store import UsageStore
 
 __all__ = ["SERVICE_NAME", "UsageServicer"]
@@ -22,11 +29,43 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MAX_MS = 221_845_392_000_000
 
 
-class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
-    """Answers from PostgreSQL; one query per call."""
+_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
-    def __init__(self, store: UsageStore) -> None:
+
+class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
+    """Answers from PostgreSQL. ``pricing`` defaults to the shipped prices plus the stored overrides."""
+
+    def __init__(self, store: UsageStore, pricing: PricingSource | None = None) -> None:
         self._store = store
+        self._pool = store.pool
+        self._pricing = pricing or PricingSource(store.pool, load_shipped())
+
+    async def _manage(
+        self, context: grpc.aio.ServicerContext[object, object], call: Awaitable[dict[str, Any]]
+    ) -> usage_pb2.ManageReply:
+        """Run one management call, mapping its errors onto gRPC status codes (see usage.proto)."""
+        try:
+            body = await call
+        except BadRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except NotFound as exc:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except _DB_ERRORS as exc:
+            log.warning("usage management query failed: %r", exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "usage database unavailable")
+        return usage_pb2.ManageReply(body_json=jsonx.dumps(body))
+
+    async def GetPricing(
+        self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> usage_pb2.ManageReply:
+        """The merged price table (:func:`omniroute_usage.pricing_api.get_pricing`)."""
+        return await self._manage(context, get_pricing(self._pricing))
+
+    async def SetPricing(
+        self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> usage_pb2.ManageReply:
+        """Store one price override (:func:`omniroute_usage.pricing_api.set_pricing`)."""
+        return await self._manage(context, set_pricing(self._pool, self._pricing, request.body_json))
 
     async def GetKeyUsage(
         self, request: usage_pb2.KeyUsageRequest, context: grpc.aio.ServicerContext[object, object]
@@ -42,7 +81,7 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
         since = _EPOCH + dt.timedelta(milliseconds=min(max(request.since_unix_ms, 0), _MAX_MS))
         try:
             totals = await self._store.key_usage(request.key_id, since)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except _DB_ERRORS as exc:
             log.warning("key usage query failed: %r", exc)
             await context.abort(grpc.StatusCode.UNAVAILABLE, "usage database unavailable")
         return usage_pb2.KeyUsageReply(
@@ -56,3 +95,46 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
                 total_tokens=totals.total_tokens,
             ),
         )
+
+    async def _unimplemented(self, context: grpc.aio.ServicerContext[object, object]) -> usage_pb2.ManageReply:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not implemented yet")
+
+    async def CheckBudget(
+        self, request: usage_pb2.CheckBudgetRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> usage_pb2.CheckBudgetReply:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not implemented yet")
+
+    async def GetBudgets(
+        self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> usage_pb2.ManageReply:
+        return await self._unimplemented(context)
+
+    async def SetBudget(
+        self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> usage_pb2.ManageReply:
+        return await self._unimplemented(context)
+
+    async def GetUsageHistory(
+        self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> usage_pb2.ManageReply:
+        return await self._unimplemented(context)
+
+    async def GetUsageLogs(
+        self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> usage_pb2.ManageReply:
+        return await self._unimplemented(context)
+
+    async def GetRequestLogs(
+        self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> usage_pb2.ManageReply:
+        return await self._unimplemented(context)
+
+    async def GetConnectionUsage(
+        self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> usage_pb2.ManageReply:
+        return await self._unimplemented(context)
+
+    async def GetTelemetrySummary(
+        self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
+    ) -> usage_pb2.ManageReply:
+        return await self._unimplemented(context)

@@ -25,3 +25,5 @@ class UsageSettings(CommonSettings):
     pg_pool_size: int = 4
     # give up starting when PostgreSQL or NATS stay unreachable this long
     startup_timeout_s: float = 60.0
+    # price overrides set through another replica apply here within this many seconds
+    pricing_refresh_s: float = 10.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -44,6 +45,7 @@ COLUMNS: tuple[str, ...] = (
     "attempt",
     "error_type",
     "endpoint",
+    "cost_usd",
 )
 
 _COLS = ", ".join(COLUMNS)
@@ -71,6 +73,7 @@ FROM usage_events
 WHERE key_id = $1 AND ts >= $2
 """
 
+_NO_COST = Decimal(0)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 # timestamptz accepts far more, but a timestamp outside this range is a producer clock bug, not a real time
 _MIN_TS = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -92,8 +95,10 @@ def _ts(unix_ms: int, fallback: dt.datetime) -> dt.datetime:
     return ts if _MIN_TS <= ts < _MAX_TS else fallback
 
 
-def event_row(event: usage_pb2.UsageEvent, event_id: str, received_at: dt.datetime) -> Row:
-    """The row for ``event``, stored under ``event_id`` (the caller resolves a missing id).
+def event_row(
+    event: usage_pb2.UsageEvent, event_id: str, received_at: dt.datetime, cost_usd: Decimal = _NO_COST
+) -> Row:
+    """The row for ``event``, stored under ``event_id`` (the caller resolves a missing id), costing ``cost_usd``.
 
     ``received_at`` (timezone-aware) stands in for a missing or implausible ``ts_unix_ms``. NUL characters are
     dropped from text. ``client_format`` is stored as its configuration name (``openai``, ``anthropic``, ...).
@@ -123,6 +128,7 @@ def event_row(event: usage_pb2.UsageEvent, event_id: str, received_at: dt.dateti
         event.attempt,
         _text(event.error_type),
         _text(event.endpoint),
+        cost_usd,
     )
 
 
@@ -167,6 +173,11 @@ class UsageStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The pool, for the query modules that share it."""
+        return self._pool
 
     async def insert_events(self, rows: Sequence[Row]) -> int:
         """Insert ``rows`` in one transaction, skipping event ids already stored (or repeated within ``rows``).

@@ -13,9 +13,11 @@ import asyncpg
 import pytest
 from nats.js import JetStreamContext
 
+from omniroute.v1 import usage_pb2
 from omniroute_core import events
 from omniroute_usage.consumer import UsageWriter
 from omniroute_usage.metrics import WriterMetrics
+from omniroute_usage.pricing import PriceBook, event_cost, load_shipped
 from omniroute_usage.store import COLUMNS, Row, UsageStore, event_row, open_pool
 from omniroute_usage.testing import (
     Lane,
@@ -34,6 +36,17 @@ async def _stop(running: tuple[UsageWriter, asyncio.Task[None]]) -> None:
     writer, task = running
     writer.stop()
     await asyncio.wait_for(task, 10)
+
+
+def _tokens(event: usage_pb2.UsageEvent) -> dict[str, int]:
+    u = event.usage
+    return {
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cached_input_tokens": u.cached_input_tokens,
+        "cache_creation_tokens": u.cache_creation_tokens,
+        "reasoning_tokens": u.reasoning_tokens,
+    }
 
 
 async def _settled(js: JetStreamContext, lane: Lane) -> bool:
@@ -62,7 +75,12 @@ async def test_published_events_are_stored_with_every_field(
     finally:
         await conn.close()
     placeholder = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # unused: every event carries its own ts
-    assert [tuple(r) for r in rows] == [event_row(e, e.event_id, placeholder) for e in events]
+    book = PriceBook(load_shipped(), {})
+    # the lane's random provider serves gpt-4o-2024-08-06: priced as OpenAI's gpt-4o through the model lookup
+    gpt4o = book.lookup("openai", "gpt-4o")
+    expected = [event_row(e, e.event_id, placeholder, event_cost(gpt4o, **_tokens(e))) for e in events]
+    assert all(row[-1] > 0 for row in expected)
+    assert [tuple(r) for r in rows] == expected
     assert metric_value(metrics.stored) == 5
     assert metric_value(metrics.duplicates) == 0
     assert metric_value(metrics.batches) >= 1

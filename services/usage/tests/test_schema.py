@@ -62,4 +62,5 @@ async def test_table_has_every_event_column(db: str) -> None:
         "total_tokens",
     ):
         assert types[col] == "bigint", col
-    assert len(types) == 23
+    assert types["cost_usd"] == "numeric"
+    assert len(types) == 24

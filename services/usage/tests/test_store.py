@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 
 import asyncpg
 
@@ -43,6 +44,7 @@ def test_event_row_maps_every_field() -> None:
         "attempt": 2,
         "error_type": "",
         "endpoint": "/v1/messages",
+        "cost_usd": Decimal(0),
     }
 
 

@@ -3,8 +3,10 @@
 isort:skip_file
 The usage service: metering events (published on NATS JetStream) and the queries the data plane needs."""
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from omniroute.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -138,3 +140,133 @@ class KeyUsageReply(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___KeyUsageReply: _TypeAlias = KeyUsageReply  # noqa: Y015
+
+@_typing.final
+class CheckBudgetRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckBudgetRequest: _TypeAlias = CheckBudgetRequest  # noqa: Y015
+
+@_typing.final
+class CheckBudgetReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    HAS_BUDGET_FIELD_NUMBER: _builtins.int
+    LIMIT_USD_FIELD_NUMBER: _builtins.int
+    SPENT_USD_FIELD_NUMBER: _builtins.int
+    REMAINING_USD_FIELD_NUMBER: _builtins.int
+    RESET_AT_UNIX_MS_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    allowed: _builtins.bool
+    """false once spent >= limit in the current period"""
+    has_budget: _builtins.bool
+    """false: no budget is set for the key (allowed is then true)"""
+    limit_usd: _builtins.float
+    spent_usd: _builtins.float
+    remaining_usd: _builtins.float
+    """never negative"""
+    reset_at_unix_ms: _builtins.int
+    """start of the next period (UTC)"""
+    period: _builtins.str
+    """daily | weekly | monthly"""
+    def __init__(
+        self,
+        *,
+        allowed: _builtins.bool = ...,
+        has_budget: _builtins.bool = ...,
+        limit_usd: _builtins.float = ...,
+        spent_usd: _builtins.float = ...,
+        remaining_usd: _builtins.float = ...,
+        reset_at_unix_ms: _builtins.int = ...,
+        period: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "has_budget", b"has_budget", "limit_usd", b"limit_usd", "period", b"period", "remaining_usd", b"remaining_usd", "reset_at_unix_ms", b"reset_at_unix_ms", "spent_usd", b"spent_usd"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckBudgetReply: _TypeAlias = CheckBudgetReply  # noqa: Y015
+
+@_typing.final
+class ManageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ParamsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    PARAMS_FIELD_NUMBER: _builtins.int
+    BODY_JSON_FIELD_NUMBER: _builtins.int
+    PATH_ID_FIELD_NUMBER: _builtins.int
+    body_json: _builtins.bytes
+    """the request body, when the call has one"""
+    path_id: _builtins.str
+    """an id taken from the path, e.g. the connection id"""
+    @_builtins.property
+    def params(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """the query string (one value per name)"""
+
+    def __init__(
+        self,
+        *,
+        params: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        body_json: _builtins.bytes = ...,
+        path_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_json", b"body_json", "params", b"params", "path_id", b"path_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ManageRequest: _TypeAlias = ManageRequest  # noqa: Y015
+
+@_typing.final
+class ManageReply(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BODY_JSON_FIELD_NUMBER: _builtins.int
+    body_json: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        body_json: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_json", b"body_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ManageReply: _TypeAlias = ManageReply  # noqa: Y015

@@ -39,6 +39,56 @@ class UsageServiceStub:
                 request_serializer=omniroute_dot_v1_dot_usage__pb2.KeyUsageRequest.SerializeToString,
                 response_deserializer=omniroute_dot_v1_dot_usage__pb2.KeyUsageReply.FromString,
                 _registered_method=True)
+        self.CheckBudget = channel.unary_unary(
+                '/omniroute.v1.UsageService/CheckBudget',
+                request_serializer=omniroute_dot_v1_dot_usage__pb2.CheckBudgetRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_usage__pb2.CheckBudgetReply.FromString,
+                _registered_method=True)
+        self.GetPricing = channel.unary_unary(
+                '/omniroute.v1.UsageService/GetPricing',
+                request_serializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+                _registered_method=True)
+        self.SetPricing = channel.unary_unary(
+                '/omniroute.v1.UsageService/SetPricing',
+                request_serializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+                _registered_method=True)
+        self.GetBudgets = channel.unary_unary(
+                '/omniroute.v1.UsageService/GetBudgets',
+                request_serializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+                _registered_method=True)
+        self.SetBudget = channel.unary_unary(
+                '/omniroute.v1.UsageService/SetBudget',
+                request_serializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+                _registered_method=True)
+        self.GetUsageHistory = channel.unary_unary(
+                '/omniroute.v1.UsageService/GetUsageHistory',
+                request_serializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+                _registered_method=True)
+        self.GetUsageLogs = channel.unary_unary(
+                '/omniroute.v1.UsageService/GetUsageLogs',
+                request_serializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+                _registered_method=True)
+        self.GetRequestLogs = channel.unary_unary(
+                '/omniroute.v1.UsageService/GetRequestLogs',
+                request_serializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+                _registered_method=True)
+        self.GetConnectionUsage = channel.unary_unary(
+                '/omniroute.v1.UsageService/GetConnectionUsage',
+                request_serializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+                _registered_method=True)
+        self.GetTelemetrySummary = channel.unary_unary(
+                '/omniroute.v1.UsageService/GetTelemetrySummary',
+                request_serializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+                _registered_method=True)
 
 
 class UsageServiceServicer:
@@ -51,6 +101,72 @@ class UsageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckBudget(self, request, context):
+        """Budget status of one key for the edge's admission check: one indexed read of the budget and the key's daily
+        rollup, never a scan of raw events. A key without a budget is allowed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPricing(self, request, context):
+        """Management calls of the control plane (the dashboard serves them under /api/*). Parameters are the HTTP
+        query string, bodies and replies are JSON bytes in the API's camelCase shapes (documented in
+        services/usage/README.md), so the dashboard relays them without re-modelling every row. Errors:
+        INVALID_ARGUMENT (a 400, the message names the field), NOT_FOUND (404), UNAVAILABLE (database down).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPricing(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBudgets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetBudget(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsageHistory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUsageLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRequestLogs(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConnectionUsage(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTelemetrySummary(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_UsageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -58,6 +174,56 @@ def add_UsageServiceServicer_to_server(servicer, server):
                     servicer.GetKeyUsage,
                     request_deserializer=omniroute_dot_v1_dot_usage__pb2.KeyUsageRequest.FromString,
                     response_serializer=omniroute_dot_v1_dot_usage__pb2.KeyUsageReply.SerializeToString,
+            ),
+            'CheckBudget': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckBudget,
+                    request_deserializer=omniroute_dot_v1_dot_usage__pb2.CheckBudgetRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_usage__pb2.CheckBudgetReply.SerializeToString,
+            ),
+            'GetPricing': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPricing,
+                    request_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.SerializeToString,
+            ),
+            'SetPricing': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPricing,
+                    request_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.SerializeToString,
+            ),
+            'GetBudgets': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBudgets,
+                    request_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.SerializeToString,
+            ),
+            'SetBudget': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetBudget,
+                    request_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.SerializeToString,
+            ),
+            'GetUsageHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsageHistory,
+                    request_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.SerializeToString,
+            ),
+            'GetUsageLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUsageLogs,
+                    request_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.SerializeToString,
+            ),
+            'GetRequestLogs': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRequestLogs,
+                    request_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.SerializeToString,
+            ),
+            'GetConnectionUsage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConnectionUsage,
+                    request_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.SerializeToString,
+            ),
+            'GetTelemetrySummary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTelemetrySummary,
+                    request_deserializer=omniroute_dot_v1_dot_usage__pb2.ManageRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_usage__pb2.ManageReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +253,276 @@ class UsageService:
             '/omniroute.v1.UsageService/GetKeyUsage',
             omniroute_dot_v1_dot_usage__pb2.KeyUsageRequest.SerializeToString,
             omniroute_dot_v1_dot_usage__pb2.KeyUsageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckBudget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.UsageService/CheckBudget',
+            omniroute_dot_v1_dot_usage__pb2.CheckBudgetRequest.SerializeToString,
+            omniroute_dot_v1_dot_usage__pb2.CheckBudgetReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPricing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.UsageService/GetPricing',
+            omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+            omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPricing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.UsageService/SetPricing',
+            omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+            omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBudgets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.UsageService/GetBudgets',
+            omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+            omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetBudget(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.UsageService/SetBudget',
+            omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+            omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsageHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.UsageService/GetUsageHistory',
+            omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+            omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUsageLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.UsageService/GetUsageLogs',
+            omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+            omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRequestLogs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.UsageService/GetRequestLogs',
+            omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+            omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConnectionUsage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.UsageService/GetConnectionUsage',
+            omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+            omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTelemetrySummary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.UsageService/GetTelemetrySummary',
+            omniroute_dot_v1_dot_usage__pb2.ManageRequest.SerializeToString,
+            omniroute_dot_v1_dot_usage__pb2.ManageReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -33,12 +33,48 @@ class UsageServiceStub:
     def __new__(cls, channel: _aio.Channel) -> UsageServiceAsyncStub: ...
     GetKeyUsage: _grpc.UnaryUnaryMultiCallable[_usage_pb2.KeyUsageRequest, _usage_pb2.KeyUsageReply]
     """Totals for one API key since a point in time (requests, tokens), from the stored events."""
+    CheckBudget: _grpc.UnaryUnaryMultiCallable[_usage_pb2.CheckBudgetRequest, _usage_pb2.CheckBudgetReply]
+    """Budget status of one key for the edge's admission check: one indexed read of the budget and the key's daily
+    rollup, never a scan of raw events. A key without a budget is allowed.
+    """
+    GetPricing: _grpc.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]
+    """Management calls of the control plane (the dashboard serves them under /api/*). Parameters are the HTTP
+    query string, bodies and replies are JSON bytes in the API's camelCase shapes (documented in
+    services/usage/README.md), so the dashboard relays them without re-modelling every row. Errors:
+    INVALID_ARGUMENT (a 400, the message names the field), NOT_FOUND (404), UNAVAILABLE (database down).
+    """
+    SetPricing: _grpc.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]
+    GetBudgets: _grpc.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]
+    SetBudget: _grpc.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]
+    GetUsageHistory: _grpc.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]
+    GetUsageLogs: _grpc.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]
+    GetRequestLogs: _grpc.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]
+    GetConnectionUsage: _grpc.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]
+    GetTelemetrySummary: _grpc.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]
 
 @_typing.type_check_only
 class UsageServiceAsyncStub(UsageServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetKeyUsage: _aio.UnaryUnaryMultiCallable[_usage_pb2.KeyUsageRequest, _usage_pb2.KeyUsageReply]  # type: ignore[assignment]
     """Totals for one API key since a point in time (requests, tokens), from the stored events."""
+    CheckBudget: _aio.UnaryUnaryMultiCallable[_usage_pb2.CheckBudgetRequest, _usage_pb2.CheckBudgetReply]  # type: ignore[assignment]
+    """Budget status of one key for the edge's admission check: one indexed read of the budget and the key's daily
+    rollup, never a scan of raw events. A key without a budget is allowed.
+    """
+    GetPricing: _aio.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]  # type: ignore[assignment]
+    """Management calls of the control plane (the dashboard serves them under /api/*). Parameters are the HTTP
+    query string, bodies and replies are JSON bytes in the API's camelCase shapes (documented in
+    services/usage/README.md), so the dashboard relays them without re-modelling every row. Errors:
+    INVALID_ARGUMENT (a 400, the message names the field), NOT_FOUND (404), UNAVAILABLE (database down).
+    """
+    SetPricing: _aio.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]  # type: ignore[assignment]
+    GetBudgets: _aio.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]  # type: ignore[assignment]
+    SetBudget: _aio.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]  # type: ignore[assignment]
+    GetUsageHistory: _aio.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]  # type: ignore[assignment]
+    GetUsageLogs: _aio.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]  # type: ignore[assignment]
+    GetRequestLogs: _aio.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]  # type: ignore[assignment]
+    GetConnectionUsage: _aio.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]  # type: ignore[assignment]
+    GetTelemetrySummary: _aio.UnaryUnaryMultiCallable[_usage_pb2.ManageRequest, _usage_pb2.ManageReply]  # type: ignore[assignment]
 
 class UsageServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -48,5 +84,83 @@ class UsageServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_usage_pb2.KeyUsageReply, _abc.Awaitable[_usage_pb2.KeyUsageReply]]:
         """Totals for one API key since a point in time (requests, tokens), from the stored events."""
+
+    @_abc_1.abstractmethod
+    def CheckBudget(
+        self,
+        request: _usage_pb2.CheckBudgetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_usage_pb2.CheckBudgetReply, _abc.Awaitable[_usage_pb2.CheckBudgetReply]]:
+        """Budget status of one key for the edge's admission check: one indexed read of the budget and the key's daily
+        rollup, never a scan of raw events. A key without a budget is allowed.
+        """
+
+    @_abc_1.abstractmethod
+    def GetPricing(
+        self,
+        request: _usage_pb2.ManageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_usage_pb2.ManageReply, _abc.Awaitable[_usage_pb2.ManageReply]]:
+        """Management calls of the control plane (the dashboard serves them under /api/*). Parameters are the HTTP
+        query string, bodies and replies are JSON bytes in the API's camelCase shapes (documented in
+        services/usage/README.md), so the dashboard relays them without re-modelling every row. Errors:
+        INVALID_ARGUMENT (a 400, the message names the field), NOT_FOUND (404), UNAVAILABLE (database down).
+        """
+
+    @_abc_1.abstractmethod
+    def SetPricing(
+        self,
+        request: _usage_pb2.ManageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_usage_pb2.ManageReply, _abc.Awaitable[_usage_pb2.ManageReply]]: ...
+
+    @_abc_1.abstractmethod
+    def GetBudgets(
+        self,
+        request: _usage_pb2.ManageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_usage_pb2.ManageReply, _abc.Awaitable[_usage_pb2.ManageReply]]: ...
+
+    @_abc_1.abstractmethod
+    def SetBudget(
+        self,
+        request: _usage_pb2.ManageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_usage_pb2.ManageReply, _abc.Awaitable[_usage_pb2.ManageReply]]: ...
+
+    @_abc_1.abstractmethod
+    def GetUsageHistory(
+        self,
+        request: _usage_pb2.ManageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_usage_pb2.ManageReply, _abc.Awaitable[_usage_pb2.ManageReply]]: ...
+
+    @_abc_1.abstractmethod
+    def GetUsageLogs(
+        self,
+        request: _usage_pb2.ManageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_usage_pb2.ManageReply, _abc.Awaitable[_usage_pb2.ManageReply]]: ...
+
+    @_abc_1.abstractmethod
+    def GetRequestLogs(
+        self,
+        request: _usage_pb2.ManageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_usage_pb2.ManageReply, _abc.Awaitable[_usage_pb2.ManageReply]]: ...
+
+    @_abc_1.abstractmethod
+    def GetConnectionUsage(
+        self,
+        request: _usage_pb2.ManageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_usage_pb2.ManageReply, _abc.Awaitable[_usage_pb2.ManageReply]]: ...
+
+    @_abc_1.abstractmethod
+    def GetTelemetrySummary(
+        self,
+        request: _usage_pb2.ManageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_usage_pb2.ManageReply, _abc.Awaitable[_usage_pb2.ManageReply]]: ...
 
 def add_UsageServiceServicer_to_server(servicer: UsageServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
