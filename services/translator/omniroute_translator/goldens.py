@@ -6,9 +6,12 @@ exits 1 on any difference. Goldens change only through this command (STYLE rule 
 A case is a folder ``<root>/<codec name>/<behaviour>/`` with a ``case.json``::
 
     {"kind": "request" | "response" | "stream" | "error", "direction": "decode" | "encode",
-     "description": "...", "model": "...", "context": {"model", "request_id", "created_unix"}, "complete": true}
+     "description": "...", "model": "...", "context": {"model", "request_id", "created_unix"}, "complete": true,
+     "target": "<codec name>"}
 
-and one input file; everything else in the folder is output, written by this command:
+and one input file; everything else in the folder is output, written by this command. ``target`` (decode cases
+only) names the codec that writes ``out.*``: a pair case proving an A→B behaviour through the hub (STYLE rule 2);
+without it the case's own codec re-encodes.
 
 =========  =========  ===============  =====================================================================
 kind       direction  input            outputs
@@ -58,6 +61,12 @@ class Case:
     codec: Codec
     path: Path
     spec: Mapping[str, Any]
+    target: Codec | None = None
+
+    @property
+    def encoder(self) -> Codec:
+        """The codec that writes ``out.*``: the pair's target, else the case's own codec."""
+        return self.target or self.codec
 
     @property
     def name(self) -> str:
@@ -87,10 +96,16 @@ class Case:
 
 
 def find_cases(root: Path = DEFAULT_ROOT, codecs: Iterable[Codec] = CODECS.values()) -> Iterator[Case]:
-    """Every case folder under ``root`` whose parent is named after a codec, sorted by name."""
-    for codec in codecs:
+    """Every case folder under ``root`` whose parent is named after a codec, sorted by name. A case naming an
+    unknown ``target`` is a ``ValueError``."""
+    by_name = {codec.name: codec for codec in codecs}
+    for codec in by_name.values():
         for case_json in sorted((root / codec.name).glob("*/case.json")):
-            yield Case(codec, case_json.parent, jsonx.loads(case_json.read_bytes()))
+            spec = jsonx.loads(case_json.read_bytes())
+            target = spec.get("target")
+            if target is not None and target not in by_name:
+                raise ValueError(f"{codec.name}/{case_json.parent.name}: unknown target codec {target!r}")
+            yield Case(codec, case_json.parent, spec, by_name[target] if target is not None else None)
 
 
 def pretty(value: Any, indent: str = "") -> str:
@@ -166,9 +181,9 @@ def _body(case: Case, data: bytes) -> dict[str, bytes]:
             return {"decode_error.json": _json(_error_dict(exc.error))}
         files["hub.json"] = _json(hub)
     if kind == "request":
-        body = codec.encode_request(hub, str(case.spec.get("model") or hub.get("model") or ""))
+        body = case.encoder.encode_request(hub, str(case.spec.get("model") or hub.get("model") or ""))
     else:
-        body = codec.encode_response(hub, case.context())
+        body = case.encoder.encode_response(hub, case.context())
     files["out.json"] = _json(jsonx.loads(body))
     return files
 
@@ -182,7 +197,7 @@ def _stream_decode(case: Case, pieces: list[bytes]) -> dict[str, bytes]:
     for chunk in chunks:
         if isinstance(chunk.get("usage"), dict):
             usage = usage_to_proto(chunk["usage"])
-    encoder = case.codec.stream_encoder(case.context())
+    encoder = case.encoder.stream_encoder(case.context())
     out = b"".join(encoder.encode(c) for c in chunks) + (encoder.finish(usage) if end.complete else b"")
     return {
         "hub.jsonl": b"".join(jsonx.dumps(c) + b"\n" for c in chunks),

@@ -42,8 +42,9 @@ def test_request_invalid_body_is_an_error_reply() -> None:
 
 
 def test_unsupported_pair_names_the_missing_format() -> None:
+    # a table without Gemini, so the case does not depend on which formats have codecs today
     req = translator_pb2.TranslateRequestIn(source=OPENAI, target=GEMINI, body=BODY)
-    out = pipeline.translate_request(CODECS, req)
+    out = pipeline.translate_request({OPENAI: CODECS[OPENAI]}, req)
     assert out.error.status == 400
     assert out.error.code == "unsupported_format"
     assert "target format 'gemini'" in out.error.message

@@ -59,12 +59,10 @@ async def test_translate_request(stub: translator_pb2_grpc.TranslatorAsyncStub) 
 
 async def test_unsupported_pair_is_an_error_in_the_reply(stub: translator_pb2_grpc.TranslatorAsyncStub) -> None:
     reply = await stub.TranslateRequest(
-        translator_pb2.TranslateRequestIn(
-            source=common_pb2.FORMAT_ANTHROPIC_MESSAGES, target=OPENAI, body=b"{}", model="m"
-        )
+        translator_pb2.TranslateRequestIn(source=common_pb2.FORMAT_UNSPECIFIED, target=OPENAI, body=b"{}", model="m")
     )
     assert reply.error.status == 400
-    assert "'anthropic'" in reply.error.message
+    assert "'unspecified'" in reply.error.message
 
 
 async def test_translate_response_usage(stub: translator_pb2_grpc.TranslatorAsyncStub) -> None:
@@ -169,11 +167,11 @@ async def test_stream_setup_errors(stub: translator_pb2_grpc.TranslatorAsyncStub
     [reply] = [r async for r in stub.TranslateStream(no_setup())]
     assert reply.done and reply.error.status == 400
 
-    setup = translator_pb2.StreamSetup(source=OPENAI, target=common_pb2.FORMAT_OLLAMA_CHAT)
+    setup = translator_pb2.StreamSetup(source=OPENAI, target=common_pb2.FORMAT_UNSPECIFIED)
     [reply] = [r async for r in stub.TranslateStream(_messages(setup, STREAM))]
     assert reply.done
     assert reply.error.status == 400
-    assert "'ollama'" in reply.error.message
+    assert "'unspecified'" in reply.error.message
 
 
 async def test_empty_stream_call_returns_nothing(stub: translator_pb2_grpc.TranslatorAsyncStub) -> None:

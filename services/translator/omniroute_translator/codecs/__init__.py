@@ -12,6 +12,7 @@ from types import MappingProxyType
 from omniroute.v1 import common_pb2
 from omniroute_translator.codecs.anthropic_messages import CODEC as ANTHROPIC_MESSAGES
 from omniroute_translator.codecs.base import Codec
+from omniroute_translator.codecs.gemini import CODEC as GEMINI
 from omniroute_translator.codecs.openai_chat import CODEC as OPENAI_CHAT
 
 __all__ = ["CODECS", "Codec", "codec_for"]
@@ -19,6 +20,7 @@ __all__ = ["CODECS", "Codec", "codec_for"]
 CODECS: Mapping[common_pb2.Format.ValueType, Codec] = MappingProxyType(
     {
         common_pb2.FORMAT_OPENAI_CHAT: OPENAI_CHAT,
+        common_pb2.FORMAT_GEMINI: GEMINI,
         common_pb2.FORMAT_ANTHROPIC_MESSAGES: ANTHROPIC_MESSAGES,
     }
 )
