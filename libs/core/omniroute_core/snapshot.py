@@ -20,9 +20,38 @@ from nats.js import JetStreamContext
 from omniroute_core import jsonx
 from omniroute_core.events import CONFIG_KEY, config_bucket
 
-__all__ = ["ApiKey", "ConfigSnapshot", "ProviderConnection", "SnapshotWatcher", "parse_snapshot"]
+__all__ = [
+    "COMBO_STRATEGIES",
+    "MAX_COMBO_DEPTH",
+    "ApiKey",
+    "Combo",
+    "ComboStep",
+    "ConfigSnapshot",
+    "ProviderConnection",
+    "SnapshotWatcher",
+    "parse_combo",
+    "parse_snapshot",
+]
 
 log = logging.getLogger(__name__)
+
+# The combo strategies the executor implements; the dashboard refuses any other (shared here because services
+# never import each other).
+COMBO_STRATEGIES = frozenset(
+    {
+        "priority",
+        "weighted",
+        "round-robin",
+        "random",
+        "least-used",
+        "cost-optimized",
+        "latency-optimized",
+        "fill-first",
+        "p2c",
+    }
+)
+# How many combos may nest: a combo whose step is a combo whose step is a combo is depth 3.
+MAX_COMBO_DEPTH = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +83,28 @@ class ApiKey:
 
 
 @dataclass(frozen=True, slots=True)
+class ComboStep:
+    """One step of a combo: a model string (``provider/model``, an alias or another combo's name), its weight
+    for the weighted strategy, and optionally the one connection (account) it must use."""
+
+    model: str
+    weight: int = 1
+    connection_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Combo:
+    """A named fallback chain (what ``/api/combos`` manages). ``config`` holds the routing knobs in the API's
+    camelCase (``maxRetries``, ``retryDelayMs``, ``timeoutMs``, ``fallbackDelayMs``, ``maxAttempts``)."""
+
+    id: str
+    name: str
+    strategy: str
+    steps: tuple[ComboStep, ...]
+    config: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ConfigSnapshot:
     version: int
     connections: tuple[ProviderConnection, ...] = ()
@@ -61,6 +112,8 @@ class ConfigSnapshot:
     settings: Mapping[str, Any] = field(default_factory=dict)
     keys_by_hash: Mapping[str, ApiKey] = field(default_factory=dict)
     connections_by_provider: Mapping[str, tuple[ProviderConnection, ...]] = field(default_factory=dict)
+    combos: tuple[Combo, ...] = ()
+    combos_by_name: Mapping[str, Combo] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -69,6 +122,7 @@ class ConfigSnapshot:
         connections: tuple[ProviderConnection, ...],
         api_keys: tuple[ApiKey, ...],
         settings: Mapping[str, Any],
+        combos: tuple[Combo, ...] = (),
     ) -> ConfigSnapshot:
         by_provider: dict[str, list[ProviderConnection]] = {}
         for conn in sorted(connections, key=lambda c: (c.priority, c.id)):
@@ -80,6 +134,8 @@ class ConfigSnapshot:
             settings=settings,
             keys_by_hash={k.key_hash: k for k in api_keys},
             connections_by_provider={p: tuple(cs) for p, cs in by_provider.items()},
+            combos=combos,
+            combos_by_name={c.name: c for c in combos},
         )
 
     def to_json(self) -> bytes:
@@ -112,6 +168,19 @@ class ConfigSnapshot:
                     for k in self.api_keys
                 ],
                 "settings": dict(self.settings),
+                "combos": [
+                    {
+                        "id": c.id,
+                        "name": c.name,
+                        "strategy": c.strategy,
+                        "models": [
+                            {"model": st.model, "weight": st.weight, "connectionId": st.connection_id or None}
+                            for st in c.steps
+                        ],
+                        "config": dict(c.config),
+                    }
+                    for c in self.combos
+                ],
             }
         )
 
@@ -147,7 +216,27 @@ def parse_snapshot(data: bytes) -> ConfigSnapshot:
         )
         for k in doc.get("apiKeys", [])
     )
-    return ConfigSnapshot.build(int(doc["version"]), connections, keys, doc.get("settings") or {})
+    combos = tuple(parse_combo(c) for c in doc.get("combos") or [])
+    return ConfigSnapshot.build(int(doc["version"]), connections, keys, doc.get("settings") or {}, combos)
+
+
+def parse_combo(raw: Mapping[str, Any]) -> Combo:
+    """A published combo; a step may be a bare model string (the API's short form) or an object."""
+    steps: list[ComboStep] = []
+    for step in raw.get("models") or []:
+        if isinstance(step, str):
+            steps.append(ComboStep(step))
+        else:
+            steps.append(
+                ComboStep(str(step["model"]), int(step.get("weight") or 1), str(step.get("connectionId") or ""))
+            )
+    return Combo(
+        id=str(raw.get("id") or raw["name"]),
+        name=str(raw["name"]),
+        strategy=str(raw.get("strategy") or "priority"),
+        steps=tuple(steps),
+        config=dict(raw.get("config") or {}),
+    )
 
 
 class SnapshotWatcher:

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from omniroute_core.logging import REQUEST_ID
-from omniroute_dashboard import auth, keys, providers, system
+from omniroute_dashboard import auth, combos, keys, providers, system
 from omniroute_dashboard.context import Context, build_cipher
 from omniroute_dashboard.credentials import announce_generated_password, ensure_admin_password
 from omniroute_dashboard.metrics import DashboardMetrics
@@ -80,6 +80,7 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
     app.include_router(auth.router)
     app.include_router(providers.router)
     app.include_router(keys.router)
+    app.include_router(combos.router)
     app.include_router(system.fallback)
 
     @app.get("/metrics", include_in_schema=False)

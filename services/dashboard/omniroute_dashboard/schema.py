@@ -71,6 +71,18 @@ STEPS: tuple[str, ...] = (
     );
     INSERT INTO config_version (id, version) VALUES (1, 0);
     """,
+    # combos: named fallback chains; ``models`` is the list of steps as the API accepts them
+    """
+    CREATE TABLE combos (
+        id text PRIMARY KEY,
+        name text NOT NULL UNIQUE,
+        strategy text NOT NULL,
+        models jsonb NOT NULL,
+        config jsonb NOT NULL DEFAULT '{}'::jsonb,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    );
+    """,
 )
 
 

@@ -9,7 +9,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from omniroute_core import jsonx
-from omniroute_core.snapshot import ApiKey, ConfigSnapshot, ProviderConnection
+from omniroute_core.snapshot import ApiKey, ConfigSnapshot, ProviderConnection, parse_combo
 
 __all__ = ["Conn", "Pool", "bump_version", "create_pool", "load_snapshot", "to_ms"]
 
@@ -57,6 +57,7 @@ async def load_snapshot(pool: Pool) -> ConfigSnapshot:
             "SELECT id, name, key_hash, scopes, revoked, expires_at, no_log FROM api_keys ORDER BY id"
         )
         settings_rows = await conn.fetch("SELECT key, value FROM settings ORDER BY key")
+        combo_rows = await conn.fetch("SELECT id, name, strategy, models, config FROM combos ORDER BY name")
     connections = tuple(
         ProviderConnection(
             id=r["id"],
@@ -83,4 +84,5 @@ async def load_snapshot(pool: Pool) -> ConfigSnapshot:
         for r in keys
     )
     settings: dict[str, Any] = {r["key"]: r["value"] for r in settings_rows}
-    return ConfigSnapshot.build(int(version), connections, api_keys, settings)
+    combos = tuple(parse_combo(dict(r)) for r in combo_rows)
+    return ConfigSnapshot.build(int(version), connections, api_keys, settings, combos)
