@@ -16,26 +16,11 @@ import openai
 import pytest
 
 from omniroute_core import jsonx
+from omniroute_devservers.control import make_key, make_provider, until_ok
 from omniroute_devservers.fake_openai import USAGE, FakeOpenAI, Reply
 from omniroute_devservers.suite import Suite
 
 pytestmark = pytest.mark.e2e
-
-
-async def make_provider(admin: httpx.AsyncClient, provider: str, base_url: str, api_key: str = "sk-up") -> str:
-    resp = await admin.post(
-        "/api/providers", json={"provider": provider, "name": f"{provider}-{uuid.uuid4().hex[:6]}",
-                                "apiKey": api_key, "baseUrl": base_url},
-    )  # fmt: skip
-    assert resp.status_code == 201, resp.text
-    return str(resp.json()["id"])
-
-
-async def make_key(admin: httpx.AsyncClient, scopes: list[str] | None = None) -> tuple[str, str]:
-    resp = await admin.post("/api/keys", json={"name": f"k-{uuid.uuid4().hex[:6]}", "scopes": scopes or ["chat"]})
-    assert resp.status_code == 201, resp.text
-    body = resp.json()
-    return str(body["id"]), str(body["key"])
 
 
 class Clients:
@@ -59,19 +44,6 @@ async def sdk() -> AsyncIterator[Clients]:
     clients = Clients()
     yield clients
     await clients.close()
-
-
-async def until_ok(fn: Any, timeout: float) -> float:
-    """Retry ``fn`` until it stops raising; returns the seconds it took. Fails after ``timeout``."""
-    start = time.monotonic()
-    while True:
-        try:
-            await fn()
-            return time.monotonic() - start
-        except Exception:
-            if time.monotonic() - start > timeout:
-                raise
-            await asyncio.sleep(0.02)
 
 
 @pytest.fixture(scope="module")

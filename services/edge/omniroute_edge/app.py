@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from starlette.requests import Request
@@ -20,9 +21,12 @@ from starlette.routing import Route as StarletteRoute
 from omniroute.v1 import executor_pb2_grpc, translator_pb2_grpc
 from omniroute_core import events, grpcx, jsonx
 from omniroute_core.snapshot import SnapshotWatcher
+from omniroute_edge.cache import ExactCache
 from omniroute_edge.dashboard_proxy import DashboardProxy
 from omniroute_edge.errors import ErrorRenderer
+from omniroute_edge.idempotency import Idempotency
 from omniroute_edge.relay import EdgeContext, EdgeMetrics, Relay
+from omniroute_edge.replay import ReplayPolicy
 from omniroute_edge.routes import ROUTES
 from omniroute_edge.settings import EdgeSettings
 
@@ -43,6 +47,24 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
         executor_channel = grpcx.insecure_channel(settings.executor_addr)
         translator_channel = grpcx.insecure_channel(settings.translator_addr)
         proxy = DashboardProxy(settings.dashboard_url)
+        redis = aioredis.from_url(settings.redis_url)
+        cache = (
+            None
+            if settings.cache_policy == "never"
+            else ExactCache(
+                redis, ttl_s=settings.cache_ttl_s, memory_max=settings.cache_memory_max, db_max=settings.cache_db_max
+            )
+        )
+        if cache is not None:
+            await cache.start()
+        replay = ReplayPolicy(
+            idempotency=Idempotency(
+                redis, window_ms=settings.idempotency_window_ms, max_wait_s=settings.request_timeout_s
+            ),
+            cache=cache,
+            cache_policy=settings.cache_policy,
+            max_stored_bytes=settings.replay_max_bytes,
+        )
         ctx = EdgeContext(
             snapshot=lambda: watcher.current,
             executor=executor_pb2_grpc.ExecutorStub(executor_channel),
@@ -51,11 +73,15 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
             require_api_key=settings.require_api_key,
             max_body_bytes=settings.max_body_bytes,
             request_timeout_s=settings.request_timeout_s,
+            replay=replay,
         )
         log.info("edge ready", extra={"config_version": watcher.current.version})
         try:
             yield {"edge": ctx, "proxy": proxy, "watcher": watcher}
         finally:
+            if cache is not None:
+                await cache.stop()
+            await redis.aclose()
             await proxy.close()
             await watcher.stop()
             await executor_channel.close()

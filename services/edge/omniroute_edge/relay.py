@@ -27,6 +27,7 @@ from omniroute_core.logging import REQUEST_ID
 from omniroute_core.snapshot import ConfigSnapshot
 from omniroute_edge.auth import AuthError, authenticate, presented_key
 from omniroute_edge.errors import ErrorRenderer
+from omniroute_edge.replay import ReplayPolicy, RequestFacts, serve
 from omniroute_edge.routes import Route
 
 __all__ = ["EdgeContext", "EdgeMetrics", "Relay"]
@@ -65,6 +66,7 @@ class EdgeContext:
     require_api_key: bool
     max_body_bytes: int
     request_timeout_s: float
+    replay: ReplayPolicy | None = None
 
 
 class _Refusal(Exception):
@@ -102,7 +104,7 @@ class Relay:
                 required=ctx.require_api_key,
                 scope=self.route.scope,
             )
-            model, stream, operation = _target(self.route, body, scope.get("path_params", {}))
+            doc, model, stream, operation = _target(self.route, body, scope.get("path_params", {}))
         except (_Refusal, AuthError) as exc:
             return await _reply_error(ctx, fmt, exc.error, send, rid)
         meta = common_pb2.RequestMeta(
@@ -118,34 +120,65 @@ class Relay:
             no_log=bool(caller.key and caller.key.no_log),
         )
         request = executor_pb2.ExecuteRequest(meta=meta, body=body)
-        if stream:
-            return await self._stream(ctx, request, receive, send, rid)
-        return await self._unary(ctx, request, receive, send, rid)
+
+        async def run(out: Send, extra: list[tuple[bytes, bytes]]) -> int:
+            if stream:
+                return await self._stream(ctx, request, receive, out, rid, extra)
+            return await self._unary(ctx, request, receive, out, rid, extra)
+
+        token = _header(scope, b"idempotency-key") or _header(scope, b"x-request-id")
+        if ctx.replay is None or (not token and ctx.replay.cache is None):
+            return await run(send, [])
+        facts = RequestFacts(
+            scope=caller.key.id if caller.key else "ip:" + meta.client_ip,
+            path=scope["path"],
+            doc=doc,
+            stream=stream,
+            idempotency_token=token,
+            no_cache=_header(scope, b"x-omniroute-no-cache").lower() == "true",
+        )
+        return await serve(ctx.replay, self.route, facts, send, rid, run)
 
     async def _unary(
-        self, ctx: EdgeContext, request: executor_pb2.ExecuteRequest, receive: Receive, send: Send, rid: str
+        self,
+        ctx: EdgeContext,
+        request: executor_pb2.ExecuteRequest,
+        receive: Receive,
+        send: Send,
+        rid: str,
+        extra: list[tuple[bytes, bytes]],
     ) -> int:
         call = ctx.executor.Execute(request, metadata=call_metadata(rid), timeout=ctx.request_timeout_s)
-        return await _until_disconnect(self._relay_unary(ctx, call, send, rid), receive, call.cancel)
+        return await _until_disconnect(self._relay_unary(ctx, call, send, rid, extra), receive, call.cancel)
 
-    async def _relay_unary(self, ctx: EdgeContext, call: Any, send: Send, rid: str) -> int:
+    async def _relay_unary(
+        self, ctx: EdgeContext, call: Any, send: Send, rid: str, extra: list[tuple[bytes, bytes]]
+    ) -> int:
         try:
             reply: executor_pb2.ExecuteReply = await call
         except grpc.aio.AioRpcError as exc:
             return await _reply_error(ctx, self.route.format, _grpc_error(exc), send, rid)
-        headers = [(b"content-type", reply.content_type.encode()), (b"x-request-id", rid.encode())]
+        headers = [(b"content-type", reply.content_type.encode()), (b"x-request-id", rid.encode()), *extra]
         headers += [(k.encode(), v.encode()) for k, v in reply.headers.items()]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
         return reply.status
 
     async def _stream(
-        self, ctx: EdgeContext, request: executor_pb2.ExecuteRequest, receive: Receive, send: Send, rid: str
+        self,
+        ctx: EdgeContext,
+        request: executor_pb2.ExecuteRequest,
+        receive: Receive,
+        send: Send,
+        rid: str,
+        extra: list[tuple[bytes, bytes]],
     ) -> int:
         call = ctx.executor.ExecuteStream(request, metadata=call_metadata(rid), timeout=ctx.request_timeout_s)
-        return await _until_disconnect(self._relay_stream(ctx, call, send, rid), receive, call.cancel)
+        return await _until_disconnect(self._relay_stream(ctx, call, send, rid, extra), receive, call.cancel)
 
-    async def _relay_stream(self, ctx: EdgeContext, call: Any, send: Send, rid: str) -> int:
+    async def _relay_stream(
+        self, ctx: EdgeContext, call: Any, send: Send, rid: str, extra: list[tuple[bytes, bytes]]
+    ) -> int:
         fmt = self.route.format
         try:
             first = await call.read()
@@ -153,7 +186,7 @@ class Relay:
             return await _reply_error(ctx, fmt, _grpc_error(exc), send, rid)
         if first is grpc.aio.EOF:
             return await _reply_error(ctx, fmt, hub_error(502, "executor ended the stream without a reply"), send, rid)
-        headers = [(b"content-type", first.content_type.encode()), (b"x-request-id", rid.encode())]
+        headers = [(b"content-type", first.content_type.encode()), (b"x-request-id", rid.encode()), *extra]
         if first.content_type.startswith("text/event-stream"):
             headers += [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
         headers += [(k.encode(), v.encode()) for k, v in first.headers.items()]
@@ -230,8 +263,10 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _target(route: Route, body: bytes, path_params: dict[str, str]) -> tuple[str, bool, common_pb2.Operation.ValueType]:
-    """The model, the stream flag and the operation of a request, from where ``route`` says they are."""
+def _target(
+    route: Route, body: bytes, path_params: dict[str, str]
+) -> tuple[dict[str, Any], str, bool, common_pb2.Operation.ValueType]:
+    """The parsed body, the model, the stream flag and the operation, from where ``route`` says they are."""
     try:
         doc = jsonx.loads(body)
     except jsonx.JSONDecodeError as exc:
@@ -244,14 +279,14 @@ def _target(route: Route, body: bytes, path_params: dict[str, str]) -> tuple[str
         if action is None or not model:
             known = ", ".join(sorted(route.path_actions))
             raise _Refusal(hub_error(404, f"unknown method {action_name!r}; expected <model>:<{known}>"))
-        return model.removeprefix("models/"), action.stream, action.operation
+        return doc, model.removeprefix("models/"), action.stream, action.operation
     body_model = doc.get("model")
     if not isinstance(body_model, str) or not body_model:
         raise _Refusal(hub_error(400, "'model' is required and must be a string", param="model"))
     stream = doc.get("stream", route.stream_default)
     if not isinstance(stream, bool):
         raise _Refusal(hub_error(400, "'stream' must be a boolean", param="stream"))
-    return body_model, stream, route.operation
+    return doc, body_model, stream, route.operation
 
 
 async def _wait_disconnect(receive: Receive) -> None:

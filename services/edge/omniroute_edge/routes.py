@@ -33,6 +33,8 @@ class Route:
     stream_default: bool = False
     # set when the model and the action are the path parameter ``target`` ("<model>:<action>")
     path_actions: Mapping[str, PathAction] = field(default_factory=dict)
+    # where the format keeps the sampling temperature (cache eligibility)
+    temperature_path: tuple[str, ...] = ("temperature",)
 
 
 ROUTES: tuple[Route, ...] = (
@@ -48,6 +50,14 @@ ROUTES: tuple[Route, ...] = (
             "generateContent": PathAction(common_pb2.OPERATION_CHAT, stream=False),
             "streamGenerateContent": PathAction(common_pb2.OPERATION_CHAT, stream=True),
         },
+        temperature_path=("generationConfig", "temperature"),
     ),
-    Route("/v1/api/chat", common_pb2.FORMAT_OLLAMA_CHAT, common_pb2.OPERATION_CHAT, "chat", stream_default=True),
+    Route(
+        "/v1/api/chat",
+        common_pb2.FORMAT_OLLAMA_CHAT,
+        common_pb2.OPERATION_CHAT,
+        "chat",
+        stream_default=True,
+        temperature_path=("options", "temperature"),
+    ),
 )

@@ -14,5 +14,13 @@ class EdgeSettings(CommonSettings):
     max_body_bytes: int = 10 * 1024 * 1024
     # whole-request deadline passed to the executor (streams included)
     request_timeout_s: float = 600.0
+    idempotency_window_ms: int = 5000
+    # "deterministic" (temperature 0 only), "always" or "never"
+    cache_policy: str = "deterministic"
+    cache_ttl_s: float = 3600.0
+    cache_memory_max: int = 500
+    cache_db_max: int = 10_000
+    # largest reply kept for a duplicate or a cache hit
+    replay_max_bytes: int = 1024 * 1024
     qdrant_path: str = ""
     qdrant_url: str = ""

@@ -14,7 +14,7 @@ OPENAI = BY_PATH["/v1/chat/completions"]
 
 
 def _model_and_stream(body: bytes, route: Route = OPENAI, target: str = "") -> tuple[str, bool]:
-    model, stream, _ = _target(route, body, {"target": target} if target else {})
+    _, model, stream, _ = _target(route, body, {"target": target} if target else {})
     return model, stream
 
 
@@ -31,7 +31,7 @@ def test_ollama_streams_unless_told_not_to() -> None:
 
 def test_gemini_takes_model_and_stream_from_the_path() -> None:
     gemini = BY_PATH["/v1beta/models/{target:path}"]
-    assert _target(gemini, b"{}", {"target": "gemini/gemini-2.5-flash:generateContent"}) == (
+    assert _target(gemini, b"{}", {"target": "gemini/gemini-2.5-flash:generateContent"})[1:] == (
         "gemini/gemini-2.5-flash",
         False,
         CHAT,

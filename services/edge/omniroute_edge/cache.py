@@ -1,0 +1,130 @@
+"""The exact reply cache: an in-process LRU in front of Redis, shared by every edge replica.
+
+An entry's key is a hash of everything that could change the answer: the caller's scope (API key, or the client
+address when anonymous), the route, and the whole request body in canonical form (sorted keys), so requests that
+differ in model, parameters, tools, system prompt or stream flag never share an entry. A streamed reply is
+stored as the bytes that were sent, so a hit on a streaming request replays a proper stream in the client's
+format. Only complete 200 replies are stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+
+from omniroute_core import jsonx
+from omniroute_core.cachekeys import CACHE_CLEAR_CHANNEL, CACHE_INDEX, CACHE_MEMORY, CACHE_PREFIX, CACHE_STATS
+from omniroute_edge.replies import StoredReply
+
+__all__ = ["ExactCache", "eligible"]
+
+log = logging.getLogger(__name__)
+
+
+def eligible(doc: Mapping[str, Any], temperature_path: tuple[str, ...], policy: str) -> bool:
+    """Whether a request may be served from (and stored in) the cache.
+
+    ``policy`` is ``"always"``, ``"never"`` or ``"deterministic"`` (the default: only when the request pins
+    temperature to 0, the one case where a repeated answer is what the caller asked for).
+    """
+    if policy == "always":
+        return True
+    if policy == "never":
+        return False
+    value: Any = doc
+    for key in temperature_path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return isinstance(value, int | float) and not isinstance(value, bool) and value == 0
+
+
+class ExactCache:
+    def __init__(self, redis: aioredis.Redis, *, ttl_s: float, memory_max: int, db_max: int) -> None:
+        self._redis = redis
+        self._ttl_s = ttl_s
+        self._memory_max = memory_max
+        self._db_max = db_max
+        self._lru: OrderedDict[str, tuple[float, StoredReply]] = OrderedDict()
+        self._instance = uuid.uuid4().hex[:12]
+        self._listener: asyncio.Task[None] | None = None
+
+    def key_for(self, scope: str, route: str, doc: Any) -> str:
+        canonical = jsonx.dumps(doc, sort_keys=True)
+        return CACHE_PREFIX + hashlib.sha256(scope.encode() + b"\0" + route.encode() + b"\0" + canonical).hexdigest()
+
+    async def get(self, key: str) -> StoredReply | None:
+        now = time.monotonic()
+        hit = self._lru.get(key)
+        if hit is not None and hit[0] > now:
+            self._lru.move_to_end(key)
+            await self._redis.hincrby(CACHE_STATS, "hits", 1)
+            return hit[1]
+        data = cast(bytes | None, await self._redis.get(key))
+        if data is None:
+            await self._redis.hincrby(CACHE_STATS, "misses", 1)
+            return None
+        reply = StoredReply.decode(data)
+        self._remember(key, reply, now)
+        await self._redis.hincrby(CACHE_STATS, "hits", 1)
+        return reply
+
+    async def put(self, key: str, reply: StoredReply) -> None:
+        if reply.status != 200:
+            return
+        self._remember(key, reply, time.monotonic())
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(key, reply.encode(), px=int(self._ttl_s * 1000))
+            pipe.zadd(CACHE_INDEX, {key: time.time()})
+            pipe.zcard(CACHE_INDEX)
+            size = (await pipe.execute())[-1]
+        if size > self._db_max:
+            evicted = cast(list[tuple[bytes, float]], await self._redis.zpopmin(CACHE_INDEX, size - self._db_max))
+            if evicted:
+                await self._redis.delete(*[member for member, _ in evicted])
+
+    def _remember(self, key: str, reply: StoredReply, now: float) -> None:
+        self._lru[key] = (now + self._ttl_s, reply)
+        self._lru.move_to_end(key)
+        while len(self._lru) > self._memory_max:
+            self._lru.popitem(last=False)
+
+    def clear_memory(self) -> None:
+        self._lru.clear()
+
+    async def start(self) -> None:
+        """Follow clear requests from the control plane and report this edge's in-process tier size."""
+        self._listener = asyncio.create_task(self._listen(), name="cache-clear-listener")
+
+    async def stop(self) -> None:
+        if self._listener:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+        with contextlib.suppress(Exception):
+            await self._redis.hdel(CACHE_MEMORY, self._instance)
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._redis.pubsub() as pubsub:
+                    await pubsub.subscribe(CACHE_CLEAR_CHANNEL)
+                    while True:
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                        if message is not None:
+                            self.clear_memory()
+                        await self._redis.hset(
+                            CACHE_MEMORY, self._instance, f"{len(self._lru)}/{self._memory_max}/{int(time.time())}"
+                        )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("cache clear listener interrupted; retrying", exc_info=True)
+                await asyncio.sleep(1.0)
