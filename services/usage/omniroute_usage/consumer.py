@@ -12,6 +12,8 @@ Delivery contract, per batch: fetch up to ``batch_size`` messages, decode them, 
 - a crash after the commit but before the acks: redelivered, conflict on ``event_id``, not counted twice;
 - PostgreSQL unreachable: nothing is acknowledged; the writer retries the same batch with exponential backoff,
   marking the messages in progress so JetStream does not hand them to another replica meanwhile;
+- each event is priced before it is stored (``cost_usd``), and the rollups are updated in the same transaction;
+  after the acks, the keys of the newly stored events are checked for a due budget warning;
 - an undecodable message, or a row PostgreSQL rejects as data: logged, counted as invalid and terminated (no
   redelivery), so it cannot wedge the consumer; the rest of its batch is stored normally.
 
@@ -40,10 +42,11 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from omniroute.v1 import usage_pb2
 from omniroute_core.events import USAGE_STREAM, USAGE_SUBJECT_PREFIX, ensure_usage_stream
+from omniroute_usage.budgets import BudgetWarner
 from omniroute_usage.metrics import WriterMetrics
 from omniroute_usage.pricing import PriceBook, load_shipped
 from omniroute_usage.pricing_db import PricingSource, StaticPricing
-from omniroute_usage.store import Row, UsageStore, event_row
+from omniroute_usage.store import COLUMNS, Row, UsageStore, event_row
 
 __all__ = ["UsageWriter", "WriterConfig"]
 
@@ -52,6 +55,7 @@ log = logging.getLogger(__name__)
 # PostgreSQL classes 22 (data exception) and 23 (integrity violation): retrying the same row can never succeed.
 # Every other failure (connection refused or lost, shutdown, failover, deadlock) is worth retrying.
 _DATA_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+_KEY_ID = COLUMNS.index("key_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +81,11 @@ class UsageWriter:
         metrics: WriterMetrics,
         config: WriterConfig,
         pricing: PricingSource | StaticPricing | None = None,
+        budgets: BudgetWarner | None = None,
     ) -> None:
-        """``pricing`` prices each event before it is stored; ``None`` uses the shipped prices only."""
+        """``pricing`` prices each event before it is stored (``None``: the shipped prices only); ``budgets``
+        checks the keys of each stored batch for a due budget warning (``None``: no warnings)."""
+        self._budgets = budgets
         self._js = js
         self._pricing = pricing or StaticPricing(PriceBook(load_shipped(), {}))
         self._store = store
@@ -172,7 +179,7 @@ class UsageWriter:
         while True:
             start = time.perf_counter()
             try:
-                inserted = await self._store.insert_events(rows)
+                new_ids = await self._store.insert_batch(rows)
             except _DATA_ERRORS as exc:
                 self._metrics.failures.inc()
                 if len(rows) == 1:
@@ -198,9 +205,12 @@ class UsageWriter:
                 continue
             self._metrics.insert_seconds.observe(time.perf_counter() - start)
             self._metrics.batches.inc()
-            self._metrics.stored.inc(inserted)
-            self._metrics.duplicates.inc(len(rows) - inserted)
+            self._metrics.stored.inc(len(new_ids))
+            self._metrics.duplicates.inc(len(rows) - len(new_ids))
             await _settle_all(msgs, Msg.ack)
+            new_rows = [row for row in rows if row[0] in new_ids]
+            if self._budgets is not None and new_rows:
+                await self._budgets.check({row[_KEY_ID] for row in new_rows})
             return
 
     async def _pause(self, seconds: float) -> None:

@@ -23,6 +23,7 @@ from omniroute.v1 import usage_pb2_grpc
 from omniroute_core import events, grpcx
 from omniroute_core.logging import configure_logging
 from omniroute_core.metrics import new_registry, serve_metrics
+from omniroute_usage.budgets import BudgetWarner
 from omniroute_usage.consumer import UsageWriter, WriterConfig
 from omniroute_usage.metrics import WriterMetrics
 from omniroute_usage.pricing import load_shipped
@@ -106,10 +107,12 @@ class UsageService:
             store = UsageStore(pool)
             pricing = PricingSource(pool, load_shipped(), settings.pricing_refresh_s)
             registry = new_registry()
+            metrics = WriterMetrics.create(registry)
+            warner = BudgetWarner(pool, nc.publish, metrics.budget_warnings, settings.budget_warn_ratio)
             writer = UsageWriter(
                 js,
                 store,
-                WriterMetrics.create(registry),
+                metrics,
                 WriterConfig(
                     durable=settings.consumer_name,
                     batch_size=settings.batch_size,
@@ -117,10 +120,13 @@ class UsageService:
                     ack_wait_s=settings.ack_wait_s,
                 ),
                 pricing,
+                warner,
             )
             sub = await writer.subscribe()
             server = grpcx.Server(f"{settings.bind_host}:{settings.usage_port}", [SERVICE_NAME])
-            usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(store, pricing), server.server)
+            usage_pb2_grpc.add_UsageServiceServicer_to_server(
+                UsageServicer(store, pricing, settings.budget_warn_ratio), server.server
+            )
             await server.start()
             serve_metrics(registry, settings.bind_host, settings.metrics_port)
         except BaseException:

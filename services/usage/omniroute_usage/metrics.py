@@ -22,6 +22,7 @@ class WriterMetrics:
     batches: Counter
     failures: Counter
     insert_seconds: Histogram
+    budget_warnings: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WriterMetrics:
@@ -51,6 +52,12 @@ class WriterMetrics:
                 "omniroute_usage_batch_insert_seconds",
                 "Time to store one batch in PostgreSQL (successful inserts only).",
                 buckets=_INSERT_BUCKETS,
+                registry=registry,
+            ),
+            budget_warnings=Counter(
+                "omniroute_budget_warnings",
+                "Budget warnings sent (a key's spend reached the warning share of its limit), per period kind.",
+                ["period"],
                 registry=registry,
             ),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncpg
 
 from omniroute_core.migrate import migrate
+from omniroute_usage.rollups import GRAINS, ROLLUP_SCHEMA
 
 __all__ = ["COMPONENT", "MIGRATIONS", "migrate_usage"]
 
@@ -64,7 +65,37 @@ CREATE TABLE usage_pricing (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1_USAGE_EVENTS, _V2_PRICING)
+# Rollups (see omniroute_usage.rollups), back-filled from the events stored before them; budgets per API key.
+# warned_period is the start of the period whose 80% warning was sent, so each period warns once across replicas.
+_V3_ROLLUPS_BUDGETS = (
+    ROLLUP_SCHEMA
+    + "".join(
+        f"""
+INSERT INTO usage_rollup_{grain} (bucket, key_id, provider, model, connection_id, requests, errors,
+    input_tokens, output_tokens, cached_input_tokens, cache_creation_tokens, reasoning_tokens, total_tokens,
+    cost_usd, latency_ms)
+SELECT date_trunc('{unit}', ts, 'UTC'), key_id, provider, model, connection_id, count(*),
+    count(*) FILTER (WHERE status >= 400 OR error_type <> ''), sum(input_tokens), sum(output_tokens),
+    sum(cached_input_tokens), sum(cache_creation_tokens), sum(reasoning_tokens), sum(total_tokens), sum(cost_usd),
+    sum(latency_ms)
+FROM usage_events GROUP BY 1, 2, 3, 4, 5;
+"""  # noqa: S608
+        for grain, unit in GRAINS
+    )
+    + """
+CREATE TABLE usage_budgets (
+    key_id        text           PRIMARY KEY,
+    limit_usd     numeric(20, 10) NOT NULL CHECK (limit_usd >= 0),
+    period        text           NOT NULL CHECK (period IN ('daily', 'weekly', 'monthly')),
+    warned_period timestamptz,
+    created_at    timestamptz    NOT NULL DEFAULT now(),
+    updated_at    timestamptz    NOT NULL DEFAULT now()
+);
+CREATE INDEX usage_events_connection_ts ON usage_events (connection_id, ts);
+"""
+)
+
+MIGRATIONS: tuple[str, ...] = (_V1_USAGE_EVENTS, _V2_PRICING, _V3_ROLLUPS_BUDGETS)
 
 
 async def migrate_usage(conn: asyncpg.Connection) -> int:

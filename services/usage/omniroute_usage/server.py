@@ -13,6 +13,7 @@ import grpc
 from omniroute.v1 import common_pb2, usage_pb2, usage_pb2_grpc
 from omniroute_core import jsonx
 from omniroute_usage.api import BadRequest, NotFound
+from omniroute_usage.budget_api import check_budget, get_budgets, post_budget
 from omniroute_usage.pricing import load_shipped
 from omniroute_usage.pricing_api import get_pricing, set_pricing
 from omniroute_usage.pricing_db import PricingSource
@@ -35,8 +36,9 @@ _DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceErr
 class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
     """Answers from PostgreSQL. ``pricing`` defaults to the shipped prices plus the stored overrides."""
 
-    def __init__(self, store: UsageStore, pricing: PricingSource | None = None) -> None:
+    def __init__(self, store: UsageStore, pricing: PricingSource | None = None, warn_ratio: float = 0.8) -> None:
         self._store = store
+        self._warn_ratio = warn_ratio
         self._pool = store.pool
         self._pricing = pricing or PricingSource(store.pool, load_shipped())
 
@@ -102,17 +104,27 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
     async def CheckBudget(
         self, request: usage_pb2.CheckBudgetRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> usage_pb2.CheckBudgetReply:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not implemented yet")
+        """Budget status of ``key_id`` (one indexed query). INVALID_ARGUMENT for an empty key id; UNAVAILABLE
+        when PostgreSQL cannot answer (the edge decides whether to fail open)."""
+        if not request.key_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "key_id is required")
+        try:
+            return await check_budget(self._pool, request.key_id)
+        except _DB_ERRORS as exc:
+            log.warning("budget check failed: %r", exc)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "usage database unavailable")
 
     async def GetBudgets(
         self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> usage_pb2.ManageReply:
-        return await self._unimplemented(context)
+        """Every budget's status (:func:`omniroute_usage.budget_api.get_budgets`)."""
+        return await self._manage(context, get_budgets(self._pool, self._warn_ratio))
 
     async def SetBudget(
         self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> usage_pb2.ManageReply:
-        return await self._unimplemented(context)
+        """Create or replace one key's budget (:func:`omniroute_usage.budget_api.post_budget`)."""
+        return await self._manage(context, post_budget(self._pool, request.body_json, self._warn_ratio))
 
     async def GetUsageHistory(
         self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]

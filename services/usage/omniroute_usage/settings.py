@@ -27,3 +27,5 @@ class UsageSettings(CommonSettings):
     startup_timeout_s: float = 60.0
     # price overrides set through another replica apply here within this many seconds
     pricing_refresh_s: float = 10.0
+    # share of a budget's limit at which the once-per-period warning is sent
+    budget_warn_ratio: float = 0.8

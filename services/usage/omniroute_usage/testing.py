@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from omniroute.v1 import common_pb2, usage_pb2
 from omniroute_core import events
+from omniroute_usage.budgets import BudgetWarner
 from omniroute_usage.consumer import UsageWriter, WriterConfig
 from omniroute_usage.metrics import WriterMetrics
 from omniroute_usage.store import UsageStore
@@ -137,10 +138,16 @@ def metric_value(counter: object) -> float:
 
 
 async def start_writer(
-    js: JetStreamContext, store: UsageStore, lane: Lane, metrics: WriterMetrics, **overrides: Any
+    js: JetStreamContext,
+    store: UsageStore,
+    lane: Lane,
+    metrics: WriterMetrics,
+    budgets: BudgetWarner | None = None,
+    **overrides: Any,
 ) -> tuple[UsageWriter, asyncio.Task[None]]:
-    """A writer subscribed (so nothing published afterwards is missed) and running in a task."""
-    writer = UsageWriter(js, store, metrics, lane.config(**overrides))
+    """A writer subscribed (so nothing published afterwards is missed) and running in a task; ``overrides``
+    change the lane's :class:`WriterConfig`."""
+    writer = UsageWriter(js, store, metrics, lane.config(**overrides), budgets=budgets)
     sub = await writer.subscribe()
     return writer, asyncio.create_task(writer.run(sub))
 

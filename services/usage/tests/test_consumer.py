@@ -269,11 +269,11 @@ class _CrashingStore(UsageStore):
         self._commit_first = commit_first
         self.crashed = asyncio.Event()
 
-    async def insert_events(self, rows: Sequence[Row]) -> int:
+    async def insert_batch(self, rows: Sequence[Row]) -> set[str]:
         if self.crashed.is_set():
-            return await super().insert_events(rows)
+            return await super().insert_batch(rows)
         if self._commit_first:
-            await super().insert_events(rows)
+            await super().insert_batch(rows)
         self.crashed.set()
         await asyncio.Event().wait()  # never returns: the writer is dead from here on
         raise AssertionError("unreachable")
@@ -311,10 +311,10 @@ class _GatedStore(UsageStore):
         self.entered = asyncio.Event()
         self.gate = asyncio.Event()
 
-    async def insert_events(self, rows: Sequence[Row]) -> int:
+    async def insert_batch(self, rows: Sequence[Row]) -> set[str]:
         self.entered.set()
         await self.gate.wait()
-        return await super().insert_events(rows)
+        return await super().insert_batch(rows)
 
 
 async def test_stop_finishes_the_batch_in_flight(js: JetStreamContext, pool: asyncpg.Pool, db: str, lane: Lane) -> None:
