@@ -73,6 +73,7 @@ class Load:
     concurrency: int
     rate: float
     timeout: float
+    max_inflight: int
 
 
 def headers_for(scenario: Scenario, api_key: str) -> dict[str, str]:
@@ -134,6 +135,7 @@ def _spec(port: int, scenario: Scenario, api_key: str, load: Load, mode: str) ->
         "duration": load.duration,
         "warmup": load.warmup,
         "timeout": load.timeout,
+        "max_inflight": load.max_inflight,
     }
 
 

@@ -65,7 +65,8 @@ def _fmt(value: float | None, digits: int = 2) -> str:
 def _ratio(ours: float | None, theirs: float | None) -> str:
     if ours is None or theirs is None or theirs == 0:
         return NA
-    return f"{ours / theirs:.2f}{TIMES}"
+    ratio = ours / theirs
+    return f"<0.01{TIMES}" if 0 <= ratio < 0.01 else f"{ratio:.2f}{TIMES}"
 
 
 def _verdict(ok: bool | None) -> str:
@@ -168,8 +169,13 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{d['stream_saturation']['rps']:,.0f} req/s streaming; at {s['rate']:g} req/s p50/p99 "
         f"{d['chat']['latency_ms']['p50']:.2f}/{d['chat']['latency_ms']['p99']:.2f} ms plain, streaming TTFB "
         f"{d['stream']['ttfb_ms']['p50']:.2f}/{d['stream']['ttfb_ms']['p99']:.2f} ms. Added latency is the "
-        "gateway's percentile minus the mock's.",
+        "gateway's percentile minus the mock's. Ratios are ours ÷ LiteLLM's: higher is better for throughput, "
+        "lower for latency and memory.",
     ]
+    backing = doc.get("targets", {}).get("omniroute", {}).get("backing_rss_peak")
+    if backing:
+        lines.append(f"Our memory row counts the five services; the PostgreSQL, Redis and NATS servers they use "
+                     f"peaked at {backing / MB:,.0f} MB more (LiteLLM ran without a database).")  # fmt: skip
     notes = []
     for target in ("omniroute", "litellm"):
         for key, sc in doc.get("targets", {}).get(target, {}).get("scenarios", {}).items():

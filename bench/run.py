@@ -38,11 +38,17 @@ LITELLM_VENV = ROOT / ".bench" / "litellm-venv"
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run.py", description="OmniRoute vs LiteLLM on a local mock provider.")
-    p.add_argument("--duration", type=float, default=8.0, help="seconds per measured phase (default 8)")
+    p.add_argument("--duration", type=float, default=6.0, help="seconds per measured phase (default 6)")
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each phase (default 1)")
     p.add_argument("--concurrency", type=int, default=32, help="connections for throughput (default 32)")
     p.add_argument("--rate", type=float, default=200.0, help="requests/s for the latency phases (default 200)")
-    p.add_argument("--timeout", type=float, default=15.0, help="per-request timeout in seconds (default 15)")
+    p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
+    p.add_argument(
+        "--max-inflight",
+        type=int,
+        default=512,
+        help="fixed-rate phases: requests beyond this many in flight are not sent (default 512)",
+    )
     p.add_argument("--chunks", type=int, default=10, help="content chunks per mock stream (default 10)")
     p.add_argument("--chunk-delay-ms", type=float, default=1.0, help="mock delay between stream events (default 1)")
     p.add_argument("--latency-ms", type=float, default=0.0, help="mock delay before the first byte (default 0)")
@@ -94,7 +100,7 @@ def _merge(sections: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def bench(ns: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    load = Load(ns.duration, ns.warmup, ns.concurrency, ns.rate, ns.timeout)
+    load = Load(ns.duration, ns.warmup, ns.concurrency, ns.rate, ns.timeout, ns.max_inflight)
     wanted = {k.strip() for k in ns.scenarios.split(",") if k.strip()}
     scenarios = [s for s in SCENARIOS if s.key in wanted]
     exe = await asyncio.to_thread(ensure_litellm, LITELLM_VENV) if ns.only != "omniroute" else None
@@ -110,6 +116,7 @@ async def bench(ns: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "concurrency": ns.concurrency,
             "rate": ns.rate,
             "timeout": ns.timeout,
+            "max_inflight": ns.max_inflight,
             "chunks": ns.chunks,
             "chunk_delay_ms": ns.chunk_delay_ms,
             "latency_ms": ns.latency_ms,

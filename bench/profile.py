@@ -1,0 +1,152 @@
+"""Profile our gateway's hot path under load: py-spy on the edge and executor while the benchmark's load runs.
+
+``uv run python bench/profile.py [--scenario chat] [--seconds 10] [--rate 0]`` starts the mock and our suite
+(as ``run.py`` does), drives one scenario (closed loop at ``--concurrency``, or open loop at ``--rate`` req/s
+when given) and meanwhile records each named service with ``py-spy record`` (installed into .bench/tools-venv
+when missing). Writes ``<scenario>-<service>.txt`` (collapsed stacks, which speedscope and flamegraph.pl read)
+under ``.bench/profile/`` and prints, per service, the functions with the most samples: on-CPU "self" time and
+"inclusive" time (the function or anything it called). Nothing in the services changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import uvloop
+
+from bench.measure import SCENARIOS, Load, Sampler, headers_for, probe, run_phase
+from bench.targets import Mock, OmniRoute
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS_VENV = ROOT / ".bench" / "tools-venv"
+OUT = ROOT / ".bench" / "profile"
+
+
+def ensure_py_spy() -> Path:
+    """py-spy in its own venv under .bench (installed with uv only when missing). Returns the executable."""
+    exe = TOOLS_VENV / "bin" / "py-spy"
+    if exe.exists():
+        return exe
+    uv = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
+    subprocess.run([uv, "venv", "--quiet", "--python", "3.11", str(TOOLS_VENV)], check=True)
+    subprocess.run([uv, "pip", "install", "--quiet", "--python", str(TOOLS_VENV / "bin" / "python"), "py-spy"],
+                   check=True)  # fmt: skip
+    return exe
+
+
+def summarize(collapsed: Path, top: int) -> tuple[int, list[tuple[str, int]], list[tuple[str, int]]]:
+    """Total samples, the ``top`` frames by self samples and by inclusive samples, from py-spy's raw output
+    (``frame;frame;... count`` per line, outermost first; a frame is ``function (file:line)``)."""
+    total = 0
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    for line in collapsed.read_text(encoding="utf-8", errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [_short(f) for f in stack.split(";")]
+        if frames:
+            own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    return total, own.most_common(top), inclusive.most_common(top)
+
+
+def _short(frame: str) -> str:
+    # "relay (omniroute_edge/relay.py:97)" with the site-packages prefix dropped, line numbers kept
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    for marker in ("site-packages/", "/services/", "/libs/", "/lib/python3.11/"):
+        if marker in where:
+            where = where.split(marker, 1)[1]
+            break
+    return f"{name} ({where})" if where else name
+
+
+async def profile(ns: argparse.Namespace, workdir: Path, py_spy: Path) -> None:
+    scenario = next(s for s in SCENARIOS if s.key == ns.scenario)
+    mock = Mock(workdir, 0.0, ns.chunks, ns.chunk_delay_ms)
+    await mock.start()
+    target = OmniRoute(workdir, mock)
+    try:
+        await target.start()
+        await asyncio.sleep(1.0)
+        pids = target.service_pids()
+        mode = "open" if ns.rate else "closed"
+        load = Load(ns.seconds + 2, 1.0, ns.concurrency, ns.rate or 200.0, 10.0, 512)
+        sampler = Sampler(target.root_pids)
+        ok, note = await probe(target, scenario, mock)
+        if not ok:
+            raise SystemExit(f"scenario {scenario.key}: {note}")
+        OUT.mkdir(parents=True, exist_ok=True)
+        spies = []
+        for service in ns.services:
+            argv = [str(py_spy), "record", "--pid", str(pids[service]), "--duration", str(int(ns.seconds)),
+                    "--rate", "250", "--format", "raw", "--output", str(OUT / f"{scenario.key}-{service}.txt"),
+                    "--nonblocking"]  # fmt: skip
+            argv += ["--idle"] if ns.idle else []
+            argv += ["--native"] if ns.native else []
+            spies.append(await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL,
+                                                              stderr=asyncio.subprocess.PIPE))  # fmt: skip
+        spec: dict[str, Any] = {
+            "port": target.port, "path": scenario.path, "body": scenario.body, "unique": scenario.unique,
+            "headers": headers_for(scenario, target.api_key), "mode": mode,
+            "concurrency": load.concurrency, "rate": load.rate, "duration": load.duration, "warmup": 0.5,
+            "timeout": load.timeout,
+        }  # fmt: skip
+        result = await run_phase(spec, [sampler])
+        for spy in spies:
+            _, err = await spy.communicate()
+            if spy.returncode != 0:
+                print(f"py-spy failed: {err.decode(errors='replace')[-500:]}", file=sys.stderr)
+        print(f"load: {result['rps']:,.0f} req/s ({mode}), latency p50 {result['latency_ms'].get('p50')} ms, "
+              f"p99 {result['latency_ms'].get('p99')} ms; RSS peak {sampler.peak / 2**20:,.0f} MB")  # fmt: skip
+        for service in ns.services:
+            total, own, inclusive = summarize(OUT / f"{scenario.key}-{service}.txt", ns.top)
+            print(f"\n== {service}: {total} samples ==\n-- self --")
+            for frame, n in own:
+                print(f"{100 * n / max(1, total):5.1f}%  {frame}")
+            print("-- inclusive --")
+            for frame, n in inclusive:
+                print(f"{100 * n / max(1, total):5.1f}%  {frame}")
+    finally:
+        await asyncio.to_thread(target.stop)
+        await asyncio.to_thread(mock.stop)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="bench/profile.py", description=__doc__.split("\n\n", 1)[0])
+    p.add_argument("--scenario", default="chat", choices=[s.key for s in SCENARIOS])
+    p.add_argument("--services", nargs="+", default=["edge", "executor"])
+    p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--rate", type=float, default=0.0, help="open loop at this rate instead of closed loop")
+    p.add_argument("--chunks", type=int, default=10)
+    p.add_argument("--chunk-delay-ms", type=float, default=1.0)
+    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--idle", action="store_true", help="also sample threads that are waiting")
+    p.add_argument("--native", action="store_true", help="include C frames (gRPC core, uvloop, aiohttp's parser)")
+    ns = p.parse_args()
+    py_spy = ensure_py_spy()
+    workdir = Path(tempfile.mkdtemp(prefix="omniroute-profile-"))
+    try:
+        uvloop.run(profile(ns, workdir, py_spy))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
