@@ -133,7 +133,7 @@ def _user(blocks: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
         at = f"{where}.content[{j}]"
         if block["type"] == "tool_result":
             if parts:
-                out.append({"role": "user", "content": parts})
+                out.append({"role": "user", "content": _plain(parts)})
                 parts = []
             out.append(_tool_result(block, at))
         else:
@@ -141,8 +141,15 @@ def _user(blocks: list[dict[str, Any]], where: str) -> list[dict[str, Any]]:
             if part is not None:
                 parts.append(part)
     if parts or not out:
-        out.append({"role": "user", "content": parts})
+        out.append({"role": "user", "content": _plain(parts)})
     return out
+
+
+def _plain(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """A lone text block without cache_control is the string shorthand (Anthropic treats both the same)."""
+    if len(parts) == 1 and parts[0]["type"] == "text" and "cache_control" not in parts[0]:
+        return str(parts[0]["text"])
+    return parts
 
 
 def _user_part(block: dict[str, Any], at: str) -> dict[str, Any] | None:

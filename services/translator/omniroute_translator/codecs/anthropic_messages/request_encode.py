@@ -67,12 +67,9 @@ def encode_request(hub: HubRequest, model: str) -> bytes:
     _tools(hub, body)
     if isinstance(hub.get("user"), str) and hub["user"]:
         body["metadata"] = {"user_id": hub["user"]}
-    thinking = _thinking(hub)
+    thinking = _fit_budget(_thinking(hub), body, explicit=bool(_explicit_max(hub)))
     if thinking:
         body["thinking"] = thinking
-        budget = thinking.get("budget_tokens")
-        if isinstance(budget, int) and body["max_tokens"] <= budget and not _explicit_max(hub):
-            body["max_tokens"] = budget + DEFAULT_MAX_TOKENS
     fmt = hub.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         spec = obj(fmt.get("json_schema"))
@@ -273,6 +270,20 @@ def _tools(hub: HubRequest, body: dict[str, Any]) -> None:
             out_choice["disable_parallel_tool_use"] = True
     if out_choice is not None and (tools or out_choice["type"] == "none"):
         body["tool_choice"] = out_choice
+
+
+def _fit_budget(thinking: dict[str, Any] | None, body: dict[str, Any], *, explicit: bool) -> dict[str, Any] | None:
+    """Anthropic needs ``budget_tokens < max_tokens``. A defaulted max_tokens grows above the budget; an explicit
+    one is the client's cap on all output (OpenAI's max_completion_tokens includes reasoning too), so the budget
+    shrinks to half of it, and thinking is left out when even the minimum budget does not fit."""
+    budget = thinking.get("budget_tokens") if thinking else None
+    if thinking is None or not isinstance(budget, int) or budget < body["max_tokens"]:
+        return thinking
+    if not explicit:
+        body["max_tokens"] = budget + DEFAULT_MAX_TOKENS
+        return thinking
+    smaller = max(MIN_BUDGET_TOKENS, body["max_tokens"] // 2)
+    return {**thinking, "budget_tokens": smaller} if smaller < body["max_tokens"] else None
 
 
 def _thinking(hub: HubRequest) -> dict[str, Any] | None:

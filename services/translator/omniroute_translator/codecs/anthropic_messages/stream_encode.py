@@ -13,7 +13,8 @@ numbered from 0 in the order they open and each is closed (``content_block_stop`
 
 Only choice 0 is encoded (Anthropic has one). ``finish`` closes the open block and writes ``message_delta``
 (``stop_reason`` from the last ``finish_reason``, else ``end_turn``; the full usage, as Anthropic's final
-``message_delta`` carries it) and ``message_stop``. A hub error chunk, or :meth:`error`, is an ``event: error``.
+``message_delta`` carries it) and ``message_stop``. A hub error chunk, or :meth:`error`, is an ``event: error``
+and ends the stream: Anthropic's SDK raises at an error event, so nothing is written after it.
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ class AnthropicStreamEncoder:
         self._tool_blocks: dict[int, int] = {}  # hub tool-call index -> block index
         self._stop = ""
         self._usage: dict[str, Any] | None = None
+        self._failed = False
 
     def encode(self, chunk: HubChunk) -> bytes:
+        if self._failed:
+            return b""
         if is_error_chunk(chunk):
             return self.error(error_from_chunk(chunk))
         out = [self._start(chunk)]
@@ -68,6 +72,8 @@ class AnthropicStreamEncoder:
         return b"".join(out)
 
     def finish(self, usage: common_pb2.Usage) -> bytes:
+        if self._failed:
+            return b""
         head = self._start({}) + self._close()
         hub_usage = usage_to_hub(usage) if usage.input_tokens or usage.output_tokens else self._usage
         delta = {"delta": {"stop_reason": self._stop or "end_turn", "stop_sequence": None}}
@@ -76,6 +82,9 @@ class AnthropicStreamEncoder:
         )
 
     def error(self, err: common_pb2.Error) -> bytes:
+        if self._failed:
+            return b""
+        self._failed = True
         return render_stream_error(err)
 
     def _start(self, chunk: HubChunk) -> bytes:
