@@ -166,3 +166,33 @@ async def test_a_cached_stream_is_replayed_as_a_stream(
     assert second.headers["content-type"].startswith("text/event-stream")
     assert second.content == first.content
     assert second.content.endswith(b"data: [DONE]\n\n")
+
+
+async def test_cache_stats_have_the_reference_shape_and_delete_clears_every_tier(
+    admin: httpx.AsyncClient, edges: tuple[str, str], upstream: FakeOpenAI, keys: tuple[str, str]
+) -> None:
+    await ready(edges, upstream, keys)
+    body = chat(temperature=0, seed=uuid.uuid4().int % 100_000)
+    await post(edges[0], body, keys[0])
+    assert (await post(edges[0], body, keys[0])).headers["x-omniroute-cache"] == "HIT"
+    await asyncio.sleep(1.2)  # edges report their in-process tier every second
+    stats = (await admin.get("/api/cache")).json()
+    assert set(stats) == {"semanticCache", "idempotency"}
+    assert set(stats["semanticCache"]) == {"memorySize", "memoryMaxSize", "dbSize", "hitRate"}
+    assert stats["semanticCache"]["dbSize"] >= 1
+    assert stats["semanticCache"]["memorySize"] >= 1
+    assert stats["semanticCache"]["memoryMaxSize"] >= 500
+    assert 0 < stats["semanticCache"]["hitRate"] <= 1
+    assert stats["idempotency"]["windowMs"] == 5000
+    assert isinstance(stats["idempotency"]["activeKeys"], int)
+
+    assert (await admin.delete("/api/cache")).status_code == 200
+    await asyncio.sleep(0.2)  # the clear reaches every edge over Redis pub/sub
+    assert (await post(edges[1], body, keys[0])).headers["x-omniroute-cache"] == "MISS"
+    assert (await admin.get("/api/cache")).json()["semanticCache"]["dbSize"] == 1
+
+
+async def test_cache_endpoints_need_admin(suite: Suite) -> None:
+    async with httpx.AsyncClient(base_url=suite.edge_url) as anonymous:
+        assert (await anonymous.get("/api/cache")).status_code == 401
+        assert (await anonymous.delete("/api/cache")).status_code == 401

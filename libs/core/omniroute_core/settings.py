@@ -27,3 +27,5 @@ class CommonSettings(BaseSettings):
     # base64 of 32 random bytes; provider credentials are AES-GCM encrypted with it
     omniroute_encryption_key: str = ""
     bind_host: str = "127.0.0.1"
+    # idempotency window: the edge enforces it, the control plane reports it (GET /api/cache)
+    idempotency_window_ms: int = 5000

@@ -15,10 +15,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from omniroute_core.logging import REQUEST_ID
-from omniroute_dashboard import auth, combos, keys, providers, system
+from omniroute_dashboard import auth, cache_routes, combos, keys, providers, system, usage_routes
 from omniroute_dashboard.context import Context, build_cipher
 from omniroute_dashboard.credentials import announce_generated_password, ensure_admin_password
 from omniroute_dashboard.metrics import DashboardMetrics
@@ -59,6 +60,7 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
         await ensure_schema(settings.database_url)
         pool = await create_pool(settings.database_url, settings.db_pool_size)
         publisher = Publisher(pool, settings.nats_url, registry_metrics)
+        redis = Redis.from_url(settings.redis_url)
         try:
             generated = await ensure_admin_password(pool, settings)
             if generated is not None:
@@ -67,9 +69,10 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
             async with pool.acquire() as conn, conn.transaction():
                 version = await bump_version(conn)
             await publisher.announce(version, settings.publish_wait_s)
-            app.state.ctx = Context(settings, pool, cipher, publisher, registry_metrics)
+            app.state.ctx = Context(settings, pool, cipher, publisher, registry_metrics, redis)
             yield
         finally:
+            await redis.aclose()
             await publisher.stop()
             await pool.close()
 
@@ -81,6 +84,8 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
     app.include_router(providers.router)
     app.include_router(keys.router)
     app.include_router(combos.router)
+    app.include_router(cache_routes.router)
+    app.include_router(usage_routes.router)
     app.include_router(system.fallback)
 
     @app.get("/metrics", include_in_schema=False)

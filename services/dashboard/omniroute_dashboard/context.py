@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from redis.asyncio import Redis
 
 from omniroute_core.crypto import Cipher
 from omniroute_dashboard.metrics import DashboardMetrics
@@ -29,6 +30,7 @@ class Context:
     cipher: Cipher
     publisher: Publisher
     metrics: DashboardMetrics
+    redis: Redis  # shared with the data plane: caches, idempotency keys
 
 
 def build_cipher(settings: DashboardSettings) -> Cipher:

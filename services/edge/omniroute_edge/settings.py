@@ -14,7 +14,6 @@ class EdgeSettings(CommonSettings):
     max_body_bytes: int = 10 * 1024 * 1024
     # whole-request deadline passed to the executor (streams included)
     request_timeout_s: float = 600.0
-    idempotency_window_ms: int = 5000
     # "deterministic" (temperature 0 only), "always" or "never"
     cache_policy: str = "deterministic"
     cache_ttl_s: float = 3600.0
