@@ -13,6 +13,7 @@ from omniroute.v1 import common_pb2
 from omniroute_translator.codecs.anthropic_messages import CODEC as ANTHROPIC_MESSAGES
 from omniroute_translator.codecs.base import Codec
 from omniroute_translator.codecs.gemini import CODEC as GEMINI
+from omniroute_translator.codecs.ollama import CODEC as OLLAMA
 from omniroute_translator.codecs.openai_chat import CODEC as OPENAI_CHAT
 
 __all__ = ["CODECS", "Codec", "codec_for"]
@@ -21,6 +22,7 @@ CODECS: Mapping[common_pb2.Format.ValueType, Codec] = MappingProxyType(
     {
         common_pb2.FORMAT_OPENAI_CHAT: OPENAI_CHAT,
         common_pb2.FORMAT_GEMINI: GEMINI,
+        common_pb2.FORMAT_OLLAMA_CHAT: OLLAMA,
         common_pb2.FORMAT_ANTHROPIC_MESSAGES: ANTHROPIC_MESSAGES,
     }
 )
