@@ -1,8 +1,9 @@
-"""Model resolution: a model string and the current snapshot → the provider, account and upstream model.
+"""Model resolution: a model string → the provider and upstream model, and a provider's usable connections.
 
 ``prefix/model`` splits at the first ``/`` (``nebius/Qwen/Qwen3-Embedding-8B`` → provider ``nebius``, model
 ``Qwen/Qwen3-Embedding-8B``). A string whose prefix is not a known provider, or that has no ``/``, is a bare
-name resolved by catalog inference; an ambiguous bare name is a 400 listing the candidates.
+name resolved by catalog inference; an ambiguous bare name is a 400 listing the candidates. Combo names are
+resolved before this, by :mod:`omniroute_executor.routing.plan`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from omniroute_core.errors import hub_error
 from omniroute_core.snapshot import ConfigSnapshot, ProviderConnection
 from omniroute_executor.catalog import Catalog, ProviderSpec
 
-__all__ = ["ResolveError", "Target", "resolve"]
+__all__ = ["ResolveError", "Target", "active_connections", "resolve_model"]
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
+    """One thing an attempt can be sent to: a provider account and the upstream model name."""
+
     provider: ProviderSpec
     connection: ProviderConnection
     model: str
@@ -26,6 +29,11 @@ class Target:
     @property
     def base_url(self) -> str:
         return (self.connection.base_url or self.provider.base_url).rstrip("/")
+
+    @property
+    def key(self) -> str:
+        """Identity for routing statistics (latency, use counts)."""
+        return f"{self.connection.id}|{self.model}"
 
 
 class ResolveError(Exception):
@@ -36,8 +44,8 @@ class ResolveError(Exception):
         self.error = error
 
 
-def resolve(model: str, catalog: Catalog, snapshot: ConfigSnapshot) -> Target:
-    """Resolve ``model``. Raises :class:`ResolveError` (400 or 404) when it names nothing servable."""
+def resolve_model(model: str, catalog: Catalog) -> tuple[ProviderSpec, str]:
+    """The provider and upstream model of ``model``. Raises :class:`ResolveError` (400 or 404)."""
     if not model:
         raise ResolveError(hub_error(400, "'model' is required", param="model", code="model_required"))
     prefix, sep, rest = model.partition("/")
@@ -45,7 +53,7 @@ def resolve(model: str, catalog: Catalog, snapshot: ConfigSnapshot) -> Target:
     if spec is not None:
         if not rest:
             raise ResolveError(hub_error(400, f"model string {model!r} names no model after the provider prefix"))
-        return Target(spec, _connection(spec, snapshot), rest)
+        return spec, rest
     candidates = catalog.providers_of_model(model)
     if len(candidates) > 1:
         names = ", ".join(f"{p.id}/{model}" for p in candidates)
@@ -63,18 +71,18 @@ def resolve(model: str, catalog: Catalog, snapshot: ConfigSnapshot) -> Target:
                 code="model_not_found",
             )
         )
-    spec = candidates[0]
-    return Target(spec, _connection(spec, snapshot), model)
+    return candidates[0], model
 
 
-def _connection(spec: ProviderSpec, snapshot: ConfigSnapshot) -> ProviderConnection:
-    for conn in snapshot.connections_by_provider.get(spec.id, ()):
-        if conn.is_active:
-            return conn
-    raise ResolveError(
-        hub_error(
-            400,
-            f"no active connection for provider {spec.id!r}; add one with POST /api/providers",
-            code="provider_not_configured",
+def active_connections(spec: ProviderSpec, snapshot: ConfigSnapshot) -> tuple[ProviderConnection, ...]:
+    """The provider's active connections in priority order. Raises :class:`ResolveError` (400) when none."""
+    conns = tuple(c for c in snapshot.connections_by_provider.get(spec.id, ()) if c.is_active)
+    if not conns:
+        raise ResolveError(
+            hub_error(
+                400,
+                f"no active connection for provider {spec.id!r}; add one with POST /api/providers",
+                code="provider_not_configured",
+            )
         )
-    )
+    return conns

@@ -29,6 +29,15 @@ class ProviderSpec:
     capabilities: frozenset[str] = frozenset()
     models: tuple[str, ...] = ()
     headers: Mapping[str, str] = field(default_factory=dict)  # sent on every request (e.g. API versions)
+    # USD per million tokens, {"model": {"input": 2.5, "output": 10}}; optional, read by cost-optimized routing
+    prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+    def price(self, model: str) -> float | None:
+        """Input plus output price per million tokens of ``model``, or None when the catalog has none."""
+        entry = self.prices.get(model)
+        if not entry:
+            return None
+        return float(entry.get("input", 0.0)) + float(entry.get("output", 0.0))
 
     def path(self, operation: str, *, stream: bool, model: str) -> str | None:
         """The request path of ``operation``; ``{model}`` is filled in for providers that route by URL."""
@@ -70,6 +79,7 @@ def parse_catalog(doc: Mapping[str, object]) -> Catalog:
             capabilities=frozenset(raw.get("capabilities", ())),
             models=tuple(raw.get("models", ())),
             headers=dict(raw.get("headers", {})),
+            prices={m: dict(p) for m, p in raw.get("prices", {}).items()},
         )
         providers[spec.id] = spec
         for prefix in (spec.id, *spec.aliases):

@@ -1,0 +1,151 @@
+"""Attempt plans: combos by strategy, nested combos, account selection, blocked targets and config knobs."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+
+from omniroute_core.snapshot import Combo, ComboStep, ConfigSnapshot, ProviderConnection
+from omniroute_executor.catalog import Catalog, parse_catalog
+from omniroute_executor.resolve import ResolveError, Target
+from omniroute_executor.routing import Plan, RouteConfig, RoutingStats, build_plan
+
+CATALOG: Catalog = parse_catalog(
+    {
+        "providers": [
+            {"id": "openai", "format": "openai", "baseUrl": "http://o", "models": ["gpt-4o"],
+             "prices": {"gpt-4o": {"input": 2.5, "output": 10}}},
+            {"id": "groq", "format": "openai", "baseUrl": "http://g", "models": ["llama"],
+             "prices": {"llama": {"input": 0.5, "output": 0.8}}},
+            {"id": "mistral", "format": "openai", "baseUrl": "http://m"},
+        ]
+    }
+)  # fmt: skip
+
+
+def conn(cid: str, provider: str, priority: int = 0, active: bool = True) -> ProviderConnection:
+    return ProviderConnection(cid, provider, cid, "", "", priority=priority, is_active=active)
+
+
+CONNS = (
+    conn("o2", "openai", priority=2),
+    conn("o1", "openai", priority=1),
+    conn("o3", "openai", priority=3, active=False),
+    conn("g1", "groq"),
+)
+
+
+def snap(
+    *combos: Combo, settings: dict[str, Any] | None = None, conns: tuple[ProviderConnection, ...] = CONNS
+) -> ConfigSnapshot:
+    return ConfigSnapshot.build(1, conns, (), settings or {}, combos)
+
+
+def combo(name: str, *steps: str | ComboStep, strategy: str = "priority", **config: Any) -> Combo:
+    return Combo(name, name, strategy, tuple(s if isinstance(s, ComboStep) else ComboStep(s) for s in steps), config)
+
+
+def plan(model: str, snapshot: ConfigSnapshot, *, stats: RoutingStats | None = None, blocked: set[str] = set()) -> Plan:  # noqa: B006
+    return build_plan(
+        model,
+        CATALOG,
+        snapshot,
+        stats=stats or RoutingStats(),
+        rng=random.Random(0),
+        blocked_until=lambda t: 5000 if t.connection.id in blocked else 0,
+    )
+
+
+def names(p: Plan) -> list[str]:
+    return [f"{t.connection.id}:{t.model}" for t in p.targets]
+
+
+@pytest.mark.parametrize(
+    ("model", "snapshot", "expected"),
+    [
+        ("openai/gpt-4o", snap(), ["o1:gpt-4o", "o2:gpt-4o"]),  # fill-first by priority, inactive left out
+        ("gpt-4o", snap(), ["o1:gpt-4o", "o2:gpt-4o"]),  # catalog inference
+        ("c", snap(combo("c", "groq/llama", "openai/gpt-4o")), ["g1:llama", "o1:gpt-4o", "o2:gpt-4o"]),
+        (
+            "c",
+            snap(combo("c", "openai/gpt-4o", "groq/llama", strategy="cost-optimized")),
+            ["g1:llama", "o1:gpt-4o", "o2:gpt-4o"],
+        ),
+        (
+            "c",
+            snap(combo("c", ComboStep("openai/gpt-4o", connection_id="o2"), "groq/llama")),
+            ["o2:gpt-4o", "g1:llama"],
+        ),
+        (  # nested combos expand in place; duplicates keep their first position
+            "outer",
+            snap(combo("inner", "groq/llama", "openai/gpt-4o"), combo("outer", "openai/gpt-4o", "inner")),
+            ["o1:gpt-4o", "o2:gpt-4o", "g1:llama"],
+        ),
+        (  # an unusable step (no connection for mistral) is skipped, not fatal
+            "c",
+            snap(combo("c", "mistral/large", "groq/llama")),
+            ["g1:llama"],
+        ),
+        ("openai/gpt-4o", snap(settings={"routing": {"accountStrategy": "round-robin"}}), ["o1:gpt-4o", "o2:gpt-4o"]),
+    ],
+)
+def test_plans(model: str, snapshot: ConfigSnapshot, expected: list[str]) -> None:
+    assert names(plan(model, snapshot)) == expected
+
+
+def test_combo_name_and_config_are_carried() -> None:
+    p = plan("c", snap(combo("c", "groq/llama", maxRetries=2, retryDelayMs=50, timeoutMs=1500, maxAttempts=3)))
+    assert p.combo == "c"
+    assert p.config == RouteConfig(max_retries=2, retry_delay_s=0.05, timeout_s=1.5, max_attempts=3)
+    direct = plan("groq/llama", snap(settings={"routing": {"maxRetries": 1, "fallbackDelayMs": 10}}))
+    assert direct.combo == "" and direct.config.max_retries == 1 and direct.config.fallback_delay_s == 0.01
+
+
+def test_round_robin_combo_and_accounts_rotate() -> None:
+    stats = RoutingStats()
+    snapshot = snap(combo("rr", "openai/gpt-4o", "groq/llama", strategy="round-robin"))
+    assert [names(plan("rr", snapshot, stats=stats))[0] for _ in range(3)] == ["o1:gpt-4o", "g1:llama", "o1:gpt-4o"]
+    accounts = snap(settings={"routing": {"accountStrategy": "round-robin"}})
+    firsts = [names(plan("openai/gpt-4o", accounts, stats=stats))[0] for _ in range(3)]
+    assert firsts == ["o1:gpt-4o", "o2:gpt-4o", "o1:gpt-4o"]
+
+
+def test_latency_and_least_used_follow_the_stats() -> None:
+    stats = RoutingStats()
+    stats.latency_ms.update({"o1|gpt-4o": 400.0, "g1|llama": 90.0})
+    p = plan("c", snap(combo("c", "openai/gpt-4o", "groq/llama", strategy="latency-optimized")), stats=stats)
+    assert names(p)[0] == "g1:llama"
+    stats.started.update({"o1|gpt-4o": 1, "o2|gpt-4o": 0})
+    least = plan("openai/gpt-4o", snap(settings={"routing": {"accountStrategy": "least-used"}}), stats=stats)
+    assert names(least) == ["o2:gpt-4o", "o1:gpt-4o"]
+
+
+def test_blocked_targets_are_left_out_with_the_earliest_end() -> None:
+    p = plan("c", snap(combo("c", "openai/gpt-4o", "groq/llama")), blocked={"o1"})
+    assert names(p) == ["o2:gpt-4o", "g1:llama"] and p.blocked_until_ms == 5000
+    none = plan("openai/gpt-4o", snap(), blocked={"o1", "o2"})
+    assert none.targets == () and none.blocked_until_ms == 5000
+
+
+@pytest.mark.parametrize(
+    ("model", "snapshot", "status", "code"),
+    [
+        ("mistral/large", snap(), 400, "provider_not_configured"),
+        ("nope/x", snap(), 404, "model_not_found"),
+        ("c", snap(combo("c", "mistral/large")), 400, "provider_not_configured"),
+        ("c", snap(combo("c", ComboStep("groq/llama", connection_id="o1"))), 400, "no_connection"),
+        ("a", snap(combo("a", "b"), combo("b", "a")), 400, ""),
+        ("a", snap(combo("a", "b"), combo("b", "c"), combo("c", "d"), combo("d", "groq/llama")), 400, ""),
+    ],
+)
+def test_unservable(model: str, snapshot: ConfigSnapshot, status: int, code: str) -> None:
+    with pytest.raises(ResolveError) as info:
+        plan(model, snapshot)
+    assert info.value.error.status == status and info.value.error.code == code
+
+
+def test_target_key_and_base_url() -> None:
+    t = Target(CATALOG.providers["openai"], CONNS[0], "gpt-4o")
+    assert t.key == "o2|gpt-4o" and t.base_url == "http://o"
