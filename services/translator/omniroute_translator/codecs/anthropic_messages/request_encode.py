@@ -15,6 +15,8 @@ The inverse of :mod:`.request`, plus what only a hub request can say:
   requires it; raised above a thinking budget, which must be smaller);
 - ``thinking`` → ``thinking`` (enabled without a budget → ``adaptive``); else ``reasoning_effort`` → a budget
   (low 1024, medium 2048, high 4096; minimal → none);
+- with thinking on, ``temperature`` (unless 1), ``top_k`` and ``top_p`` < 0.95 are dropped, and forced tool use
+  (``tool_choice`` required/function) drops the thinking instead, as Anthropic accepts neither combination;
 - ``response_format`` json_schema → ``output_config.format``; ``n`` > 1 is refused (400);
 - ``x_passthrough.anthropic`` is merged in last. Dropped fields are listed in the README.
 """
@@ -37,6 +39,7 @@ DEFAULT_MAX_TOKENS = 4096
 MIN_BUDGET_TOKENS = 1024
 _BUDGET_BY_EFFORT: Mapping[str, int] = {"low": 1024, "medium": 2048, "high": 4096}
 _SAME_NAME = ("temperature", "top_p", "top_k", "stream")
+_MIN_TOP_P_WITH_THINKING = 0.95
 
 
 def _refuse(message: str, param: str) -> CodecError:
@@ -69,7 +72,7 @@ def encode_request(hub: HubRequest, model: str) -> bytes:
         body["metadata"] = {"user_id": hub["user"]}
     thinking = _fit_budget(_thinking(hub), body, explicit=bool(_explicit_max(hub)))
     if thinking:
-        body["thinking"] = thinking
+        _with_thinking(body, thinking)
     fmt = hub.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         spec = obj(fmt.get("json_schema"))
@@ -270,6 +273,22 @@ def _tools(hub: HubRequest, body: dict[str, Any]) -> None:
             out_choice["disable_parallel_tool_use"] = True
     if out_choice is not None and (tools or out_choice["type"] == "none"):
         body["tool_choice"] = out_choice
+
+
+def _with_thinking(body: dict[str, Any], thinking: dict[str, Any]) -> None:
+    """Anthropic rejects thinking together with forced tool use (``tool_choice`` any/tool), a temperature other
+    than 1, ``top_k``, or ``top_p`` below 0.95. A forced tool call is what the client requires, so thinking yields
+    to it; otherwise thinking stays and the sampling settings it excludes are dropped."""
+    if thinking["type"] != "disabled":
+        if body.get("tool_choice", {}).get("type") in ("any", "tool"):
+            return
+        if body.get("temperature") != 1:
+            body.pop("temperature", None)
+        body.pop("top_k", None)
+        top_p = body.get("top_p")
+        if isinstance(top_p, int | float) and top_p < _MIN_TOP_P_WITH_THINKING:
+            del body["top_p"]
+    body["thinking"] = thinking
 
 
 def _fit_budget(thinking: dict[str, Any] | None, body: dict[str, Any], *, explicit: bool) -> dict[str, Any] | None:

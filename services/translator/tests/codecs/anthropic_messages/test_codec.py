@@ -146,3 +146,18 @@ def test_count_tokens_body_needs_no_max_tokens() -> None:
     assert "max_tokens" not in hub
     with pytest.raises(CodecError):
         CODEC.decode_request(b'{"model":"claude-x","max_tokens":"10","messages":[{"role":"user","content":"hi"}]}')
+
+
+def test_thinking_drops_the_sampling_settings_anthropic_rejects_with_it() -> None:
+    body = _encode(reasoning_effort="low", temperature=0.2, top_k=5, top_p=0.5)
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    assert not {"temperature", "top_k", "top_p"} & body.keys()
+    kept = _encode(thinking={"type": "enabled", "budget_tokens": 2048}, temperature=1, top_p=0.97)
+    assert (kept["temperature"], kept["top_p"]) == (1, 0.97)
+
+
+def test_forced_tool_use_wins_over_thinking() -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    body = _encode(reasoning_effort="high", tools=tools, tool_choice="required", temperature=0.3)
+    assert "thinking" not in body
+    assert (body["tool_choice"], body["temperature"]) == ({"type": "any"}, 0.3)
