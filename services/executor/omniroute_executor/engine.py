@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from omniroute.v1 import common_pb2, executor_pb2, translator_pb2, usage_pb2
 from omniroute_core import jsonx
@@ -34,13 +34,18 @@ from omniroute_executor.resolve import ResolveError, Target
 from omniroute_executor.routing import Plan, RoutingStats, build_plan
 from omniroute_executor.translate import TranslatorClient
 from omniroute_executor.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
-from omniroute_executor.usage_events import UsagePublisher
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "EventSink"]
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
 _OPERATION_PATH = {common_pb2.OPERATION_CHAT: "chat"}
+
+
+class EventSink(Protocol):
+    """Where usage events go (:class:`~omniroute_executor.usage_events.UsagePublisher` in production)."""
+
+    def emit(self, event: usage_pb2.UsageEvent) -> None: ...
 
 
 @dataclass(slots=True)
@@ -61,7 +66,7 @@ class Engine:
         credentials: Credentials,
         upstream: Upstream,
         translator: TranslatorClient,
-        publisher: UsagePublisher | None,
+        publisher: EventSink | None,
         health: HealthStore | None = None,
         stats: RoutingStats | None = None,
         rng: random.Random | None = None,

@@ -8,6 +8,7 @@ import logging
 import signal
 
 import uvloop
+from redis.asyncio import Redis
 
 from omniroute.v1 import executor_pb2_grpc
 from omniroute_core import events, grpcx
@@ -18,6 +19,7 @@ from omniroute_core.snapshot import SnapshotWatcher
 from omniroute_executor.catalog import load_catalog
 from omniroute_executor.engine import Engine
 from omniroute_executor.prepare import Credentials
+from omniroute_executor.resilience import HealthStore
 from omniroute_executor.server import ExecutorServicer
 from omniroute_executor.settings import ExecutorSettings
 from omniroute_executor.translate import TranslatorClient
@@ -47,6 +49,8 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
     cipher = Cipher(settings.omniroute_encryption_key) if settings.omniroute_encryption_key else None
     if cipher is None:
         log.warning("OMNIROUTE_ENCRYPTION_KEY is not set: connections with credentials cannot be used")
+    # short timeouts: breaker state is advisory, a slow Redis must not slow requests (the store falls back to local)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
     engine = Engine(
         catalog=load_catalog(),
         snapshot=lambda: watcher.current,
@@ -54,6 +58,7 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         upstream=upstream,
         translator=TranslatorClient(translator_channel),
         publisher=publisher,
+        health=HealthStore(redis),
     )
     server = grpcx.Server(f"{settings.bind_host}:{settings.executor_port}", ["omniroute.v1.Executor"])
     executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(engine), server.server)
@@ -67,6 +72,7 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         await watcher.stop()
         await upstream.close()
         await translator_channel.close()
+        await redis.aclose()
         with contextlib.suppress(Exception):
             await nc.drain()
 
