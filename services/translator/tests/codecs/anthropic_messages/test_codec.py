@@ -13,6 +13,7 @@ from omniroute_core.errors import hub_error
 from omniroute_translator.codecs.anthropic_messages import CODEC
 from omniroute_translator.codecs.anthropic_messages.errors import anthropic_type, error_from_envelope
 from omniroute_translator.codecs.base import CodecError, Context
+from omniroute_translator.goldens import find_cases
 
 _USER = [{"role": "user", "content": "hi"}]
 
@@ -161,3 +162,32 @@ def test_forced_tool_use_wins_over_thinking() -> None:
     body = _encode(reasoning_effort="high", tools=tools, tool_choice="required", temperature=0.3)
     assert "thinking" not in body
     assert (body["tool_choice"], body["temperature"]) == ({"type": "any"}, 0.3)
+
+
+def test_golden_cases_cover_the_required_behaviours() -> None:
+    names = {c.path.name for c in find_cases() if c.codec.name == "anthropic_messages" or c.encoder is CODEC}
+    required = {
+        "simple_text",
+        "system_blocks_cache_control",
+        "image_base64",
+        "tool_use_and_result",
+        "tool_use_empty_input",
+        "parallel_tool_results",
+        "thinking_blocks_round_trip",
+        "count_tokens_body",
+        "response_usage_cache",
+        "response_thinking_signature",
+        "stream_tool_use",
+        "stream_thinking_signature",
+        "stream_error_event",
+        "stream_encode_tool_calls",
+        "render_error_overloaded",
+        "pair_to_openai_chat_request",
+        "pair_to_openai_chat_response",
+        "pair_to_openai_chat_stream_tool_use",
+        "pair_to_anthropic_messages_request",
+        "pair_to_anthropic_messages_response",
+        "pair_to_anthropic_messages_stream",
+    }
+    assert required <= names, required - names
+    assert len([c for c in find_cases() if c.codec.name == "anthropic_messages"]) >= 30
