@@ -12,7 +12,7 @@ from omniroute_core import jsonx
 from omniroute_translator.codecs import gemini, ollama
 from omniroute_translator.codecs.gemini.response import usage_from_gemini, usage_to_gemini
 
-_text = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=20)
+_text = st.text(st.characters(codec="utf-8"), min_size=1, max_size=20)
 _name = st.from_regex(r"[a-z][a-z_]{0,10}", fullmatch=True)
 _args = st.dictionaries(_name, st.integers(-5, 5) | _text, max_size=3)
 
