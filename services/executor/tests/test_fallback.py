@@ -212,3 +212,42 @@ async def test_breaker_opens_then_half_opens_with_one_probe(rig: Rig) -> None:
     assert (await rig.engine.execute(direct)).status == 200
     assert rig.engine.health.get("conn:conn-a").clean
     assert (await rig.engine.execute(direct)).status == 200
+
+
+async def test_two_engines_share_a_cooldown_through_redis_within_a_second(rig: Rig, redis_url: str) -> None:
+    import asyncio
+    import time
+    import uuid
+
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(redis_url)
+    prefix = f"test:{uuid.uuid4().hex}"
+    one, two = rig.engine, rig.engine
+    try:
+        one.health = HealthStore(redis, prefix=prefix)
+        two = Engine(
+            catalog=load_catalog(),
+            snapshot=one._snapshot,
+            credentials=one._credentials,
+            upstream=one._upstream,
+            translator=one._translator,
+            publisher=rig.events,
+            health=HealthStore(redis, prefix=prefix),
+        )
+        direct = request(b'{"model": "openai/gpt-4o", "messages": []}', model="openai/gpt-4o")
+        assert (await two.execute(direct)).status == 200  # two has read the (empty) shared state
+        rig.a.script.append(Reply(status=429, json={"error": {"message": "slow"}}, headers={"Retry-After": "30"}))
+        assert (await one.execute(direct)).status == 429
+        start = time.monotonic()
+        while (await two.execute(direct)).status != 503:
+            assert time.monotonic() - start < 1.0
+            await asyncio.sleep(0.05)
+        calls = len(rig.a.requests)
+        await one.health.reset("conn:conn-a")
+        while (await two.execute(direct)).status != 200:
+            assert time.monotonic() - start < 2.0
+            await asyncio.sleep(0.05)
+        assert len(rig.a.requests) == calls + 1
+    finally:
+        await redis.aclose()
