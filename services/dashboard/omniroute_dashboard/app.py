@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from omniroute_core.logging import REQUEST_ID
-from omniroute_dashboard import auth, cache_routes, combos, keys, providers, system, usage_routes
+from omniroute_dashboard import auth, cache_routes, combos, keys, providers, resilience, system, usage_routes
 from omniroute_dashboard.context import Context, build_cipher
 from omniroute_dashboard.credentials import announce_generated_password, ensure_admin_password
 from omniroute_dashboard.metrics import DashboardMetrics
@@ -84,6 +84,7 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
     app.include_router(providers.router)
     app.include_router(keys.router)
     app.include_router(combos.router)
+    app.include_router(resilience.router)
     app.include_router(cache_routes.router)
     app.include_router(usage_routes.router)
     app.include_router(system.fallback)
