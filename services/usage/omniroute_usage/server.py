@@ -12,6 +12,7 @@ import grpc
 
 from omniroute.v1 import common_pb2, usage_pb2, usage_pb2_grpc
 from omniroute_core import jsonx
+from omniroute_usage import queries
 from omniroute_usage.api import BadRequest, NotFound
 from omniroute_usage.budget_api import check_budget, get_budgets, post_budget
 from omniroute_usage.pricing import load_shipped
@@ -98,9 +99,6 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
             ),
         )
 
-    async def _unimplemented(self, context: grpc.aio.ServicerContext[object, object]) -> usage_pb2.ManageReply:
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not implemented yet")
-
     async def CheckBudget(
         self, request: usage_pb2.CheckBudgetRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> usage_pb2.CheckBudgetReply:
@@ -129,24 +127,37 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
     async def GetUsageHistory(
         self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> usage_pb2.ManageReply:
-        return await self._unimplemented(context)
+        """Usage over time from the rollups (:func:`omniroute_usage.queries.usage_history`)."""
+        return await self._manage(context, queries.usage_history(self._pool, dict(request.params), _now()))
 
     async def GetUsageLogs(
         self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> usage_pb2.ManageReply:
-        return await self._unimplemented(context)
+        """Stored events, filtered and paginated (:func:`omniroute_usage.queries.usage_logs`)."""
+        return await self._manage(context, queries.usage_logs(self._pool, dict(request.params), _now()))
 
     async def GetRequestLogs(
         self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> usage_pb2.ManageReply:
-        return await self._unimplemented(context)
+        """One entry per request (:func:`omniroute_usage.queries.request_logs`)."""
+        return await self._manage(context, queries.request_logs(self._pool, dict(request.params), _now()))
 
     async def GetConnectionUsage(
         self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> usage_pb2.ManageReply:
-        return await self._unimplemented(context)
+        """Usage of the connection ``path_id`` (:func:`omniroute_usage.queries.connection_usage`);
+        INVALID_ARGUMENT when ``path_id`` is empty."""
+        if not request.path_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "connectionId is required")
+        call = queries.connection_usage(self._pool, request.path_id, dict(request.params), _now())
+        return await self._manage(context, call)
 
     async def GetTelemetrySummary(
         self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> usage_pb2.ManageReply:
-        return await self._unimplemented(context)
+        """Latency percentiles per provider (:func:`omniroute_usage.queries.telemetry_summary`)."""
+        return await self._manage(context, queries.telemetry_summary(self._pool, dict(request.params), _now()))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
