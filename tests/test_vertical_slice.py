@@ -257,3 +257,35 @@ async def test_executor_down_is_503(suite: Suite, openai_ready: tuple[str, str])
         assert error_of(resp)["type"] == "service_unavailable"
     finally:
         suite.start_service("executor")
+
+    async def recovered() -> None:
+        resp = await post_chat(suite, b'{"model": "openai/gpt-4o", "messages": []}')
+        assert resp.status_code == 200, resp.text
+
+    # the edge's channel reconnects within its 1 s backoff cap
+    assert await until_ok(recovered, timeout=3) < 3
+
+
+async def test_progress_frames_are_interleaved_when_asked(
+    suite: Suite, fake_openai: FakeOpenAI, openai_ready: tuple[str, str]
+) -> None:
+    _, key = openai_ready
+    events = fake_openai.chunks("gpt-4o", include_usage=False)
+    fake_openai.script.append(Reply(events=events, chunk_delay_s=4.5 / len(events)))
+    body = {"model": "openai/gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    headers = {"Authorization": f"Bearer {key}", "X-OmniRoute-Progress": "true"}
+    async with httpx.AsyncClient(timeout=20) as http:
+        resp = await http.post(suite.edge_url + "/v1/chat/completions", json=body, headers=headers)
+    assert resp.headers["x-omniroute-progress"] == "enabled"
+    frames = [f for f in resp.content.split(b"\n\n") if f]
+    progress = [jsonx.loads(f.split(b"data: ", 1)[1]) for f in frames if f.startswith(b"event: progress")]
+    assert len(progress) >= 2
+    assert progress[-1]["done"] is True
+    assert all("done" not in p for p in progress[:-1])
+    assert progress[-1]["tokens"] >= len(events)
+    assert progress[-1]["elapsedMs"] >= 4000
+    # every other frame is the upstream's own event, untouched and in order
+    upstream = [f for f in frames if not f.startswith(b"event: progress")]
+    assert upstream == [b"data: " + e for e in events] + [b"data: [DONE]"]
+    plain = await post_chat(suite, jsonx.dumps({**body, "stream": False}), {"Authorization": f"Bearer {key}"})
+    assert "x-omniroute-progress" not in plain.headers

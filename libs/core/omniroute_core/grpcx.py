@@ -35,6 +35,10 @@ CHANNEL_OPTIONS: Sequence[tuple[str, Any]] = (
     ("grpc.http2.max_pings_without_data", 0),
     # one channel carries many concurrent streams; don't cap them below our own queue limits
     ("grpc.max_concurrent_streams", 10_000),
+    # a restarted sibling is used again within a second (gRPC's default backoff grows to two minutes)
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
 )
 
 

@@ -27,6 +27,7 @@ from omniroute_core.logging import REQUEST_ID
 from omniroute_core.snapshot import ConfigSnapshot
 from omniroute_edge.auth import AuthError, authenticate, presented_key
 from omniroute_edge.errors import ErrorRenderer
+from omniroute_edge.progress import Progress
 from omniroute_edge.replay import ReplayPolicy, RequestFacts, serve
 from omniroute_edge.routes import Route
 
@@ -121,9 +122,11 @@ class Relay:
         )
         request = executor_pb2.ExecuteRequest(meta=meta, body=body)
 
+        progress = stream and _header(scope, b"x-omniroute-progress").lower() == "true"
+
         async def run(out: Send, extra: list[tuple[bytes, bytes]]) -> int:
             if stream:
-                return await self._stream(ctx, request, receive, out, rid, extra)
+                return await self._stream(ctx, request, receive, out, rid, extra, progress)
             return await self._unary(ctx, request, receive, out, rid, extra)
 
         token = _header(scope, b"idempotency-key") or _header(scope, b"x-request-id")
@@ -172,12 +175,14 @@ class Relay:
         send: Send,
         rid: str,
         extra: list[tuple[bytes, bytes]],
+        progress: bool,
     ) -> int:
         call = ctx.executor.ExecuteStream(request, metadata=call_metadata(rid), timeout=ctx.request_timeout_s)
-        return await _until_disconnect(self._relay_stream(ctx, call, send, rid, extra), receive, call.cancel)
+        relay = self._relay_stream(ctx, call, send, rid, extra, progress)
+        return await _until_disconnect(relay, receive, call.cancel)
 
     async def _relay_stream(
-        self, ctx: EdgeContext, call: Any, send: Send, rid: str, extra: list[tuple[bytes, bytes]]
+        self, ctx: EdgeContext, call: Any, send: Send, rid: str, extra: list[tuple[bytes, bytes]], progress: bool
     ) -> int:
         fmt = self.route.format
         try:
@@ -187,23 +192,54 @@ class Relay:
         if first is grpc.aio.EOF:
             return await _reply_error(ctx, fmt, hub_error(502, "executor ended the stream without a reply"), send, rid)
         headers = [(b"content-type", first.content_type.encode()), (b"x-request-id", rid.encode()), *extra]
-        if first.content_type.startswith("text/event-stream"):
+        sse = first.content_type.startswith("text/event-stream")
+        if sse:
             headers += [(b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no")]
+        ticker = Progress() if progress and sse and first.status == 200 else None
+        if ticker is not None:
+            headers.append((b"x-omniroute-progress", b"enabled"))
         headers += [(k.encode(), v.encode()) for k, v in first.headers.items()]
         await send({"type": "http.response.start", "status": first.status, "headers": headers})
         await send({"type": "http.response.body", "body": first.data, "more_body": True})
         try:
-            while True:
-                chunk = await call.read()
-                if chunk is grpc.aio.EOF:
-                    break
-                await send({"type": "http.response.body", "body": chunk.data, "more_body": True})
+            if ticker is None:
+                while True:
+                    chunk = await call.read()
+                    if chunk is grpc.aio.EOF:
+                        break
+                    await send({"type": "http.response.body", "body": chunk.data, "more_body": True})
+            else:
+                ticker.observe(first.data)
+                await _relay_with_progress(call, send, ticker)
         except grpc.aio.AioRpcError as exc:
             # headers are gone: the failure becomes the format's mid-stream error event
             event = await ctx.errors.render(fmt, _grpc_error(exc), in_stream=True)
             await send({"type": "http.response.body", "body": event, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
         return int(first.status)
+
+
+async def _relay_with_progress(call: Any, send: Send, ticker: Progress) -> None:
+    """The stream loop with progress frames: a read that outlasts the interval lets a frame out first."""
+    reading = asyncio.ensure_future(call.read())
+    try:
+        while True:
+            done, _ = await asyncio.wait({reading}, timeout=ticker.wait_s())
+            if not done:
+                if ticker.at_boundary:
+                    await send({"type": "http.response.body", "body": ticker.frame(), "more_body": True})
+                else:
+                    await asyncio.wait({reading})
+                continue
+            chunk = reading.result()
+            if chunk is grpc.aio.EOF:
+                break
+            ticker.observe(chunk.data)
+            await send({"type": "http.response.body", "body": chunk.data, "more_body": True})
+            reading = asyncio.ensure_future(call.read())
+        await send({"type": "http.response.body", "body": ticker.frame(done=True), "more_body": True})
+    finally:
+        reading.cancel()
 
 
 async def _until_disconnect(work: Coroutine[Any, Any, int], receive: Receive, cancel: Callable[[], Any]) -> int:
