@@ -29,7 +29,7 @@ import uvloop
 
 from bench.measure import SCENARIOS, Load, Sampler, direct_phases, run_scenario
 from bench.report import machine_info, markdown
-from bench.targets import LITELLM_VERSION, LiteLLM, Mock, OmniRoute, ensure_litellm, tree_rss
+from bench.targets import LITELLM_VERSION, LiteLLM, Mock, OmniRoute, ensure_litellm, settle, tree_rss
 from omniroute_core import jsonx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,9 +65,15 @@ async def measure_target(target: Any, mock: Mock, load: Load, scenarios: list[An
     print(f"bench: starting {target.name}", flush=True)
     try:
         await target.start()
-        print(f"bench: {target.name} ready in {time.monotonic() - started:.1f}s", flush=True)
-        await asyncio.sleep(1.0)  # let start-up work (imports, first snapshots, worker spawns) settle
-        section: dict[str, Any] = {"rss_idle": tree_rss(target.root_pids()), "scenarios": {}}
+        ready = time.monotonic() - started
+        settled = await settle(target.root_pids)
+        print(f"bench: {target.name} answered after {ready:.1f}s, idle after {settled:.1f}s more", flush=True)
+        section: dict[str, Any] = {
+            "ready_s": round(ready, 1),
+            "settled_s": round(settled, 1),
+            "rss_idle": tree_rss(target.root_pids()),
+            "scenarios": {},
+        }
         samplers = [Sampler(target.root_pids)]
         backing = getattr(target, "backing_pids", None)
         if backing is not None:
@@ -124,6 +130,10 @@ async def bench(ns: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "scenarios": [{"key": s.key, "title": s.title, "path": s.path, "baseline": s.baseline} for s in scenarios],
         "targets": {},
     }
+    load_now = os.getloadavg()[0]
+    if load_now > (os.cpu_count() or 1) / 2:
+        print(f"bench: warning: load average {load_now:.2f} on {os.cpu_count()} cores before starting; other work "
+              "on this machine will skew the figures", flush=True)  # fmt: skip
     await mock.start()
     try:
         print("bench: measuring the mock alone", flush=True)

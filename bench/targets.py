@@ -33,7 +33,9 @@ __all__ = [
     "OmniRoute",
     "Target",
     "ensure_litellm",
+    "settle",
     "stop_tree",
+    "tree_cpu_seconds",
     "tree_rss",
 ]
 
@@ -70,6 +72,39 @@ def tree_rss(pids: list[int]) -> int:
             except psutil.Error:
                 continue
     return total
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    """CPU seconds (user + system) used so far by ``pids`` and their descendants."""
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += float(times.user + times.system)
+    return total
+
+
+async def settle(pids: Callable[[], list[int]], limit_s: float = 90.0, busy: float = 0.1) -> float:
+    """Wait until the process trees are idle (under ``busy`` of a core over a second), for at most ``limit_s``:
+    a target that answers its first request may still be importing modules or starting workers.
+    Returns the seconds waited."""
+    started = time.monotonic()
+    last = await asyncio.to_thread(tree_cpu_seconds, pids())
+    while time.monotonic() - started < limit_s:
+        await asyncio.sleep(1.0)
+        now = await asyncio.to_thread(tree_cpu_seconds, pids())
+        if now - last < busy:
+            break
+        last = now
+    return time.monotonic() - started
 
 
 def stop_tree(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
@@ -263,7 +298,7 @@ class LiteLLM:
     it off, so the other scenarios run without it). Logging is at ERROR, which also silences uvicorn's
     per-request access log (our edge runs without one too). Anthropic ``/v1/messages`` requests are translated to
     the provider's Chat Completions (``LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES``), as ours are,
-    instead of to OpenAI's Responses API. Workers get 60 s, not uvicorn's 5 s, to answer the supervisor's
+    instead of to OpenAI's Responses API. Workers get 120 s, not uvicorn's 5 s, to answer the supervisor's
     health ping: importing LiteLLM on a busy 2-core machine takes longer, and the supervisor would otherwise kill
     and respawn them in a loop.
     """
@@ -302,7 +337,7 @@ class LiteLLM:
             "PYTHONUNBUFFERED": "1",
         }
         argv = [str(self.exe), "--config", str(cfg), "--host", "127.0.0.1", "--port", str(self.port),
-                "--num_workers", "2", "--timeout_worker_healthcheck", "60"]  # fmt: skip
+                "--num_workers", "2", "--timeout_worker_healthcheck", "120"]  # fmt: skip
         self.proc = _spawn(argv, self.workdir / "litellm.log", env=env, cwd=self.workdir)
         body = {"model": MODEL, "messages": [{"role": "user", "content": "ping"}]}
         headers = {"authorization": f"Bearer {self.api_key}"}
@@ -311,7 +346,7 @@ class LiteLLM:
             async def serves() -> bool:
                 return (await http.post("/v1/chat/completions", json=body, headers=headers)).status_code == 200
 
-            await _until(serves, "litellm", 120, self.proc)
+            await _until(serves, "litellm", 240, self.proc)
 
     def root_pids(self) -> list[int]:
         return [self.proc.pid] if self.proc is not None and self.proc.poll() is None else []
