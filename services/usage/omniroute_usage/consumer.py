@@ -43,7 +43,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from omniroute.v1 import usage_pb2
 from omniroute_core.events import USAGE_STREAM, USAGE_SUBJECT_PREFIX, ensure_usage_stream
 from omniroute_usage.budgets import BudgetWarner
-from omniroute_usage.metrics import WriterMetrics
+from omniroute_usage.metrics import Observed, WriterMetrics
 from omniroute_usage.pricing import PriceBook, load_shipped
 from omniroute_usage.pricing_db import PricingSource, StaticPricing
 from omniroute_usage.store import COLUMNS, Row, UsageStore, event_row
@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 # Every other failure (connection refused or lost, shutdown, failover, deadlock) is worth retrying.
 _DATA_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 _KEY_ID = COLUMNS.index("key_id")
+_COL = {name: i for i, name in enumerate(COLUMNS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +210,7 @@ class UsageWriter:
             self._metrics.duplicates.inc(len(rows) - len(new_ids))
             await _settle_all(msgs, Msg.ack)
             new_rows = [row for row in rows if row[0] in new_ids]
+            self._metrics.genai.record(_observed(row) for row in new_rows)
             if self._budgets is not None and new_rows:
                 await self._budgets.check({row[_KEY_ID] for row in new_rows})
             return
@@ -224,6 +226,19 @@ async def _unsubscribe(sub: JetStreamContext.PullSubscription) -> None:
         await sub.unsubscribe()
     except nats.errors.Error as exc:
         log.debug("usage unsubscribe failed: %s", exc)
+
+
+def _observed(row: Row) -> Observed:
+    return Observed(
+        provider=row[_COL["provider"]],
+        model=row[_COL["model"]],
+        failed=row[_COL["status"]] >= 400 or bool(row[_COL["error_type"]]),
+        latency_ms=row[_COL["latency_ms"]],
+        ttft_ms=row[_COL["ttft_ms"]],
+        input_tokens=row[_COL["input_tokens"]],
+        output_tokens=row[_COL["output_tokens"]],
+        cost_usd=float(row[_COL["cost_usd"]]),
+    )
 
 
 def _cost(book: PriceBook, event: usage_pb2.UsageEvent) -> Decimal:

@@ -1,12 +1,14 @@
-"""Prometheus metrics of the usage writer, registered on the registry built in ``main()``."""
+"""Prometheus metrics of the usage writer, registered on the registry built in ``main()``: the writer's own
+health, and per provider/model GenAI metrics (OpenTelemetry names) and cost from the events it stores."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-__all__ = ["WriterMetrics"]
+__all__ = ["GenAiMetrics", "Observed", "WriterMetrics"]
 
 # batch inserts run from ~1 ms (one row) to ~15 ms (500 rows) when healthy; the tail shows a struggling database
 _INSERT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -23,6 +25,7 @@ class WriterMetrics:
     failures: Counter
     insert_seconds: Histogram
     budget_warnings: Counter
+    genai: GenAiMetrics
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> WriterMetrics:
@@ -60,4 +63,100 @@ class WriterMetrics:
                 ["period"],
                 registry=registry,
             ),
+            genai=GenAiMetrics.create(registry),
         )
+
+
+# OpenTelemetry GenAI semantic-convention buckets (token usage, request duration, time to first token)
+_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+_TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+_MODEL = ("gen_ai_provider_name", "gen_ai_request_model")
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What the GenAI metrics need of one stored event."""
+
+    provider: str
+    model: str
+    failed: bool
+    latency_ms: int
+    ttft_ms: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True)
+class GenAiMetrics:
+    """Per provider and model, from the events the writer stored (each counted once, duplicates never), under the
+    OpenTelemetry GenAI names as Prometheus spells them, plus the cost and request counters."""
+
+    token_usage: Histogram
+    request_duration: Histogram
+    time_to_first_token: Histogram
+    cost: Counter
+    requests: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> GenAiMetrics:
+        return cls(
+            token_usage=Histogram(
+                "gen_ai_client_token_usage",
+                "Tokens per request attempt, by token type (input, output).",
+                [*_MODEL, "gen_ai_token_type"],
+                buckets=_TOKEN_BUCKETS,
+                registry=registry,
+            ),
+            request_duration=Histogram(
+                "gen_ai_server_request_duration_seconds",
+                "Provider request duration per attempt, in seconds.",
+                [*_MODEL, "error_type"],
+                buckets=_DURATION_BUCKETS,
+                registry=registry,
+            ),
+            time_to_first_token=Histogram(
+                "gen_ai_server_time_to_first_token_seconds",
+                "Time to the first output token of streamed attempts that reported one, in seconds.",
+                list(_MODEL),
+                buckets=_TTFT_BUCKETS,
+                registry=registry,
+            ),
+            cost=Counter(
+                "omniroute_usage_cost_usd", "Cost of stored usage events, in USD.", list(_MODEL), registry=registry
+            ),
+            requests=Counter(
+                "omniroute_usage_requests",
+                "Stored usage events (attempts) by outcome.",
+                [*_MODEL, "outcome"],
+                registry=registry,
+            ),
+        )
+
+    def record(self, observed: Iterable[Observed]) -> None:
+        """Add the given events; label lookups are done once per provider and model, not once per event."""
+        groups: dict[tuple[str, str], list[Observed]] = {}
+        for o in observed:
+            groups.setdefault((o.provider or "unknown", o.model or "unknown"), []).append(o)
+        for (provider, model), items in groups.items():
+            tokens_in = self.token_usage.labels(provider, model, "input")
+            tokens_out = self.token_usage.labels(provider, model, "output")
+            ok_duration = self.request_duration.labels(provider, model, "")
+            ttft = self.time_to_first_token.labels(provider, model)
+            failed = 0
+            for o in items:
+                tokens_in.observe(o.input_tokens)
+                tokens_out.observe(o.output_tokens)
+                if o.failed:
+                    failed += 1
+                    self.request_duration.labels(provider, model, "error").observe(o.latency_ms / 1000)
+                else:
+                    ok_duration.observe(o.latency_ms / 1000)
+                if o.ttft_ms > 0:
+                    ttft.observe(o.ttft_ms / 1000)
+            self.cost.labels(provider, model).inc(sum(o.cost_usd for o in items))
+            if failed:
+                self.requests.labels(provider, model, "error").inc(failed)
+            if len(items) > failed:
+                self.requests.labels(provider, model, "success").inc(len(items) - failed)
