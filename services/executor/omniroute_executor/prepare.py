@@ -95,7 +95,9 @@ async def prepare(
             drop = not asked
         out = patch_members(body, members)
     else:
-        translated = await translator.request(meta.client_format, target.provider.format, body, target.model)
+        translated = await translator.request(
+            meta.client_format, target.provider.format, body, target.model, stream=meta.stream
+        )
         if translated.HasField("error"):
             raise ResolveError(translated.error)
         out = translated.body

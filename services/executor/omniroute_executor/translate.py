@@ -27,10 +27,16 @@ class TranslatorClient:
         self._stub = translator_pb2_grpc.TranslatorStub(channel)
 
     async def request(
-        self, source: common_pb2.Format.ValueType, target: common_pb2.Format.ValueType, body: bytes, model: str
+        self,
+        source: common_pb2.Format.ValueType,
+        target: common_pb2.Format.ValueType,
+        body: bytes,
+        model: str,
+        *,
+        stream: bool,
     ) -> translator_pb2.TranslateRequestOut:
         return await self._stub.TranslateRequest(
-            translator_pb2.TranslateRequestIn(source=source, target=target, body=body, model=model),
+            translator_pb2.TranslateRequestIn(source=source, target=target, body=body, model=model, stream=stream),
             metadata=call_metadata(),
         )
 

@@ -58,14 +58,23 @@ def translate_request(table: CodecTable, req: translator_pb2.TranslateRequestIn)
     except CodecError as exc:
         return translator_pb2.TranslateRequestOut(error=exc.error)
     model = str(hub.get("model") or "")
-    stream = hub.get("stream") is True
+    # the caller knows the stream flag even where the body does not carry it (Gemini puts it in the path)
+    stream = req.stream or hub.get("stream") is True
+    if stream:
+        hub["stream"] = True
     target_model = req.model or model
     if req.source == req.target:
-        body = req.body if target_model == model else replace_top_level_string(req.body, "model", target_model)
-        if body is None:  # a model spelled with escapes: re-serialize, still without any translation
-            body = jsonx.dumps({**hub, "model": target_model})
+        if not model or target_model == model:
+            body = req.body  # nothing to rewrite (or a format that names the model in the URL)
+        else:
+            patched = replace_top_level_string(req.body, "model", target_model)
+            # a model spelled with escapes: re-serialize, still without any translation
+            body = patched if patched is not None else jsonx.dumps({**hub, "model": target_model})
     else:
-        body = tgt.encode_request(hub, target_model)
+        try:
+            body = tgt.encode_request(hub, target_model)
+        except CodecError as exc:  # the target cannot honour something the request requires
+            return translator_pb2.TranslateRequestOut(error=exc.error)
     return translator_pb2.TranslateRequestOut(body=body, model=model, stream=stream)
 
 

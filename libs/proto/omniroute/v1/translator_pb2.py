@@ -25,31 +25,31 @@ _sym_db = _symbol_database.Default()
 from omniroute.v1 import common_pb2 as omniroute_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1domniroute/v1/translator.proto\x12\x0comniroute.v1\x1a\x19omniroute/v1/common.proto\"}\n\x12TranslateRequestIn\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\t\"f\n\x13TranslateRequestOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06stream\x18\x03 \x01(\x08\x12\"\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x13.omniroute.v1.Error\"\xa8\x01\n\x13TranslateResponseIn\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x06 \x01(\x03\"l\n\x14TranslateResponseOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\"\n\x05usage\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Usage\x12\"\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Error\"\xa9\x01\n\x0bStreamSetup\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\r\n\x05model\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x05 \x01(\x03\x12\x15\n\rinclude_usage\x18\x06 \x01(\x08\"N\n\x08StreamIn\x12*\n\x05setup\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.StreamSetupH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04kind\"\xb0\x01\n\tStreamOut\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12\"\n\x05usage\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Usage\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\x12\x17\n\x0f\x63ontent_started\x18\x05 \x01(\x08\x12\"\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.omniroute.v1.Error\x12\x14\n\x0c\x63ontent_type\x18\x07 \x01(\t\"l\n\rRenderErrorIn\x12$\n\x06target\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\"\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Error\x12\x11\n\tin_stream\x18\x03 \x01(\x08\"4\n\x0eRenderErrorOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t2\xd3\x02\n\nTranslator\x12W\n\x10TranslateRequest\x12 .omniroute.v1.TranslateRequestIn\x1a!.omniroute.v1.TranslateRequestOut\x12Z\n\x11TranslateResponse\x12!.omniroute.v1.TranslateResponseIn\x1a\".omniroute.v1.TranslateResponseOut\x12\x46\n\x0fTranslateStream\x12\x16.omniroute.v1.StreamIn\x1a\x17.omniroute.v1.StreamOut(\x01\x30\x01\x12H\n\x0bRenderError\x12\x1b.omniroute.v1.RenderErrorIn\x1a\x1c.omniroute.v1.RenderErrorOutb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1domniroute/v1/translator.proto\x12\x0comniroute.v1\x1a\x19omniroute/v1/common.proto\"\x8d\x01\n\x12TranslateRequestIn\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0e\n\x06stream\x18\x05 \x01(\x08\"f\n\x13TranslateRequestOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06stream\x18\x03 \x01(\x08\x12\"\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x13.omniroute.v1.Error\"\xa8\x01\n\x13TranslateResponseIn\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x06 \x01(\x03\"l\n\x14TranslateResponseOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\"\n\x05usage\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Usage\x12\"\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Error\"\xa9\x01\n\x0bStreamSetup\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\r\n\x05model\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x05 \x01(\x03\x12\x15\n\rinclude_usage\x18\x06 \x01(\x08\"N\n\x08StreamIn\x12*\n\x05setup\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.StreamSetupH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04kind\"\xb0\x01\n\tStreamOut\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12\"\n\x05usage\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Usage\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\x12\x17\n\x0f\x63ontent_started\x18\x05 \x01(\x08\x12\"\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.omniroute.v1.Error\x12\x14\n\x0c\x63ontent_type\x18\x07 \x01(\t\"l\n\rRenderErrorIn\x12$\n\x06target\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\"\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Error\x12\x11\n\tin_stream\x18\x03 \x01(\x08\"4\n\x0eRenderErrorOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t2\xd3\x02\n\nTranslator\x12W\n\x10TranslateRequest\x12 .omniroute.v1.TranslateRequestIn\x1a!.omniroute.v1.TranslateRequestOut\x12Z\n\x11TranslateResponse\x12!.omniroute.v1.TranslateResponseIn\x1a\".omniroute.v1.TranslateResponseOut\x12\x46\n\x0fTranslateStream\x12\x16.omniroute.v1.StreamIn\x1a\x17.omniroute.v1.StreamOut(\x01\x30\x01\x12H\n\x0bRenderError\x12\x1b.omniroute.v1.RenderErrorIn\x1a\x1c.omniroute.v1.RenderErrorOutb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omniroute.v1.translator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TRANSLATEREQUESTIN']._serialized_start=74
-  _globals['_TRANSLATEREQUESTIN']._serialized_end=199
-  _globals['_TRANSLATEREQUESTOUT']._serialized_start=201
-  _globals['_TRANSLATEREQUESTOUT']._serialized_end=303
-  _globals['_TRANSLATERESPONSEIN']._serialized_start=306
-  _globals['_TRANSLATERESPONSEIN']._serialized_end=474
-  _globals['_TRANSLATERESPONSEOUT']._serialized_start=476
-  _globals['_TRANSLATERESPONSEOUT']._serialized_end=584
-  _globals['_STREAMSETUP']._serialized_start=587
-  _globals['_STREAMSETUP']._serialized_end=756
-  _globals['_STREAMIN']._serialized_start=758
-  _globals['_STREAMIN']._serialized_end=836
-  _globals['_STREAMOUT']._serialized_start=839
-  _globals['_STREAMOUT']._serialized_end=1015
-  _globals['_RENDERERRORIN']._serialized_start=1017
-  _globals['_RENDERERRORIN']._serialized_end=1125
-  _globals['_RENDERERROROUT']._serialized_start=1127
-  _globals['_RENDERERROROUT']._serialized_end=1179
-  _globals['_TRANSLATOR']._serialized_start=1182
-  _globals['_TRANSLATOR']._serialized_end=1521
+  _globals['_TRANSLATEREQUESTIN']._serialized_start=75
+  _globals['_TRANSLATEREQUESTIN']._serialized_end=216
+  _globals['_TRANSLATEREQUESTOUT']._serialized_start=218
+  _globals['_TRANSLATEREQUESTOUT']._serialized_end=320
+  _globals['_TRANSLATERESPONSEIN']._serialized_start=323
+  _globals['_TRANSLATERESPONSEIN']._serialized_end=491
+  _globals['_TRANSLATERESPONSEOUT']._serialized_start=493
+  _globals['_TRANSLATERESPONSEOUT']._serialized_end=601
+  _globals['_STREAMSETUP']._serialized_start=604
+  _globals['_STREAMSETUP']._serialized_end=773
+  _globals['_STREAMIN']._serialized_start=775
+  _globals['_STREAMIN']._serialized_end=853
+  _globals['_STREAMOUT']._serialized_start=856
+  _globals['_STREAMOUT']._serialized_end=1032
+  _globals['_RENDERERRORIN']._serialized_start=1034
+  _globals['_RENDERERRORIN']._serialized_end=1142
+  _globals['_RENDERERROROUT']._serialized_start=1144
+  _globals['_RENDERERROROUT']._serialized_end=1196
+  _globals['_TRANSLATOR']._serialized_start=1199
+  _globals['_TRANSLATOR']._serialized_end=1538
 # @@protoc_insertion_point(module_scope)

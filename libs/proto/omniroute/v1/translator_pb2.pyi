@@ -25,11 +25,14 @@ class TranslateRequestIn(_message.Message):
     TARGET_FIELD_NUMBER: _builtins.int
     BODY_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
+    STREAM_FIELD_NUMBER: _builtins.int
     source: _common_pb2.Format.ValueType
     target: _common_pb2.Format.ValueType
     body: _builtins.bytes
     model: _builtins.str
     """the model name to write into the target body"""
+    stream: _builtins.bool
+    """the client asked to stream (read from its body, or its path for Gemini)"""
     def __init__(
         self,
         *,
@@ -37,10 +40,11 @@ class TranslateRequestIn(_message.Message):
         target: _common_pb2.Format.ValueType = ...,
         body: _builtins.bytes = ...,
         model: _builtins.str = ...,
+        stream: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "model", b"model", "source", b"source", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "model", b"model", "source", b"source", "stream", b"stream", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
