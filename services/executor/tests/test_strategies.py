@@ -78,7 +78,10 @@ def test_p2c_prefers_the_less_loaded_of_two_random_picks() -> None:
     firsts = Counter(order("p2c", ITEMS, cand(), stats=st, rng=rng, group="g")[0] for _ in range(3000))
     assert firsts["a"] == 0  # the most loaded never wins a pair
     assert firsts["b"] > firsts["c"]
-    assert order("p2c", ITEMS, cand(), stats=st, rng=random.Random(1), group="g")[1:] in (["c", "a"], ["b", "a"])  # the rest by load
+    assert order("p2c", ITEMS, cand(), stats=st, rng=random.Random(1), group="g")[1:] in (
+        ["c", "a"],
+        ["b", "a"],
+    )  # the rest by load
 
 
 def test_stats_track_in_flight_and_latency_ewma() -> None:
