@@ -37,20 +37,26 @@ class Route:
     temperature_path: tuple[str, ...] = ("temperature",)
 
 
+_GEMINI_ACTIONS = {
+    "generateContent": PathAction(common_pb2.OPERATION_CHAT, stream=False),
+    "streamGenerateContent": PathAction(common_pb2.OPERATION_CHAT, stream=True),
+}
+
 ROUTES: tuple[Route, ...] = (
     Route("/v1/chat/completions", common_pb2.FORMAT_OPENAI_CHAT, common_pb2.OPERATION_CHAT, "chat"),
     Route("/v1/messages", common_pb2.FORMAT_ANTHROPIC_MESSAGES, common_pb2.OPERATION_CHAT, "chat"),
     Route("/v1/responses", common_pb2.FORMAT_OPENAI_RESPONSES, common_pb2.OPERATION_CHAT, "chat"),
-    Route(
-        "/v1beta/models/{target:path}",
-        common_pb2.FORMAT_GEMINI,
-        common_pb2.OPERATION_CHAT,
-        "chat",
-        path_actions={
-            "generateContent": PathAction(common_pb2.OPERATION_CHAT, stream=False),
-            "streamGenerateContent": PathAction(common_pb2.OPERATION_CHAT, stream=True),
-        },
-        temperature_path=("generationConfig", "temperature"),
+    # Gemini's SDKs call /v1beta (the API reference) or /v1 (google-genai's default); both are served
+    *(
+        Route(
+            f"/{version}/models/{{target:path}}",
+            common_pb2.FORMAT_GEMINI,
+            common_pb2.OPERATION_CHAT,
+            "chat",
+            path_actions=_GEMINI_ACTIONS,
+            temperature_path=("generationConfig", "temperature"),
+        )
+        for version in ("v1beta", "v1")
     ),
     Route(
         "/v1/api/chat",
