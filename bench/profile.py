@@ -3,8 +3,9 @@
 ``uv run python bench/profile.py [--scenario chat] [--seconds 10] [--rate 0]`` starts the mock and our suite
 (as ``run.py`` does), drives one scenario (closed loop at ``--concurrency``, or open loop at ``--rate`` req/s
 when given) and meanwhile records each named service with ``py-spy record`` (installed into .bench/tools-venv
-when missing). Writes ``<scenario>-<service>.txt`` (collapsed stacks, which speedscope and flamegraph.pl read)
-under ``.bench/profile/`` and prints, per service, the functions with the most samples: on-CPU "self" time and
+when missing). Writes ``<scenario>-<service>[-native].txt`` (collapsed stacks, which speedscope and flamegraph.pl read)
+under ``.bench/profile/`` and prints the CPU each service spends per request (measured first, without the profiler),
+then, per service, the functions with the most samples: on-CPU "self" time and
 "inclusive" time (the function or anything it called). Nothing in the services changes.
 """
 
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import uvloop
 
-from bench.measure import SCENARIOS, Load, Sampler, headers_for, probe, run_phase
-from bench.targets import Mock, OmniRoute
+from bench.measure import SCENARIOS, headers_for, probe, run_phase
+from bench.targets import Mock, OmniRoute, settle, tree_cpu_seconds
 
 ROOT = Path(__file__).resolve().parent.parent
 TOOLS_VENV = ROOT / ".bench" / "tools-venv"
@@ -75,6 +77,22 @@ def _short(frame: str) -> str:
     return f"{name} ({where})" if where else name
 
 
+async def cpu_per_request(target: OmniRoute, mock: Mock, spec: dict[str, Any]) -> dict[str, Any]:
+    """One load phase without any profiler attached; returns the loadgen result plus ``cpu_us``: CPU
+    microseconds per completed request for each service, the backing servers and the mock."""
+    groups = {name: [pid] for name, pid in target.service_pids().items()}
+    groups |= {b.kind: [b.proc.pid] for b in target.backing}
+    groups["mock"] = [mock.proc.pid] if mock.proc else []
+    before = {name: tree_cpu_seconds(pids) for name, pids in groups.items()}
+    started = time.monotonic()
+    result = await run_phase(spec, [])
+    wall = time.monotonic() - started
+    # the phase's wall time includes the load generator's start and warm-up: count requests over all of it
+    requests = max(1.0, result["rps"] * wall)
+    result["cpu_us"] = {n: round((tree_cpu_seconds(p) - before[n]) / requests * 1e6) for n, p in groups.items()}
+    return result
+
+
 async def profile(ns: argparse.Namespace, workdir: Path, py_spy: Path) -> None:
     scenario = next(s for s in SCENARIOS if s.key == ns.scenario)
     mock = Mock(workdir, 0.0, ns.chunks, ns.chunk_delay_ms)
@@ -82,39 +100,40 @@ async def profile(ns: argparse.Namespace, workdir: Path, py_spy: Path) -> None:
     target = OmniRoute(workdir, mock)
     try:
         await target.start()
-        await asyncio.sleep(1.0)
+        await settle(target.root_pids)
         pids = target.service_pids()
         mode = "open" if ns.rate else "closed"
-        load = Load(ns.seconds + 2, 1.0, ns.concurrency, ns.rate or 200.0, 10.0, 512)
-        sampler = Sampler(target.root_pids)
         ok, note = await probe(target, scenario, mock)
         if not ok:
             raise SystemExit(f"scenario {scenario.key}: {note}")
+        spec: dict[str, Any] = {
+            "port": target.port, "path": scenario.path, "body": scenario.body, "unique": scenario.unique,
+            "headers": headers_for(scenario, target.api_key), "mode": mode, "concurrency": ns.concurrency,
+            "rate": ns.rate or 200.0, "duration": ns.seconds, "warmup": 0.5, "timeout": 10.0,
+        }  # fmt: skip
+        plain = await cpu_per_request(target, mock, spec)
+        print(f"without profiler: {plain['rps']:,.0f} req/s ({mode}), latency p50 {plain['latency_ms'].get('p50')} ms,"
+              f" p99 {plain['latency_ms'].get('p99')} ms")  # fmt: skip
+        print("CPU per request, µs: " + ", ".join(f"{k} {v}" for k, v in plain["cpu_us"].items()))
         OUT.mkdir(parents=True, exist_ok=True)
+        suffix = "-native" if ns.native else ""
         spies = []
         for service in ns.services:
             argv = [str(py_spy), "record", "--pid", str(pids[service]), "--duration", str(int(ns.seconds)),
-                    "--rate", "250", "--format", "raw", "--output", str(OUT / f"{scenario.key}-{service}.txt"),
-                    "--nonblocking"]  # fmt: skip
+                    "--format", "raw", "--output", str(OUT / f"{scenario.key}-{service}{suffix}.txt")]  # fmt: skip
+            # native stacks need the process paused while sampled, which costs more: sample less often
+            argv += ["--native", "--rate", "100"] if ns.native else ["--nonblocking", "--rate", "250"]
             argv += ["--idle"] if ns.idle else []
-            argv += ["--native"] if ns.native else []
             spies.append(await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.DEVNULL,
                                                               stderr=asyncio.subprocess.PIPE))  # fmt: skip
-        spec: dict[str, Any] = {
-            "port": target.port, "path": scenario.path, "body": scenario.body, "unique": scenario.unique,
-            "headers": headers_for(scenario, target.api_key), "mode": mode,
-            "concurrency": load.concurrency, "rate": load.rate, "duration": load.duration, "warmup": 0.5,
-            "timeout": load.timeout,
-        }  # fmt: skip
-        result = await run_phase(spec, [sampler])
+        result = await run_phase({**spec, "duration": ns.seconds + 1}, [])
         for spy in spies:
             _, err = await spy.communicate()
             if spy.returncode != 0:
                 print(f"py-spy failed: {err.decode(errors='replace')[-500:]}", file=sys.stderr)
-        print(f"load: {result['rps']:,.0f} req/s ({mode}), latency p50 {result['latency_ms'].get('p50')} ms, "
-              f"p99 {result['latency_ms'].get('p99')} ms; RSS peak {sampler.peak / 2**20:,.0f} MB")  # fmt: skip
+        print(f"under py-spy: {result['rps']:,.0f} req/s")
         for service in ns.services:
-            total, own, inclusive = summarize(OUT / f"{scenario.key}-{service}.txt", ns.top)
+            total, own, inclusive = summarize(OUT / f"{scenario.key}-{service}{suffix}.txt", ns.top)
             print(f"\n== {service}: {total} samples ==\n-- self --")
             for frame, n in own:
                 print(f"{100 * n / max(1, total):5.1f}%  {frame}")

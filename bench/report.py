@@ -40,8 +40,9 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                           check=False).stdout.strip()  # fmt: skip
+    # results are rewritten by every run: a changed results file does not make the measured code dirty
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
+                           capture_output=True, text=True, check=False).stdout.strip()  # fmt: skip
     return {
         "cores": os.cpu_count(),
         "cpu_model": model or platform.processor() or "unknown",
@@ -92,16 +93,16 @@ def _cell(value: float | None, sc: dict[str, Any] | None, phase: str, digits: in
         return NA
     if not sc.get("supported"):
         return "not supported yet" if "not supported" in sc.get("note", "") else "failed"
-    text = _fmt(value, digits)
     result = sc[phase]
-    bad = result["errors"] + result.get("dropped", 0)
-    if bad > 0.01 * max(1, result["completed"] + bad):
-        text += f" ({bad} failed)"
+    notes = []
     served, offered = result.get("served_rps", 0.0), result.get("offered_rps", 0.0)
     if phase == "fixed_rate" and served and served < 0.9 * offered:
         # the rate is over this gateway's capacity: the figure is mostly time spent queueing
-        text += f" (overloaded: served {served:.0f} of {offered:.0f} req/s)"
-    return text
+        notes.append(f"overloaded: {served:.0f} of {offered:.0f} req/s served")
+    bad = result["errors"] + result.get("dropped", 0)
+    if bad > 0.01 * max(1, result["completed"] + bad):
+        notes.append(f"{bad} failed")
+    return _fmt(value, digits) + (f" ({', '.join(notes)})" if notes else "")
 
 
 def rows(doc: dict[str, Any]) -> list[Row]:
