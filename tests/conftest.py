@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from omniroute_devservers.control import make_provider
 from omniroute_devservers.fake_openai import FakeOpenAI
 from omniroute_devservers.suite import TEST_PASSWORD, Suite
 
@@ -20,11 +21,16 @@ async def admin(suite: Suite) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+UPSTREAM_KEY = "sk-upstream-key"
+
+
 @pytest.fixture(scope="session")
-async def fake_openai() -> AsyncIterator[FakeOpenAI]:
+async def fake_openai(admin: httpx.AsyncClient) -> AsyncIterator[FakeOpenAI]:
+    """The session's fake OpenAI upstream, registered once as the suite's only 'openai' connection."""
     fake = FakeOpenAI()
     await fake.start()
     try:
+        await make_provider(admin, "openai", fake.base_url, api_key=UPSTREAM_KEY)
         yield fake
     finally:
         await fake.stop()

@@ -60,7 +60,7 @@ async def env(admin: httpx.AsyncClient, suite: Suite, fake_openai: FakeOpenAI) -
     for name, fake in started:
         await fake.start()
         fakes[name] = fake
-    for name, upstream in fakes.items():
+    for name, upstream in started:  # 'openai' is registered once for the session (conftest)
         await make_provider(admin, name, upstream.base_url)
     _, key = await make_key(admin)
     environment = Env(suite.edge_url, key, fakes)

@@ -50,8 +50,7 @@ async def sdk() -> AsyncIterator[Clients]:
 async def openai_ready(
     admin: httpx.AsyncClient, suite: Suite, fake_openai: FakeOpenAI, sdk: Clients
 ) -> tuple[str, str]:
-    """An 'openai' connection to the fake upstream and a chat key, both live on the data plane."""
-    await make_provider(admin, "openai", fake_openai.base_url, api_key="sk-upstream-key")
+    """A chat key, live on the data plane together with the session's 'openai' connection (conftest)."""
     key_id, key = await make_key(admin)
     client = sdk(suite.edge_url + "/v1", key)
 
