@@ -25,6 +25,7 @@ from omniroute_executor.settings import ExecutorSettings
 from omniroute_executor.translate import TranslatorClient
 from omniroute_executor.upstream import Upstream
 from omniroute_executor.usage_events import UsagePublisher
+from omniroute_executor.usage_spool import Spool
 
 log = logging.getLogger("omniroute_executor")
 
@@ -38,7 +39,7 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
     await events.ensure_usage_stream(js)
     watcher = SnapshotWatcher(js)
     await watcher.start()
-    publisher = UsagePublisher(js, registry, queue_size=settings.usage_queue_size)
+    publisher = UsagePublisher(js, registry, queue_size=settings.usage_queue_size, spool=Spool(settings.spool_folder()))
     publisher.start()
     upstream = Upstream(
         max_connections=settings.upstream_max_connections,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from omniroute_core.settings import CommonSettings
 
 __all__ = ["ExecutorSettings"]
@@ -15,3 +18,13 @@ class ExecutorSettings(CommonSettings):
     upstream_read_timeout_s: float = 120.0
     upstream_max_connections: int = 1000
     usage_queue_size: int = 100_000
+    # where usage events wait while NATS is unreachable; default: <OMNIROUTE_DATA_DIR>/spool/executor-<port>,
+    # else the temp folder. Give each replica its own persistent folder (a volume) in production.
+    usage_spool_dir: str = ""
+    omniroute_data_dir: str = ""
+
+    def spool_folder(self) -> Path:
+        if self.usage_spool_dir:
+            return Path(self.usage_spool_dir)
+        root = Path(self.omniroute_data_dir) / "spool" if self.omniroute_data_dir else Path(tempfile.gettempdir())
+        return root / f"omniroute-executor-{self.executor_port}"
