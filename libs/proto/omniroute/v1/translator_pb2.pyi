@@ -302,3 +302,71 @@ class RenderErrorOut(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RenderErrorOut: _TypeAlias = RenderErrorOut  # noqa: Y015
+
+@_typing.final
+class CountTokensIn(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SOURCE_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    source: _common_pb2.Format.ValueType
+    """the client's format"""
+    body: _builtins.bytes
+    """the client's request body, untouched"""
+    model: _builtins.str
+    """the model whose tokenizer family to use; empty: the model the body names"""
+    def __init__(
+        self,
+        *,
+        source: _common_pb2.Format.ValueType = ...,
+        body: _builtins.bytes = ...,
+        model: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "model", b"model", "source", b"source"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountTokensIn: _TypeAlias = CountTokensIn  # noqa: Y015
+
+@_typing.final
+class CountTokensOut(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INPUT_TOKENS_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    ENCODING_FIELD_NUMBER: _builtins.int
+    FAMILY_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    input_tokens: _builtins.int
+    body: _builtins.bytes
+    """the count in the client's format"""
+    content_type: _builtins.str
+    encoding: _builtins.str
+    """the tokenizer used, e.g. o200k_base"""
+    family: _builtins.str
+    """the model family whose rules were applied, e.g. openai-o200k"""
+    @_builtins.property
+    def error(self) -> _common_pb2.Error:
+        """a malformed body, or a format that has no count reply"""
+
+    def __init__(
+        self,
+        *,
+        input_tokens: _builtins.int = ...,
+        body: _builtins.bytes = ...,
+        content_type: _builtins.str = ...,
+        encoding: _builtins.str = ...,
+        family: _builtins.str = ...,
+        error: _common_pb2.Error | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "content_type", b"content_type", "encoding", b"encoding", "error", b"error", "family", b"family", "input_tokens", b"input_tokens"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountTokensOut: _TypeAlias = CountTokensOut  # noqa: Y015

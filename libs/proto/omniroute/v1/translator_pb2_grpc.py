@@ -54,6 +54,11 @@ class TranslatorStub:
                 request_serializer=omniroute_dot_v1_dot_translator__pb2.RenderErrorIn.SerializeToString,
                 response_deserializer=omniroute_dot_v1_dot_translator__pb2.RenderErrorOut.FromString,
                 _registered_method=True)
+        self.CountTokens = channel.unary_unary(
+                '/omniroute.v1.Translator/CountTokens',
+                request_serializer=omniroute_dot_v1_dot_translator__pb2.CountTokensIn.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_translator__pb2.CountTokensOut.FromString,
+                _registered_method=True)
 
 
 class TranslatorServicer:
@@ -90,6 +95,15 @@ class TranslatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CountTokens(self, request, context):
+        """The input tokens of a client request, counted offline (no provider is called): the body is decoded to the
+        hub and its system prompt, messages and tools are counted with the tokenizer of the model's family; the
+        reply carries the count rendered in the client's format (Anthropic `{"input_tokens": N}`, ...).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TranslatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +126,11 @@ def add_TranslatorServicer_to_server(servicer, server):
                     servicer.RenderError,
                     request_deserializer=omniroute_dot_v1_dot_translator__pb2.RenderErrorIn.FromString,
                     response_serializer=omniroute_dot_v1_dot_translator__pb2.RenderErrorOut.SerializeToString,
+            ),
+            'CountTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.CountTokens,
+                    request_deserializer=omniroute_dot_v1_dot_translator__pb2.CountTokensIn.FromString,
+                    response_serializer=omniroute_dot_v1_dot_translator__pb2.CountTokensOut.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +241,33 @@ class Translator:
             '/omniroute.v1.Translator/RenderError',
             omniroute_dot_v1_dot_translator__pb2.RenderErrorIn.SerializeToString,
             omniroute_dot_v1_dot_translator__pb2.RenderErrorOut.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CountTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.Translator/CountTokens',
+            omniroute_dot_v1_dot_translator__pb2.CountTokensIn.SerializeToString,
+            omniroute_dot_v1_dot_translator__pb2.CountTokensOut.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,11 @@ class TranslatorStub:
     """
     RenderError: _grpc.UnaryUnaryMultiCallable[_translator_pb2.RenderErrorIn, _translator_pb2.RenderErrorOut]
     """An error rendered in a client format (a body, or a stream's error event)."""
+    CountTokens: _grpc.UnaryUnaryMultiCallable[_translator_pb2.CountTokensIn, _translator_pb2.CountTokensOut]
+    """The input tokens of a client request, counted offline (no provider is called): the body is decoded to the
+    hub and its system prompt, messages and tools are counted with the tokenizer of the model's family; the
+    reply carries the count rendered in the client's format (Anthropic `{"input_tokens": N}`, ...).
+    """
 
 @_typing.type_check_only
 class TranslatorAsyncStub(TranslatorStub):
@@ -61,6 +66,11 @@ class TranslatorAsyncStub(TranslatorStub):
     """
     RenderError: _aio.UnaryUnaryMultiCallable[_translator_pb2.RenderErrorIn, _translator_pb2.RenderErrorOut]  # type: ignore[assignment]
     """An error rendered in a client format (a body, or a stream's error event)."""
+    CountTokens: _aio.UnaryUnaryMultiCallable[_translator_pb2.CountTokensIn, _translator_pb2.CountTokensOut]  # type: ignore[assignment]
+    """The input tokens of a client request, counted offline (no provider is called): the body is decoded to the
+    hub and its system prompt, messages and tools are counted with the tokenizer of the model's family; the
+    reply carries the count rendered in the client's format (Anthropic `{"input_tokens": N}`, ...).
+    """
 
 class TranslatorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -99,5 +109,16 @@ class TranslatorServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_translator_pb2.RenderErrorOut, _abc.Awaitable[_translator_pb2.RenderErrorOut]]:
         """An error rendered in a client format (a body, or a stream's error event)."""
+
+    @_abc_1.abstractmethod
+    def CountTokens(
+        self,
+        request: _translator_pb2.CountTokensIn,
+        context: _ServicerContext,
+    ) -> _typing.Union[_translator_pb2.CountTokensOut, _abc.Awaitable[_translator_pb2.CountTokensOut]]:
+        """The input tokens of a client request, counted offline (no provider is called): the body is decoded to the
+        hub and its system prompt, messages and tools are counted with the tokenizer of the model's family; the
+        reply carries the count rendered in the client's format (Anthropic `{"input_tokens": N}`, ...).
+        """
 
 def add_TranslatorServicer_to_server(servicer: TranslatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
