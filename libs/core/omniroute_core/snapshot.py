@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
 
 from omniroute_core import jsonx
 from omniroute_core.events import CONFIG_KEY, config_bucket
@@ -23,11 +25,13 @@ from omniroute_core.events import CONFIG_KEY, config_bucket
 __all__ = [
     "COMBO_STRATEGIES",
     "MAX_COMBO_DEPTH",
+    "NO_LIMITS",
     "ApiKey",
     "Combo",
     "ComboStep",
     "ConfigSnapshot",
     "ProviderConnection",
+    "RateLimits",
     "SnapshotWatcher",
     "parse_combo",
     "parse_snapshot",
@@ -69,7 +73,50 @@ class ProviderConnection:
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Per-key limits (None: no limit of that kind). Windows are one minute; ``concurrent`` counts in-flight
+    requests. The JSON shape is ``{"rpm", "tpm", "concurrent"}``."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrent: int | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.rpm is not None or self.tpm is not None or self.concurrent is not None
+
+    def over(self, defaults: RateLimits) -> RateLimits:
+        """These limits with every unset field taken from ``defaults``."""
+        return RateLimits(
+            self.rpm if self.rpm is not None else defaults.rpm,
+            self.tpm if self.tpm is not None else defaults.tpm,
+            self.concurrent if self.concurrent is not None else defaults.concurrent,
+        )
+
+    def to_json(self) -> dict[str, int | None]:
+        return {"rpm": self.rpm, "tpm": self.tpm, "concurrent": self.concurrent}
+
+    @classmethod
+    def parse(cls, raw: Any) -> RateLimits:
+        """From the JSON shape; anything missing, null, non-integer or below 1 is "no limit"."""
+        if not isinstance(raw, Mapping):
+            return NO_LIMITS
+
+        def field_(name: str) -> int | None:
+            value = raw.get(name)
+            return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None
+
+        return cls(field_("rpm"), field_("tpm"), field_("concurrent"))
+
+
+NO_LIMITS = RateLimits()
+
+
+@dataclass(frozen=True, slots=True)
 class ApiKey:
+    """A gateway key. ``allowed_models`` / ``blocked_models`` are fnmatch patterns matched against the model
+    string the client sent (empty allowed list: every model); ``rate_limits`` are enforced by the edge."""
+
     id: str
     name: str
     key_hash: str
@@ -77,6 +124,9 @@ class ApiKey:
     revoked: bool = False
     expires_at_ms: int | None = None
     no_log: bool = False
+    allowed_models: tuple[str, ...] = ()
+    blocked_models: tuple[str, ...] = ()
+    rate_limits: RateLimits = NO_LIMITS
 
     def usable(self, now_ms: int) -> bool:
         return not self.revoked and (self.expires_at_ms is None or now_ms < self.expires_at_ms)
@@ -164,6 +214,9 @@ class ConfigSnapshot:
                         "revoked": k.revoked,
                         "expiresAt": k.expires_at_ms,
                         "noLog": k.no_log,
+                        "allowedModels": list(k.allowed_models),
+                        "blockedModels": list(k.blocked_models),
+                        "rateLimits": k.rate_limits.to_json(),
                     }
                     for k in self.api_keys
                 ],
@@ -213,6 +266,10 @@ def parse_snapshot(data: bytes) -> ConfigSnapshot:
             revoked=bool(k.get("revoked", False)),
             expires_at_ms=k.get("expiresAt"),
             no_log=bool(k.get("noLog", False)),
+            # absent in snapshots published before key restrictions existed
+            allowed_models=tuple(str(m) for m in k.get("allowedModels") or ()),
+            blocked_models=tuple(str(m) for m in k.get("blockedModels") or ()),
+            rate_limits=RateLimits.parse(k.get("rateLimits")),
         )
         for k in doc.get("apiKeys", [])
     )
@@ -243,13 +300,23 @@ class SnapshotWatcher:
     """Keeps ``current`` equal to the newest published snapshot.
 
     ``start()`` returns once the first value was read (or immediately with an empty snapshot when nothing was
-    published yet); a background task then follows every update, re-subscribing after NATS outages.
+    published yet); a background task then follows every update. A KV watch is an ephemeral consumer that dies
+    silently with a NATS restart, so a poll of the key's revision every ``poll_s`` runs beside it: a revision
+    the watch did not deliver is applied at once and the watch is re-created.
     """
 
-    def __init__(self, js: JetStreamContext, on_change: Callable[[ConfigSnapshot], None] | None = None) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        on_change: Callable[[ConfigSnapshot], None] | None = None,
+        *,
+        poll_s: float = 1.0,
+    ) -> None:
         self._js = js
         self._on_change = on_change
+        self._poll_s = poll_s
         self.current: ConfigSnapshot = EMPTY
+        self._revision = 0
         self._task: asyncio.Task[None] | None = None
         self._first = asyncio.Event()
 
@@ -281,15 +348,50 @@ class SnapshotWatcher:
             try:
                 kv = await config_bucket(self._js)
                 watcher = await kv.watch(CONFIG_KEY)
-                async for entry in watcher:
-                    if entry is None:  # initial values delivered (none, or all of them)
-                        self._first.set()
-                        continue
-                    if entry.value:
-                        self._apply(entry.value)
-                    self._first.set()
+                tasks = {
+                    asyncio.create_task(self._follow(watcher)),
+                    asyncio.create_task(self._notice_missed(kv)),
+                }
+                try:
+                    done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()  # surface an exception from the watch
+                finally:
+                    for task in tasks:
+                        task.cancel()
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                    with contextlib.suppress(Exception):
+                        await watcher.stop()  # type: ignore[no-untyped-call]
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.warning("config watch interrupted; retrying", exc_info=True)
                 await asyncio.sleep(0.5)
+
+    async def _follow(self, watcher: KeyValue.KeyWatcher) -> None:
+        async for entry in watcher:
+            if entry is None:  # initial values delivered (none, or all of them)
+                self._first.set()
+                continue
+            self._revision = max(self._revision, entry.revision or 0)
+            if entry.value:
+                self._apply(entry.value)
+            self._first.set()
+
+    async def _notice_missed(self, kv: KeyValue) -> None:
+        """Return once the key holds a revision the watch did not deliver (after applying it)."""
+        while True:
+            await asyncio.sleep(self._poll_s)
+            try:
+                entry = await kv.get(CONFIG_KEY)
+            except KeyNotFoundError:
+                continue
+            except Exception as exc:  # NATS down: keep serving the last snapshot, look again later
+                log.debug("config poll failed", extra={"error": str(exc)})
+                continue
+            if (entry.revision or 0) > self._revision:
+                self._revision = entry.revision or 0
+                if entry.value:
+                    self._apply(entry.value)
+                log.warning("config watch missed an update; re-creating it")
+                return
