@@ -15,6 +15,7 @@ from omniroute_translator.codecs import CODECS
 from omniroute_translator.metrics import TranslatorMetrics
 from omniroute_translator.server import SERVICE_NAME, TranslatorService, add_to_server
 from omniroute_translator.settings import TranslatorSettings
+from omniroute_translator.tokens import Tokenizers
 
 __all__ = ["main", "serve"]
 
@@ -25,11 +26,16 @@ async def serve(settings: TranslatorSettings, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then drain: health goes NOT_SERVING and in-flight calls get 5 s to finish."""
     registry = new_registry()
     server = Server(f"{settings.bind_host}:{settings.translator_port}", [SERVICE_NAME])
-    add_to_server(TranslatorService(CODECS, TranslatorMetrics(registry)), server.server)
+    tokenizers = Tokenizers()
+    add_to_server(TranslatorService(CODECS, TranslatorMetrics(registry), tokenizers), server.server)
     serve_metrics(registry, settings.bind_host, settings.metrics_port)
     await server.start()
     log.info("translator serving", extra={"port": server.port, "metrics_port": settings.metrics_port})
+    # a CountTokens call arriving meanwhile waits for the table it needs, in its own worker thread
+    warming = asyncio.create_task(asyncio.to_thread(tokenizers.warm)) if settings.warm_tokenizers else None
     await stop.wait()
+    if warming is not None:
+        warming.cancel()
     log.info("translator stopping")
     await server.stop(grace=5.0)
 

@@ -6,6 +6,7 @@ reply, never as a gRPC status: only a bug in a codec aborts a call, as ``INTERNA
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +20,7 @@ from omniroute_core.formats import format_name
 from omniroute_translator import pipeline
 from omniroute_translator.metrics import TranslatorMetrics
 from omniroute_translator.pipeline import CodecTable
+from omniroute_translator.tokens import Tokenizers, count_tokens
 
 __all__ = ["SERVICE_NAME", "TranslatorService"]
 
@@ -30,9 +32,12 @@ SERVICE_NAME = "omniroute.v1.Translator"
 class TranslatorService(translator_pb2_grpc.TranslatorServicer):
     """Stateless apart from its codec table and metrics; one instance serves every call."""
 
-    def __init__(self, codecs: CodecTable, metrics: TranslatorMetrics | None = None) -> None:
+    def __init__(
+        self, codecs: CodecTable, metrics: TranslatorMetrics | None = None, tokenizers: Tokenizers | None = None
+    ) -> None:
         self._codecs = codecs
         self._metrics = metrics
+        self._tokenizers = tokenizers or Tokenizers()
 
     def _observe(
         self,
@@ -68,6 +73,15 @@ class TranslatorService(translator_pb2_grpc.TranslatorServicer):
         start = time.perf_counter()
         reply = pipeline.render_error(self._codecs, request)
         self._observe("RenderError", common_pb2.FORMAT_UNSPECIFIED, request.target, "ok", time.perf_counter() - start)
+        return reply
+
+    async def CountTokens(self, request: translator_pb2.CountTokensIn, context: Any) -> translator_pb2.CountTokensOut:
+        """Counted in a worker thread: tokenizing a long prompt (or loading a table on first use) must not stall
+        the event loop that serves every other call."""
+        start = time.perf_counter()
+        reply = await asyncio.to_thread(count_tokens, self._codecs, self._tokenizers, request)
+        outcome = "error" if reply.HasField("error") else "ok"
+        self._observe("CountTokens", request.source, request.source, outcome, time.perf_counter() - start)
         return reply
 
     async def TranslateStream(

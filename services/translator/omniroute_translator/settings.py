@@ -8,7 +8,10 @@ __all__ = ["TranslatorSettings"]
 
 
 class TranslatorSettings(CommonSettings):
-    """``TRANSLATOR_PORT`` (gRPC) and ``METRICS_PORT`` (Prometheus ``/metrics``; 0 disables it)."""
+    """``TRANSLATOR_PORT`` (gRPC) and ``METRICS_PORT`` (Prometheus ``/metrics``; 0 disables it).
+    ``WARM_TOKENIZERS``: load the count-tokens tables (~2-4 s of CPU, ~190 MB) in the background at start
+    instead of on the first ``CountTokens`` call."""
 
     translator_port: int = 50051
     metrics_port: int = 9101
+    warm_tokenizers: bool = True
