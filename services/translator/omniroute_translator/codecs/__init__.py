@@ -15,6 +15,7 @@ from omniroute_translator.codecs.base import Codec
 from omniroute_translator.codecs.gemini import CODEC as GEMINI
 from omniroute_translator.codecs.ollama import CODEC as OLLAMA
 from omniroute_translator.codecs.openai_chat import CODEC as OPENAI_CHAT
+from omniroute_translator.codecs.openai_responses import CODEC as OPENAI_RESPONSES
 
 __all__ = ["CODECS", "Codec", "codec_for"]
 
@@ -24,6 +25,7 @@ CODECS: Mapping[common_pb2.Format.ValueType, Codec] = MappingProxyType(
         common_pb2.FORMAT_GEMINI: GEMINI,
         common_pb2.FORMAT_OLLAMA_CHAT: OLLAMA,
         common_pb2.FORMAT_ANTHROPIC_MESSAGES: ANTHROPIC_MESSAGES,
+        common_pb2.FORMAT_OPENAI_RESPONSES: OPENAI_RESPONSES,
     }
 )
 
