@@ -3,8 +3,16 @@
 A new key is returned once by ``POST``; only its SHA-256 (``hash_api_key``) and a short display prefix are
 stored. Scopes are described in :mod:`omniroute_dashboard.scopes`; omitted scopes default to ``["*"]``.
 ``expiresAt`` is ISO 8601 (a naive time is UTC) or Unix time, and must be in the future. ``DELETE`` removes the
-key; ``PATCH`` (or ``PUT``) is a partial update (``revoked``, ``name``, ``scopes``, ``noLog``; ``"expiresAt": null``
-clears the expiry). Single-key responses carry the key's public fields at the top level, as OmniRoute's do.
+key; ``PATCH`` (or ``PUT``) is a partial update (``revoked``, ``name``, ``scopes``, ``noLog``, ``allowedModels``,
+``blockedModels``, ``rateLimits``; ``"expiresAt": null`` clears the expiry). Single-key responses carry the key's
+public fields at the top level, as OmniRoute's do.
+
+Restrictions (enforced by the edge from the config snapshot):
+
+- ``allowedModels`` / ``blockedModels``: lists of fnmatch patterns (``openai/*``, ``*mini*``) matched against the
+  model string the client sent. An empty allowed list allows every model; a blocked match always wins.
+- ``rateLimits``: ``{"rpm", "tpm", "concurrent"}``, each a positive integer or null (no limit); a PATCH replaces
+  the whole object (``null`` or ``{}`` clears it). Unknown fields are a 400.
 """
 
 from __future__ import annotations
@@ -16,10 +24,11 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic.alias_generators import to_camel
 
 from omniroute_core.crypto import generate_api_key, hash_api_key
+from omniroute_core.snapshot import RateLimits
 from omniroute_dashboard.auth import require_admin
 from omniroute_dashboard.context import ContextDep, config_change
 from omniroute_dashboard.scopes import DEFAULT_SCOPES, KNOWN_SCOPES
@@ -31,16 +40,21 @@ router = APIRouter(prefix="/api/keys", dependencies=[Depends(require_admin)])
 
 PREFIX_LENGTH = 12  # "sk-omni-" plus 4 random characters: enough to tell keys apart, useless to an attacker
 # SQL is built only from these constants; every value travels as a bind parameter
-_COLUMNS = "id, name, key_prefix, scopes, revoked, expires_at, no_log, created_at"
+_COLUMNS = (
+    "id, name, key_prefix, scopes, revoked, expires_at, no_log, allowed_models, blocked_models, rate_limits, created_at"
+)
 _SELECT = f"SELECT {_COLUMNS} FROM api_keys"  # noqa: S608
 _INSERT = (
-    "INSERT INTO api_keys (id, name, key_hash, key_prefix, scopes, expires_at, no_log) "  # noqa: S608
-    f"VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_COLUMNS}"
+    "INSERT INTO api_keys (id, name, key_hash, key_prefix, scopes, expires_at, no_log, "  # noqa: S608
+    "allowed_models, blocked_models, rate_limits) "
+    f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}"
 )
 _UPDATE = (
     "UPDATE api_keys SET name = COALESCE($2, name), scopes = COALESCE($3, scopes), "  # noqa: S608
     "expires_at = CASE WHEN $4 THEN NULL ELSE COALESCE($5, expires_at) END, "
-    f"no_log = COALESCE($6, no_log), revoked = COALESCE($7, revoked) WHERE id = $1 RETURNING {_COLUMNS}"
+    "no_log = COALESCE($6, no_log), revoked = COALESCE($7, revoked), "
+    "allowed_models = COALESCE($8, allowed_models), blocked_models = COALESCE($9, blocked_models), "
+    f"rate_limits = COALESCE($10, rate_limits) WHERE id = $1 RETURNING {_COLUMNS}"
 )
 
 
@@ -60,6 +74,13 @@ def _scopes(value: list[str]) -> list[str]:
     return list(dict.fromkeys(value))
 
 
+def _patterns(value: list[str]) -> list[str]:
+    cleaned = [p.strip() for p in value]
+    if any(not p for p in cleaned):
+        raise ValueError("patterns must not be empty")
+    return list(dict.fromkeys(cleaned))
+
+
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
@@ -67,6 +88,17 @@ def _utc(value: datetime) -> datetime:
 Name = Annotated[StrictStr, Field(max_length=200), AfterValidator(_name)]
 Scopes = Annotated[list[StrictStr], Field(max_length=16), AfterValidator(_scopes)]
 Expiry = Annotated[datetime, AfterValidator(_utc)]
+Patterns = Annotated[
+    list[Annotated[StrictStr, Field(max_length=200)]], Field(max_length=100), AfterValidator(_patterns)
+]
+Limit = Annotated[StrictInt, Field(ge=1, le=1_000_000_000)]
+
+
+class _RateLimits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rpm: Limit | None = None
+    tpm: Limit | None = None
+    concurrent: Limit | None = None
 
 
 class _Create(BaseModel):
@@ -75,6 +107,9 @@ class _Create(BaseModel):
     scopes: Scopes = Field(default_factory=lambda: list(DEFAULT_SCOPES))
     expires_at: Expiry | None = None
     no_log: StrictBool = False
+    allowed_models: Patterns = Field(default_factory=list)
+    blocked_models: Patterns = Field(default_factory=list)
+    rate_limits: _RateLimits | None = None
 
 
 class _Update(BaseModel):
@@ -84,6 +119,14 @@ class _Update(BaseModel):
     expires_at: Expiry | None = None
     no_log: StrictBool | None = None
     revoked: StrictBool | None = None
+    allowed_models: Patterns | None = None
+    blocked_models: Patterns | None = None
+    rate_limits: _RateLimits | None = None
+
+
+def _limits_doc(limits: _RateLimits | None) -> dict[str, int]:
+    """The stored shape: only the limits that are set (``{}``: no limit)."""
+    return {} if limits is None else limits.model_dump(exclude_none=True)
 
 
 def _future(expires_at: datetime | None) -> None:
@@ -101,6 +144,9 @@ def _public(row: asyncpg.Record) -> dict[str, Any]:
         "revoked": row["revoked"],
         "expiresAt": None if expires_at is None else expires_at.isoformat(),
         "noLog": row["no_log"],
+        "allowedModels": list(row["allowed_models"]),
+        "blockedModels": list(row["blocked_models"]),
+        "rateLimits": RateLimits.parse(row["rate_limits"]).to_json(),
         "createdAt": row["created_at"].isoformat(),
     }
 
@@ -133,6 +179,9 @@ async def create_key(request: Request, ctx: ContextDep) -> Response:
             body.scopes,
             body.expires_at,
             body.no_log,
+            body.allowed_models,
+            body.blocked_models,
+            _limits_doc(body.rate_limits),
         )
     assert row is not None
     return json_response({**_public(row), "key": key}, status=201)
@@ -161,6 +210,9 @@ async def update_key(key_id: str, request: Request, ctx: ContextDep) -> Response
             body.expires_at,
             body.no_log,
             body.revoked,
+            body.allowed_models,
+            body.blocked_models,
+            _limits_doc(body.rate_limits) if "rate_limits" in body.model_fields_set else None,
         )
         if row is None:
             raise _not_found(key_id)

@@ -83,6 +83,13 @@ STEPS: tuple[str, ...] = (
         updated_at timestamptz NOT NULL DEFAULT now()
     );
     """,
+    # key restrictions: model patterns (fnmatch) and per-key rate limits ({"rpm", "tpm", "concurrent"})
+    """
+    ALTER TABLE api_keys
+        ADD COLUMN allowed_models text[] NOT NULL DEFAULT '{}',
+        ADD COLUMN blocked_models text[] NOT NULL DEFAULT '{}',
+        ADD COLUMN rate_limits jsonb NOT NULL DEFAULT '{}'::jsonb;
+    """,
 )
 
 

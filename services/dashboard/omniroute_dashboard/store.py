@@ -9,7 +9,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from omniroute_core import jsonx
-from omniroute_core.snapshot import ApiKey, ConfigSnapshot, ProviderConnection, parse_combo
+from omniroute_core.snapshot import ApiKey, ConfigSnapshot, ProviderConnection, RateLimits, parse_combo
 
 __all__ = ["Conn", "Pool", "bump_version", "create_pool", "load_snapshot", "to_ms"]
 
@@ -54,7 +54,8 @@ async def load_snapshot(pool: Pool) -> ConfigSnapshot:
             "FROM provider_connections ORDER BY id"
         )
         keys = await conn.fetch(
-            "SELECT id, name, key_hash, scopes, revoked, expires_at, no_log FROM api_keys ORDER BY id"
+            "SELECT id, name, key_hash, scopes, revoked, expires_at, no_log, allowed_models, blocked_models, "
+            "rate_limits FROM api_keys ORDER BY id"
         )
         settings_rows = await conn.fetch("SELECT key, value FROM settings ORDER BY key")
         combo_rows = await conn.fetch("SELECT id, name, strategy, models, config FROM combos ORDER BY name")
@@ -80,6 +81,9 @@ async def load_snapshot(pool: Pool) -> ConfigSnapshot:
             revoked=r["revoked"],
             expires_at_ms=to_ms(r["expires_at"]),
             no_log=r["no_log"],
+            allowed_models=tuple(r["allowed_models"]),
+            blocked_models=tuple(r["blocked_models"]),
+            rate_limits=RateLimits.parse(r["rate_limits"]),
         )
         for r in keys
     )

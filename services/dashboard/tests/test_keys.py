@@ -33,7 +33,19 @@ async def test_create_shows_the_key_once_and_stores_only_its_hash(dash: Dashboar
     listed = (await dash.admin.get("/api/keys")).json()
     assert listed["total"] == 1
     (item,) = listed["keys"]
-    assert set(item) == {"id", "name", "scopes", "prefix", "createdAt", "revoked", "expiresAt", "noLog"}
+    assert set(item) == {
+        "id",
+        "name",
+        "scopes",
+        "prefix",
+        "createdAt",
+        "revoked",
+        "expiresAt",
+        "noLog",
+        "allowedModels",
+        "blockedModels",
+        "rateLimits",
+    }
     assert key not in str(listed)
     assert row["key_hash"] not in str(listed)
     single = (await dash.admin.get(f"/api/keys/{created['id']}")).json()
