@@ -18,7 +18,17 @@ import httpx
 from bench.targets import MODEL, Mock, Target, tree_rss
 from omniroute_core import jsonx
 
-__all__ = ["SCENARIOS", "Load", "Sampler", "Scenario", "direct_phases", "probe", "run_phase", "run_scenario"]
+__all__ = [
+    "SCENARIOS",
+    "Load",
+    "Sampler",
+    "Scenario",
+    "direct_phases",
+    "probe",
+    "run_phase",
+    "run_scenario",
+    "warm_up",
+]
 
 HERE = Path(__file__).resolve().parent
 SAMPLE_EVERY_S = 0.2
@@ -137,6 +147,13 @@ def _spec(port: int, scenario: Scenario, api_key: str, load: Load, mode: str) ->
         "timeout": load.timeout,
         "max_inflight": load.max_inflight,
     }
+
+
+async def warm_up(target: Target, load: Load, seconds: float) -> dict[str, Any]:
+    """Drive plain chat at saturation for ``seconds`` and discard it: both gateways run slower for their first
+    seconds under load (LiteLLM's workers for ~10 s), which would otherwise count against the first scenario."""
+    warm = Load(seconds, 0.0, load.concurrency, load.rate, load.timeout, load.max_inflight)
+    return await run_phase(_spec(target.port, SCENARIOS[0], target.api_key, warm, "closed"), [])
 
 
 async def direct_phases(mock: Mock, load: Load) -> dict[str, dict[str, Any]]:

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import uvloop
 
-from bench.measure import SCENARIOS, Load, Sampler, direct_phases, run_scenario
+from bench.measure import SCENARIOS, Load, Sampler, Scenario, direct_phases, run_scenario, warm_up
 from bench.report import machine_info, markdown
-from bench.targets import LITELLM_VERSION, LiteLLM, Mock, OmniRoute, ensure_litellm, settle, tree_rss
+from bench.targets import LITELLM_VERSION, LiteLLM, Mock, OmniRoute, Target, ensure_litellm, settle, tree_rss
 from omniroute_core import jsonx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +40,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="bench/run.py", description="OmniRoute vs LiteLLM on a local mock provider.")
     p.add_argument("--duration", type=float, default=6.0, help="seconds per measured phase (default 6)")
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each phase (default 1)")
+    p.add_argument(
+        "--target-warmup",
+        type=float,
+        default=5.0,
+        help="seconds of discarded load on each gateway before its scenarios (default 5)",
+    )
     p.add_argument("--concurrency", type=int, default=32, help="connections for throughput (default 32)")
     p.add_argument("--rate", type=float, default=200.0, help="requests/s for the latency phases (default 200)")
     p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
@@ -59,7 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-async def measure_target(target: Any, mock: Mock, load: Load, scenarios: list[Any]) -> dict[str, Any]:
+async def measure_target(
+    target: Target, mock: Mock, load: Load, scenarios: list[Scenario], target_warmup: float
+) -> dict[str, Any]:
     """Start ``target``, run every scenario against it, stop it. Returns its section of the results."""
     started = time.monotonic()
     print(f"bench: starting {target.name}", flush=True)
@@ -68,16 +76,15 @@ async def measure_target(target: Any, mock: Mock, load: Load, scenarios: list[An
         ready = time.monotonic() - started
         settled = await settle(target.root_pids)
         print(f"bench: {target.name} answered after {ready:.1f}s, idle after {settled:.1f}s more", flush=True)
+        warm = await warm_up(target, load, target_warmup) if target_warmup > 0 else {"rps": None}
         section: dict[str, Any] = {
             "ready_s": round(ready, 1),
             "settled_s": round(settled, 1),
+            "warm_up_rps": warm["rps"],
             "rss_idle": tree_rss(target.root_pids()),
             "scenarios": {},
         }
-        samplers = [Sampler(target.root_pids)]
-        backing = getattr(target, "backing_pids", None)
-        if backing is not None:
-            samplers.append(Sampler(backing))
+        samplers = [Sampler(target.root_pids), Sampler(target.backing_pids)]
         for scenario in scenarios:
             result = await run_scenario(target, scenario, mock, load, samplers)
             section["scenarios"][scenario.key] = result
@@ -89,7 +96,7 @@ async def measure_target(target: Any, mock: Mock, load: Load, scenarios: list[An
             else:
                 print(f"bench: {target.name} {scenario.key}: {result['note']}", flush=True)
         section["rss_peak"] = samplers[0].peak
-        if len(samplers) > 1:
+        if samplers[1].peak:
             section["backing_rss_peak"] = samplers[1].peak
         return section
     finally:
@@ -98,10 +105,11 @@ async def measure_target(target: Any, mock: Mock, load: Load, scenarios: list[An
 
 def _merge(sections: list[dict[str, Any]]) -> dict[str, Any]:
     """One target's results from several instances: all scenarios, idle memory of the first, the highest peak."""
-    merged: dict[str, Any] = {"rss_idle": sections[0]["rss_idle"], "rss_peak": 0, "scenarios": {}}
+    merged: dict[str, Any] = {"rss_idle": sections[0]["rss_idle"], "rss_peak": 0, "scenarios": {}, "instances": []}
     for section in sections:
         merged["scenarios"].update(section["scenarios"])
         merged["rss_peak"] = max(merged["rss_peak"], section["rss_peak"])
+        merged["instances"].append({k: section[k] for k in ("ready_s", "settled_s", "warm_up_rps")})
     return merged
 
 
@@ -123,6 +131,7 @@ async def bench(ns: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             "rate": ns.rate,
             "timeout": ns.timeout,
             "max_inflight": ns.max_inflight,
+            "target_warmup": ns.target_warmup,
             "chunks": ns.chunks,
             "chunk_delay_ms": ns.chunk_delay_ms,
             "latency_ms": ns.latency_ms,
@@ -139,16 +148,19 @@ async def bench(ns: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         print("bench: measuring the mock alone", flush=True)
         doc["direct"] = await direct_phases(mock, load)
         if ns.only in ("omniroute", "both"):
-            doc["targets"]["omniroute"] = await measure_target(OmniRoute(workdir, mock), mock, load, scenarios)
+            doc["targets"]["omniroute"] = await measure_target(
+                OmniRoute(workdir, mock), mock, load, scenarios, ns.target_warmup
+            )
         if exe is not None:
             # LiteLLM ships with its response cache off: only the cache-hit scenario gets an instance with it on
             plain = [s for s in scenarios if not s.needs_cache]
             cached = [s for s in scenarios if s.needs_cache]
             sections = []
             if plain:
-                sections.append(await measure_target(LiteLLM(workdir, mock, exe), mock, load, plain))
+                sections.append(await measure_target(LiteLLM(workdir, mock, exe), mock, load, plain, ns.target_warmup))
             if cached:
-                sections.append(await measure_target(LiteLLM(workdir, mock, exe, cache=True), mock, load, cached))
+                lite = LiteLLM(workdir, mock, exe, cache=True)
+                sections.append(await measure_target(lite, mock, load, cached, ns.target_warmup))
             doc["targets"]["litellm"] = _merge(sections)
     finally:
         await asyncio.to_thread(mock.stop)

@@ -47,11 +47,21 @@ LITELLM_VERSION = "1.106.2"
 
 
 class Target(Protocol):
+    """A gateway under test: serves on 127.0.0.1:``port`` with ``api_key`` once ``start`` returns; ``root_pids``
+    are the processes whose trees count as its memory; ``backing_pids`` those of servers it needs but that are
+    not the gateway (empty when none); ``stop`` ends everything it started."""
+
     name: str
     port: int
     api_key: str
 
+    async def start(self) -> None: ...
+
     def root_pids(self) -> list[int]: ...
+
+    def backing_pids(self) -> list[int]: ...
+
+    def stop(self) -> None: ...
 
 
 def tree_rss(pids: list[int]) -> int:
@@ -350,6 +360,9 @@ class LiteLLM:
 
     def root_pids(self) -> list[int]:
         return [self.proc.pid] if self.proc is not None and self.proc.poll() is None else []
+
+    def backing_pids(self) -> list[int]:
+        return []  # no database: LiteLLM runs alone
 
     def stop(self) -> None:
         if self.proc is not None:
