@@ -26,6 +26,7 @@ from omniroute_core.errors import hub_error
 from omniroute_core.snapshot import ConfigSnapshot
 from omniroute_executor.attempts import Attempt, Kind, Outcome, classify, retry_after_ms
 from omniroute_executor.catalog import Catalog
+from omniroute_executor.count_tokens import count_tokens
 from omniroute_executor.passthrough import usage_from
 from omniroute_executor.prepare import Credentials, Prepared, prepare
 from omniroute_executor.relay_stream import EarlyFailure, StreamRelay, relayed_headers
@@ -88,6 +89,8 @@ class Engine:
 
     async def execute(self, req: executor_pb2.ExecuteRequest) -> executor_pb2.ExecuteReply:
         meta = req.meta
+        if meta.operation == common_pb2.OPERATION_COUNT_TOKENS:
+            return await self._count_tokens(meta, req.body)
         try:
             request = await self._begin(meta, req.body)
         except ResolveError as exc:
@@ -223,6 +226,9 @@ class Engine:
     async def execute_stream(self, req: executor_pb2.ExecuteRequest) -> AsyncIterator[executor_pb2.ExecuteChunk]:
         """First chunk: status and headers (and, on failure before any content, the whole error body)."""
         meta = req.meta
+        if meta.operation == common_pb2.OPERATION_COUNT_TOKENS:  # a count never streams: one chunk, the reply
+            yield _as_chunk(await self._count_tokens(meta, req.body))
+            return
         try:
             request = await self._begin(meta, req.body)
         except ResolveError as exc:
@@ -406,6 +412,19 @@ class Engine:
             self._publish(request.meta, attempt)
 
     # -- shared --------------------------------------------------------------------------------------------
+
+    async def _count_tokens(self, meta: common_pb2.RequestMeta, body: bytes) -> executor_pb2.ExecuteReply:
+        async def error_reply(m: common_pb2.RequestMeta, err: common_pb2.Error) -> executor_pb2.ExecuteReply:
+            return await self._error_reply(m, err, Attempt(started=self._clock()))
+
+        return await count_tokens(
+            meta,
+            body,
+            catalog=self._catalog,
+            snapshot=self._snapshot(),
+            translator=self._translator,
+            error_reply=error_reply,
+        )
 
     async def _prepare(self, request: _Request, target: Target) -> Prepared:
         self.stats.begin(target.key)

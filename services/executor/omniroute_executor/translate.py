@@ -43,6 +43,9 @@ class TranslatorClient:
     async def response(self, msg: translator_pb2.TranslateResponseIn) -> translator_pb2.TranslateResponseOut:
         return await self._stub.TranslateResponse(msg, metadata=call_metadata())
 
+    async def count_tokens(self, msg: translator_pb2.CountTokensIn) -> translator_pb2.CountTokensOut:
+        return await self._stub.CountTokens(msg, metadata=call_metadata())
+
     def stream(self, requests: AsyncIterator[translator_pb2.StreamIn]) -> AsyncIterator[translator_pb2.StreamOut]:
         call = self._stub.TranslateStream(requests, metadata=call_metadata())
         return call.__aiter__()
