@@ -18,13 +18,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route as StarletteRoute
 
-from omniroute.v1 import executor_pb2_grpc, translator_pb2_grpc
+from omniroute.v1 import executor_pb2_grpc, translator_pb2_grpc, usage_pb2_grpc
 from omniroute_core import events, grpcx, jsonx
 from omniroute_core.snapshot import SnapshotWatcher
+from omniroute_edge.budget import BudgetGuard, BudgetMetrics
 from omniroute_edge.cache import ExactCache
 from omniroute_edge.dashboard_proxy import DashboardProxy
 from omniroute_edge.errors import ErrorRenderer
+from omniroute_edge.guards import GuardMetrics, Guards
 from omniroute_edge.idempotency import Idempotency
+from omniroute_edge.ipfilter import IpFilter, parse_networks
+from omniroute_edge.ratelimit import RateLimiter
 from omniroute_edge.relay import EdgeContext, EdgeMetrics, Relay
 from omniroute_edge.replay import ReplayPolicy
 from omniroute_edge.routes import ROUTES
@@ -38,6 +42,9 @@ _PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
     metrics = EdgeMetrics(registry)
+    guard_metrics = GuardMetrics(registry)
+    budget_metrics = BudgetMetrics(registry)
+    trusted = parse_networks(p for p in settings.trusted_proxies.split(",") if p.strip())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
@@ -46,6 +53,7 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
         await watcher.start()
         executor_channel = grpcx.insecure_channel(settings.executor_addr)
         translator_channel = grpcx.insecure_channel(settings.translator_addr)
+        usage_channel = grpcx.insecure_channel(settings.usage_addr)
         proxy = DashboardProxy(settings.dashboard_url)
         redis = aioredis.from_url(settings.redis_url)
         cache = (
@@ -74,6 +82,17 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
             max_body_bytes=settings.max_body_bytes,
             request_timeout_s=settings.request_timeout_s,
             replay=replay,
+            guards=Guards(
+                # a slot leaked by a crashed edge frees itself a minute after the longest possible request
+                RateLimiter(redis, inflight_ttl_ms=int((settings.request_timeout_s + 60) * 1000)),
+                BudgetGuard(
+                    usage_pb2_grpc.UsageServiceStub(usage_channel),
+                    budget_metrics,
+                    ttl_s=settings.budget_cache_ttl_s,
+                    timeout_s=settings.budget_check_timeout_s,
+                ),
+                guard_metrics,
+            ),
         )
         log.info("edge ready", extra={"config_version": watcher.current.version})
         try:
@@ -86,6 +105,7 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
             await watcher.stop()
             await executor_channel.close()
             await translator_channel.close()
+            await usage_channel.close()
             with contextlib.suppress(Exception):
                 await nc.drain()
 
@@ -102,6 +122,7 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
         proxy: DashboardProxy = request.state.proxy
         return await proxy.forward(request)
 
+    app.add_middleware(IpFilter, trusted=trusted, routes=ROUTES)
     app.add_route("/health", health, methods=["GET"])
     app.add_route("/api/{path:path}", forward, methods=_PROXY_METHODS)
     app.add_route("/dashboard", forward, methods=_PROXY_METHODS)

@@ -27,7 +27,10 @@ from omniroute_core.logging import REQUEST_ID
 from omniroute_core.snapshot import ConfigSnapshot
 from omniroute_edge.auth import AuthError, authenticate, presented_key
 from omniroute_edge.errors import ErrorRenderer
+from omniroute_edge.guards import NOTHING, Guards, Refused, with_headers
+from omniroute_edge.ipfilter import CLIENT_IP
 from omniroute_edge.progress import Progress
+from omniroute_edge.refusals import send_error
 from omniroute_edge.replay import ReplayPolicy, RequestFacts, serve
 from omniroute_edge.routes import Route
 
@@ -38,8 +41,6 @@ log = logging.getLogger(__name__)
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
-
-JSON_CT = b"application/json"
 
 
 class EdgeMetrics:
@@ -68,6 +69,7 @@ class EdgeContext:
     max_body_bytes: int
     request_timeout_s: float
     replay: ReplayPolicy | None = None
+    guards: Guards | None = None
 
 
 class _Refusal(Exception):
@@ -98,16 +100,20 @@ class Relay:
         fmt = self.route.format
         try:
             body = await _read_body(scope, receive, ctx.max_body_bytes)
-            query_key = _query_param(scope, b"key")
+            snapshot = ctx.snapshot()
             caller = authenticate(
-                presented_key(scope["headers"], query_key),
-                ctx.snapshot(),
+                presented_key(scope["headers"], _query_param(scope, b"key")),
+                snapshot,
                 required=ctx.require_api_key,
                 scope=self.route.scope,
             )
             doc, model, stream, operation = _target(self.route, body, scope.get("path_params", {}))
-        except (_Refusal, AuthError) as exc:
-            return await _reply_error(ctx, fmt, exc.error, send, rid)
+            admission = NOTHING
+            if ctx.guards is not None:
+                paths = self.route.max_tokens_paths
+                admission = await ctx.guards.admit(snapshot, caller.key, model, doc, len(body), paths, rid)
+        except (_Refusal, AuthError, Refused) as exc:
+            return await send_error(ctx.errors, fmt, exc.error, send, rid, getattr(exc, "headers", ()))
         meta = common_pb2.RequestMeta(
             request_id=rid,
             key_id=caller.key.id if caller.key else "",
@@ -116,12 +122,32 @@ class Relay:
             model=model,
             stream=stream,
             deadline_unix_ms=int((time.time() + ctx.request_timeout_s) * 1000),
-            client_ip=_client_ip(scope),
+            client_ip=scope.get(CLIENT_IP) or _client_ip(scope),
             endpoint=self.route.path,
             no_log=bool(caller.key and caller.key.no_log),
         )
-        request = executor_pb2.ExecuteRequest(meta=meta, body=body)
+        try:
+            return await self._dispatch(
+                ctx, scope, receive, with_headers(send, admission.headers), rid, meta, doc, body
+            )
+        finally:
+            if admission.release is not None:
+                await admission.release()
 
+    async def _dispatch(
+        self,
+        ctx: EdgeContext,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        rid: str,
+        meta: common_pb2.RequestMeta,
+        doc: dict[str, Any],
+        body: bytes,
+    ) -> int:
+        """Run the request through the executor, behind idempotency and the exact cache when they apply."""
+        request = executor_pb2.ExecuteRequest(meta=meta, body=body)
+        stream = meta.stream
         progress = stream and _header(scope, b"x-omniroute-progress").lower() == "true"
 
         async def run(out: Send, extra: list[tuple[bytes, bytes]]) -> int:
@@ -133,7 +159,7 @@ class Relay:
         if ctx.replay is None or (not token and ctx.replay.cache is None):
             return await run(send, [])
         facts = RequestFacts(
-            scope=caller.key.id if caller.key else "ip:" + meta.client_ip,
+            scope=meta.key_id or "ip:" + meta.client_ip,
             path=scope["path"],
             doc=doc,
             stream=stream,
@@ -261,13 +287,7 @@ async def _until_disconnect(work: Coroutine[Any, Any, int], receive: Receive, ca
 async def _reply_error(
     ctx: EdgeContext, fmt: common_pb2.Format.ValueType, error: common_pb2.Error, send: Send, rid: str
 ) -> int:
-    body = await ctx.errors.render(fmt, error)
-    headers = [(b"content-type", JSON_CT), (b"x-request-id", rid.encode())]
-    if error.retry_after_ms:
-        headers.append((b"retry-after", str(max(1, error.retry_after_ms // 1000)).encode()))
-    await send({"type": "http.response.start", "status": error.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-    return error.status
+    return await send_error(ctx.errors, fmt, error, send, rid)
 
 
 def _grpc_error(exc: grpc.aio.AioRpcError) -> common_pb2.Error:

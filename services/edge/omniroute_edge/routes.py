@@ -35,6 +35,12 @@ class Route:
     path_actions: Mapping[str, PathAction] = field(default_factory=dict)
     # where the format keeps the sampling temperature (cache eligibility)
     temperature_path: tuple[str, ...] = ("temperature",)
+    # where the format may keep the output-token cap, first found wins (the tokens-per-minute estimate)
+    max_tokens_paths: tuple[tuple[str, ...], ...] = (
+        ("max_completion_tokens",),
+        ("max_tokens",),
+        ("max_output_tokens",),
+    )
 
 
 _GEMINI_ACTIONS = {
@@ -44,6 +50,8 @@ _GEMINI_ACTIONS = {
 
 ROUTES: tuple[Route, ...] = (
     Route("/v1/chat/completions", common_pb2.FORMAT_OPENAI_CHAT, common_pb2.OPERATION_CHAT, "chat"),
+    # before /v1/messages (Starlette tries routes in order); counted offline by the translator, no provider call
+    Route("/v1/messages/count_tokens", common_pb2.FORMAT_ANTHROPIC_MESSAGES, common_pb2.OPERATION_COUNT_TOKENS, "chat"),
     Route("/v1/messages", common_pb2.FORMAT_ANTHROPIC_MESSAGES, common_pb2.OPERATION_CHAT, "chat"),
     Route("/v1/responses", common_pb2.FORMAT_OPENAI_RESPONSES, common_pb2.OPERATION_CHAT, "chat"),
     # Gemini's SDKs call /v1beta (the API reference) or /v1 (google-genai's default); both are served
@@ -55,6 +63,7 @@ ROUTES: tuple[Route, ...] = (
             "chat",
             path_actions=_GEMINI_ACTIONS,
             temperature_path=("generationConfig", "temperature"),
+            max_tokens_paths=(("generationConfig", "maxOutputTokens"),),
         )
         for version in ("v1beta", "v1")
     ),
@@ -65,5 +74,6 @@ ROUTES: tuple[Route, ...] = (
         "chat",
         stream_default=True,
         temperature_path=("options", "temperature"),
+        max_tokens_paths=(("options", "num_predict"),),
     ),
 )

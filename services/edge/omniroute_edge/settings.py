@@ -23,3 +23,8 @@ class EdgeSettings(CommonSettings):
     replay_max_bytes: int = 1024 * 1024
     qdrant_path: str = ""
     qdrant_url: str = ""
+    # CIDRs (comma-separated) of the proxies whose X-Forwarded-For is believed (the IP filter's client address)
+    trusted_proxies: str = ""
+    # how long a key's CheckBudget answer is reused, and how long the edge waits for one before failing open
+    budget_cache_ttl_s: float = 2.0
+    budget_check_timeout_s: float = 0.5
