@@ -22,6 +22,7 @@ from omniroute_core.logging import REQUEST_ID
 from omniroute_dashboard import auth, cache_routes, combos, keys, providers, resilience, system, usage_routes
 from omniroute_dashboard.context import Context, build_cipher
 from omniroute_dashboard.credentials import announce_generated_password, ensure_admin_password
+from omniroute_dashboard.guard_settings import ip_filter_router, rate_limit_router
 from omniroute_dashboard.metrics import DashboardMetrics
 from omniroute_dashboard.publish import Publisher
 from omniroute_dashboard.schema import ensure_schema
@@ -86,6 +87,8 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
     app.include_router(combos.router)
     app.include_router(resilience.router)
     app.include_router(cache_routes.router)
+    app.include_router(ip_filter_router)
+    app.include_router(rate_limit_router)
     app.include_router(usage_routes.router)
     app.include_router(system.fallback)
 
