@@ -19,7 +19,8 @@ from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from omniroute_core.logging import REQUEST_ID
-from omniroute_dashboard import auth, cache_routes, combos, keys, providers, resilience, system, usage_routes
+from omniroute_dashboard import audit, auth, cache_routes, combos, keys, providers, resilience, system, usage_routes
+from omniroute_dashboard.audit import AuditMiddleware, ensure_audit_schema
 from omniroute_dashboard.context import Context, build_cipher
 from omniroute_dashboard.credentials import announce_generated_password, ensure_admin_password
 from omniroute_dashboard.guard_settings import ip_filter_router, rate_limit_router
@@ -59,6 +60,7 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cipher = build_cipher(settings)
         await ensure_schema(settings.database_url)
+        await ensure_audit_schema(settings.database_url)
         pool = await create_pool(settings.database_url, settings.db_pool_size)
         publisher = Publisher(pool, settings.nats_url, registry_metrics)
         redis = Redis.from_url(settings.redis_url)
@@ -79,6 +81,7 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
 
     app = FastAPI(title="OmniRoute dashboard", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(_RequestId)
     app.include_router(system.router)
     app.include_router(auth.router)
@@ -89,6 +92,7 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
     app.include_router(cache_routes.router)
     app.include_router(ip_filter_router)
     app.include_router(rate_limit_router)
+    app.include_router(audit.router)
     app.include_router(usage_routes.router)
     app.include_router(system.fallback)
 
