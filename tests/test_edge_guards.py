@@ -1,0 +1,249 @@
+"""Edge guards end to end, with two edge processes sharing Redis: per-key rate limits and concurrency hold across
+replicas, blocked models, the IP filter and budgets refuse before any upstream call, in the client's format."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from omniroute_devservers.control import make_provider, until_ok
+from omniroute_devservers.fake_openai import FakeOpenAI, Reply
+from omniroute_devservers.suite import TEST_PASSWORD, Suite
+
+pytestmark = pytest.mark.e2e
+
+PROVIDER = "openrouter"  # used by no other cross-service test: upstream counts are this module's own
+MODEL = f"{PROVIDER}/guard-model"
+BLOCKED = f"{PROVIDER}/blocked-model"
+
+
+@pytest.fixture(scope="module")
+async def edges(suite: Suite) -> AsyncIterator[tuple[str, str]]:
+    env = {"BUDGET_CACHE_TTL_S": "0.5"}
+    a = suite.start_service("edge", key="edge-guard-a", overrides=env)
+    b = suite.start_service("edge", key="edge-guard-b", overrides=env)
+    yield f"http://127.0.0.1:{a}", f"http://127.0.0.1:{b}"
+    suite.stop_service("edge-guard-a")
+    suite.stop_service("edge-guard-b")
+
+
+@pytest.fixture(scope="module")
+async def upstream(admin: httpx.AsyncClient) -> AsyncIterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    await fake.start()
+    await make_provider(admin, PROVIDER, fake.base_url)
+    yield fake
+    await fake.stop()
+
+
+def openai_body(model: str = MODEL) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}
+
+
+def anthropic_body(model: str = MODEL) -> dict[str, Any]:
+    return {"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}
+
+
+async def chat(base: str, key: str, model: str = MODEL) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=15) as http:
+        return await http.post(
+            base + "/v1/chat/completions", json=openai_body(model), headers={"Authorization": f"Bearer {key}"}
+        )
+
+
+async def messages(base: str, key: str, model: str = MODEL) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=15) as http:
+        return await http.post(
+            base + "/v1/messages",
+            json=anthropic_body(model),
+            headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+        )
+
+
+def assert_openai_error(resp: httpx.Response, status: int, type_: str) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    error: dict[str, Any] = resp.json()["error"]
+    assert error["type"] == type_
+    assert error["message"]
+    return error
+
+
+def assert_anthropic_error(resp: httpx.Response, status: int, type_: str) -> None:
+    assert resp.status_code == status, resp.text
+    doc = resp.json()
+    assert doc["type"] == "error"
+    assert doc["error"]["type"] == type_
+
+
+async def make_key(admin: httpx.AsyncClient, edges: tuple[str, str], **restrictions: Any) -> tuple[str, str]:
+    """A key with ``restrictions`` (plus a blocked probe model), once both edges know it. Returns (id, key)."""
+    body = {"name": f"g-{uuid.uuid4().hex[:6]}", "scopes": ["chat"], "blockedModels": [BLOCKED], **restrictions}
+    resp = await admin.post("/api/keys", json=body)
+    assert resp.status_code == 201, resp.text
+    key_id, key = str(resp.json()["id"]), str(resp.json()["key"])
+
+    async def known() -> None:
+        # the blocked probe model is refused only by an edge that has the key: costs no rate limit or upstream call
+        for base in edges:
+            assert (await chat(base, key, BLOCKED)).status_code == 403
+
+    await until_ok(known, timeout=10)
+    return key_id, key
+
+
+async def test_requests_per_minute_hold_across_two_edges(
+    admin: httpx.AsyncClient, edges: tuple[str, str], upstream: FakeOpenAI
+) -> None:
+    _, key = await make_key(admin, edges, rateLimits={"rpm": 3})
+    before = len(upstream.requests)
+    remaining = []
+    for i in range(3):
+        resp = await chat(edges[i % 2], key)
+        assert resp.status_code == 200, resp.text
+        assert resp.headers["x-ratelimit-limit-requests"] == "3"
+        assert resp.headers["x-ratelimit-reset-requests"].endswith("s")
+        remaining.append(resp.headers["x-ratelimit-remaining-requests"])
+    assert remaining == ["2", "1", "0"]
+
+    refused = await chat(edges[1], key)
+    error = assert_openai_error(refused, 429, "rate_limit_error")
+    assert error["code"] == "rate_limit_requests"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+    assert refused.headers["x-ratelimit-limit-requests"] == "3"
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+    assert refused.headers["x-ratelimit-reset-requests"].endswith("s")
+    anthropic = await messages(edges[0], key)
+    assert_anthropic_error(anthropic, 429, "rate_limit_error")
+    assert "retry-after" in anthropic.headers
+    assert len(upstream.requests) == before + 3
+
+
+async def test_tokens_per_minute_headers(
+    admin: httpx.AsyncClient, edges: tuple[str, str], upstream: FakeOpenAI
+) -> None:
+    _, key = await make_key(admin, edges, rateLimits={"tpm": 100})
+    first = await chat(edges[0], key)
+    assert first.status_code == 200, first.text
+    assert first.headers["x-ratelimit-limit-tokens"] == "100"
+    left = int(first.headers["x-ratelimit-remaining-tokens"])
+    assert 0 < left < 100 - 16  # the 16-token output cap plus the prompt estimate
+    while True:
+        resp = await chat(edges[1], key)
+        if resp.status_code == 429:
+            break
+        assert resp.status_code == 200, resp.text
+    assert assert_openai_error(resp, 429, "rate_limit_error")["code"] == "rate_limit_tokens"
+    assert resp.headers["x-ratelimit-remaining-tokens"] == str(int(resp.headers["x-ratelimit-remaining-tokens"]))
+
+
+async def test_concurrency_limit_across_edges_and_release(
+    admin: httpx.AsyncClient, edges: tuple[str, str], upstream: FakeOpenAI
+) -> None:
+    _, key = await make_key(admin, edges, rateLimits={"concurrent": 1})
+    upstream.script.append(Reply(json=upstream.completion("slow"), delay_s=1.0))
+    slow = asyncio.create_task(chat(edges[0], key))
+    await asyncio.sleep(0.4)
+    before = len(upstream.requests)
+    refused = await chat(edges[1], key)
+    assert assert_openai_error(refused, 429, "rate_limit_error")["code"] == "rate_limit_concurrent"
+    assert refused.headers["retry-after"] == "1"
+    assert_anthropic_error(await messages(edges[1], key), 429, "rate_limit_error")
+    assert len(upstream.requests) == before
+    assert (await slow).status_code == 200
+    assert (await chat(edges[1], key)).status_code == 200  # the slot was released
+
+
+async def test_a_client_that_disconnects_frees_its_slot(
+    admin: httpx.AsyncClient, edges: tuple[str, str], upstream: FakeOpenAI
+) -> None:
+    _, key = await make_key(admin, edges, rateLimits={"concurrent": 1})
+    upstream.script.append(Reply(json=upstream.completion("slow"), delay_s=5.0))
+    with pytest.raises(httpx.ReadTimeout):
+        async with httpx.AsyncClient(timeout=0.5) as http:
+            await http.post(
+                edges[0] + "/v1/chat/completions", json=openai_body(), headers={"Authorization": f"Bearer {key}"}
+            )
+
+    async def free() -> None:
+        assert (await chat(edges[1], key)).status_code == 200
+
+    await until_ok(free, timeout=3)
+
+
+async def test_blocked_and_not_allowed_models_are_403_without_an_upstream_call(
+    admin: httpx.AsyncClient, edges: tuple[str, str], upstream: FakeOpenAI
+) -> None:
+    _, key = await make_key(admin, edges, allowedModels=[f"{PROVIDER}/*"])
+    before = len(upstream.requests)
+    error = assert_openai_error(await chat(edges[0], key, BLOCKED), 403, "permission_error")
+    assert error["code"] == "model_not_allowed"
+    assert_anthropic_error(await messages(edges[1], key, BLOCKED), 403, "permission_error")
+    assert_openai_error(await chat(edges[0], key, "openai/gpt-4o"), 403, "permission_error")
+    assert_anthropic_error(await messages(edges[1], key, "anthropic/claude-sonnet-4-5"), 403, "permission_error")
+    assert len(upstream.requests) == before
+    assert (await chat(edges[0], key)).status_code == 200
+
+
+async def test_ip_filter_refuses_every_route_in_its_format(
+    suite: Suite, admin: httpx.AsyncClient, edges: tuple[str, str], upstream: FakeOpenAI
+) -> None:
+    _, key = await make_key(admin, edges)
+    before = len(upstream.requests)
+    resp = await admin.put("/api/settings/ip-filter", json={"enabled": True, "allowlist": ["10.0.0.0/8"]})
+    assert resp.status_code == 200, resp.text
+    try:
+
+        async def refused() -> None:
+            assert (await chat(edges[0], key)).status_code == 403
+
+        await until_ok(refused, timeout=10)
+        assert_openai_error(await chat(edges[0], key), 403, "permission_error")
+        assert_anthropic_error(await messages(edges[1], key), 403, "permission_error")
+        # the control plane through the edge too (the admin client is logged in on the main edge)
+        assert_openai_error(await admin.get("/api/keys"), 403, "permission_error")
+        assert (await admin.get("/health")).status_code == 200
+        assert len(upstream.requests) == before
+    finally:
+        # the edge now refuses this client, the dashboard port is internal and unfiltered: restore there
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{suite.ports['dashboard']}", timeout=10) as direct:
+            assert (await direct.post("/api/auth/login", json={"password": TEST_PASSWORD})).status_code == 200
+            restored = await direct.put("/api/settings/ip-filter", json={"enabled": False})
+            assert restored.status_code == 200, restored.text
+
+        async def allowed() -> None:
+            for base in (*edges, suite.edge_url):
+                assert (await chat(base, key)).status_code == 200
+
+        await until_ok(allowed, timeout=10)
+
+
+async def test_a_key_over_its_budget_is_refused_before_any_upstream_call(
+    admin: httpx.AsyncClient, edges: tuple[str, str], upstream: FakeOpenAI
+) -> None:
+    key_id, key = await make_key(admin, edges)
+    price = {"provider": PROVIDER, "model": "guard-model", "input": 1000, "output": 1000}
+    assert (await admin.put("/api/pricing", json=price)).status_code == 200
+    budget = await admin.post("/api/usage/budget", json={"keyId": key_id, "limit": 0.001, "period": "daily"})
+    assert budget.status_code == 200, budget.text
+    assert (await chat(edges[0], key)).status_code == 200  # 18 tokens at $1000/1M: $0.018, over the $0.001
+
+    async def spent() -> None:
+        rows = (await admin.get("/api/usage/budget")).json()["budgets"]
+        assert any(b["keyId"] == key_id and b["exceeded"] for b in rows)
+
+    await until_ok(spent, timeout=15)
+    # an edge reuses a key's budget answer for BUDGET_CACHE_TTL_S: that is the documented overshoot window
+    await asyncio.sleep(0.6)
+    before = len(upstream.requests)
+    resp = await chat(edges[1], key)
+    error = assert_openai_error(resp, 429, "insufficient_quota")
+    assert error["code"] == "insufficient_quota"
+    assert resp.headers["x-should-retry"] == "false"
+    assert int(resp.headers["retry-after"]) >= 1
+    assert_anthropic_error(await messages(edges[0], key), 429, "rate_limit_error")
+    assert len(upstream.requests) == before
