@@ -1,10 +1,10 @@
 """Hub requests → OpenAI Responses request bodies (for a provider that speaks ``/v1/responses``).
 
 - A leading ``system`` message with string content → ``instructions``; other messages → ``input`` items in order:
-  ``message`` items (content a string, or parts: ``text`` → ``input_text``, ``output_text`` for the assistant;
-  ``image_url`` → ``input_image``; ``file`` → ``input_file``; ``input_audio`` as is), an assistant's
-  ``refusal`` → a ``refusal`` part, its ``tool_calls`` → ``function_call`` items after its message, ``tool``
-  messages → ``function_call_output`` items.
+  ``message`` items (content a string, or parts: ``text`` → ``input_text``, ``image_url`` → ``input_image``,
+  ``file`` → ``input_file``, ``input_audio`` as is); an assistant's content is its text as one string (its
+  refusal when it has no text: OpenAI's input schema takes assistant text without item ids only as a string), its
+  ``tool_calls`` → ``function_call`` items after it; ``tool`` messages → ``function_call_output`` items.
 - ``tools`` → flat function tools (``strict`` defaults to ``false``: the Responses API would otherwise enforce
   strict schemas that a Chat client never asked for); ``tool_choice`` → ``{type: function, name}``;
   ``max_completion_tokens`` / ``max_tokens`` → ``max_output_tokens``; ``response_format`` → ``text.format``;
@@ -68,21 +68,22 @@ def _items(message: dict[str, Any]) -> list[dict[str, Any]]:
     role = message.get("role")
     if role == "tool":
         content = message.get("content")
-        output: Any = [_part(p, "user") for p in content if isinstance(p, dict)] if isinstance(content, list) else None
+        output: Any = [_part(p) for p in content if isinstance(p, dict)] if isinstance(content, list) else None
         if output is None:
             output = content if isinstance(content, str) else ""
         return [{"type": "function_call_output", "call_id": text(message.get("tool_call_id")), "output": output}]
     items: list[dict[str, Any]] = []
     content = message.get("content")
-    refusal = message.get("refusal") if role == "assistant" else None
-    if isinstance(content, str) and content and not refusal:
+    if role == "assistant":
+        # OpenAI's input schema types an assistant message without an item id as text only (a string)
+        said = _joined_text(content) or text(message.get("refusal"))
+        if said:
+            items.append({"type": "message", "role": role, "content": said})
+    elif isinstance(content, list) and content:
+        parts = [_part(p) for p in content if isinstance(p, dict)]
+        items.append({"type": "message", "role": role, "content": parts})
+    elif isinstance(content, str) and content:
         items.append({"type": "message", "role": role, "content": content})
-    elif (isinstance(content, list) and content) or (isinstance(content, str) and content) or refusal:
-        parts = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
-        encoded = [_part(p, str(role)) for p in parts if isinstance(p, dict)]
-        if refusal:
-            encoded.append({"type": "refusal", "refusal": refusal})
-        items.append({"type": "message", "role": role, "content": encoded})
     for call in message.get("tool_calls") or []:
         function = obj(obj(call).get("function"))
         items.append(
@@ -98,11 +99,15 @@ def _items(message: dict[str, Any]) -> list[dict[str, Any]]:
     return items
 
 
-def _part(part: dict[str, Any], role: str) -> dict[str, Any]:
+def _joined_text(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(text(obj(p).get("text")) for p in content if obj(p).get("type") == "text")
+    return text(content)
+
+
+def _part(part: dict[str, Any]) -> dict[str, Any]:
     kind = part.get("type")
     if kind == "text":
-        if role == "assistant":
-            return {"type": "output_text", "text": text(part.get("text")), "annotations": []}
         return {"type": "input_text", "text": text(part.get("text"))}
     if kind == "image_url":
         image = obj(part.get("image_url"))

@@ -10,7 +10,9 @@
 - ``response.completed`` / ``response.incomplete`` are terminal (``complete``): a finish chunk (status mapped as
   in responses) and a usage chunk (``choices: []``);
 - ``event: error`` (``type: "error"``) → a hub error chunk; ``response.failed`` → a hub error chunk (unless an
-  error event already reported it) and is terminal; a payload that is not a JSON object → a 502 error chunk;
+  error event already reported it) and ends decoding (later input is ignored) **without** ``complete``: a failed
+  response is not a finished one, so the caller meters it as a failure (as an Anthropic stream that ends in an
+  error event); a payload that is not a JSON object → a 502 error chunk;
 - everything else (``response.in_progress``, ``content_part.*``, ``*.done`` text events, …) says nothing new.
 """
 
@@ -28,7 +30,7 @@ from omniroute_translator.codecs.sse import SseEvent, SseParser
 
 __all__ = ["ResponsesStreamDecoder"]
 
-_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_TERMINAL = frozenset({"response.completed", "response.incomplete"})
 _REASONING_DELTAS = frozenset({"response.reasoning_summary_text.delta", "response.reasoning_text.delta"})
 
 
@@ -38,6 +40,7 @@ class ResponsesStreamDecoder:
     def __init__(self) -> None:
         self._sse = SseParser()
         self._done = False
+        self._stopped = False  # response.failed was seen: nothing more to read, yet not complete
         self._failed = False
         self._head: dict[str, Any] = {"object": "chat.completion.chunk"}
         self._calls: dict[str, int] = {}  # function_call item id -> hub tool-call index
@@ -50,19 +53,19 @@ class ResponsesStreamDecoder:
         return self._done
 
     def feed(self, data: bytes) -> list[HubChunk]:
-        if self._done:
+        if self._done or self._stopped:
             return []
         return self._events(self._sse.feed(data))
 
     def end(self) -> StreamEnd:
-        if self._done:
-            return StreamEnd([], True)
+        if self._done or self._stopped:
+            return StreamEnd([], self._done)
         return StreamEnd(self._events(self._sse.end()), self._done)
 
     def _events(self, events: list[SseEvent]) -> list[HubChunk]:
         chunks: list[HubChunk] = []
         for event in events:
-            if self._done:
+            if self._done or self._stopped:
                 break
             chunks += self._event(event)
         return chunks
@@ -81,9 +84,12 @@ class ResponsesStreamDecoder:
         if kind == "error" or event.event == "error":
             self._failed = True
             return [error_chunk(error_from_event(doc))]
+        if kind == "response.failed":
+            self._stopped = True
+            return [] if self._failed else [error_chunk(error_from_event(doc))]
         if kind in _TERMINAL:
             self._done = True
-            return self._terminal(kind, doc)
+            return self._terminal(doc)
         if kind == "response.created":
             return self._created(obj(doc.get("response")))
         if kind == "response.output_text.delta" and text(doc.get("delta")):
@@ -145,10 +151,9 @@ class ResponsesStreamDecoder:
             return []
         return self._arguments(item_id, arguments)
 
-    def _terminal(self, kind: str, doc: dict[str, Any]) -> list[HubChunk]:
+    def _terminal(self, doc: dict[str, Any]) -> list[HubChunk]:
         response = obj(doc.get("response"))
-        if kind == "response.failed":
-            return [] if self._failed else [error_chunk(error_from_event(doc))]
+        kind = text(doc.get("type"))
         finish = finish_reason(
             response.get("status") or kind.removeprefix("response."),
             response.get("incomplete_details"),
