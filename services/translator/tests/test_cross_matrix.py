@@ -32,10 +32,6 @@ PENDING: frozenset[tuple[str, str]] = frozenset(
         ("openai_responses", "openai_chat"),
         ("anthropic_messages", "openai_responses"),
         ("openai_responses", "anthropic_messages"),
-        ("gemini", "openai_responses"),
-        ("openai_responses", "gemini"),
-        ("ollama", "openai_responses"),
-        ("openai_responses", "ollama"),
     }
 )
 
