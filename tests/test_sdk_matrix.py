@@ -1,6 +1,6 @@
-"""Official SDK conformance: the openai, anthropic, google-genai and ollama clients, pointed at the edge, each
-against each provider format behind it (fake upstreams speaking the real wire formats). Every SDK parses every
-reply and stream and sees the same text, tool call and usage, whatever provider served it."""
+"""Official SDK conformance: the openai (Chat and Responses), anthropic, google-genai and ollama clients, pointed at
+the edge, each against each provider format behind it (fake upstreams speaking the real wire formats). Every SDK
+parses every reply and stream and sees the same text, tool call and usage, whatever provider served it."""
 
 from __future__ import annotations
 
@@ -108,6 +108,31 @@ async def openai_chat(env: Env, model: str, *, stream: bool, tools: bool) -> Out
         return Outcome(text, calls, usage.prompt_tokens, usage.completion_tokens)
 
 
+async def openai_responses(env: Env, model: str, *, stream: bool, tools: bool) -> Outcome:
+    """``client.responses.create``: plain, or streamed (text from ``output_text.delta`` events, calls from
+    ``output_item.done``, usage from ``response.completed``, which must carry the same output)."""
+    async with openai.AsyncOpenAI(base_url=env.edge + "/v1", api_key=env.key, max_retries=0) as client:
+        kwargs: dict[str, Any] = {"model": model, "input": "weather in Paris?"}
+        if tools:
+            kwargs["tools"] = [{"type": "function", "name": "weather", "parameters": WEATHER, "strict": False}]
+        if not stream:
+            done = await client.responses.create(**kwargs)
+        else:
+            text, items, final = "", [], None
+            async for event in await client.responses.create(**kwargs, stream=True):
+                if event.type == "response.output_text.delta":
+                    text += event.delta
+                elif event.type == "response.output_item.done":
+                    items.append(event.item)
+                elif event.type == "response.completed":
+                    final = event.response
+            assert final is not None and final.output == items and final.output_text == text
+            done = final
+    calls = [(o.name, openai_args(o.arguments)) for o in done.output if o.type == "function_call"]
+    assert done.usage is not None
+    return Outcome(done.output_text, calls, done.usage.input_tokens, done.usage.output_tokens)
+
+
 def openai_args(raw: str) -> dict[str, Any]:
     from omniroute_core import jsonx
 
@@ -197,6 +222,7 @@ async def _ollama_chat(client: ollama.AsyncClient, model: str, *, stream: bool, 
 
 CLIENTS: dict[str, Callable[..., Awaitable[Outcome]]] = {
     "openai": openai_chat,
+    "openai-responses": openai_responses,
     "anthropic": anthropic_messages,
     "gemini": gemini_generate,
     "ollama": ollama_chat,
