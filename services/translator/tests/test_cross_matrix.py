@@ -24,24 +24,6 @@ CASES = list(find_cases())
 PAIR_CASES = [c for c in CASES if c.target is not None]
 REGENERATE = "uv run python -m omniroute_translator.goldens"
 
-# Pairs of a newly registered format whose goldens are being written: reported as xfail (xpass once covered) and
-# left out of the summary. Delete an entry as soon as its goldens are committed; the set only ever shrinks.
-PENDING: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("openai_chat", "openai_responses"),
-        ("openai_responses", "openai_chat"),
-        ("anthropic_messages", "openai_responses"),
-        ("openai_responses", "anthropic_messages"),
-    }
-)
-
-
-def _pair_param(source: str, target: str) -> object:
-    marks = (
-        [pytest.mark.xfail(reason="pair goldens being written", strict=False)] if (source, target) in PENDING else []
-    )
-    return pytest.param(source, target, id=f"{source}->{target}", marks=marks)
-
 
 def _covering(source: str, target: str, kind: str) -> list[Case]:
     return [
@@ -52,7 +34,7 @@ def _covering(source: str, target: str, kind: str) -> list[Case]:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize(("source", "target"), [_pair_param(s, t) for s, t in PAIRS])
+@pytest.mark.parametrize(("source", "target"), PAIRS, ids=[f"{s}->{t}" for s, t in PAIRS])
 def test_every_ordered_pair_has_a_golden(source: str, target: str, kind: str) -> None:
     assert _covering(source, target, kind), (
         f"no {kind} pair golden {source}→{target}: add tests/goldens/{source}/pair_to_{target}_{kind}/ "
@@ -63,7 +45,7 @@ def test_every_ordered_pair_has_a_golden(source: str, target: str, kind: str) ->
 
 def test_matrix_is_complete() -> None:
     """One summary of the whole matrix, so a missing format's pairs are listed together."""
-    missing = [f"{s}→{t} {k}" for s, t in PAIRS for k in KINDS if (s, t) not in PENDING and not _covering(s, t, k)]
+    missing = [f"{s}→{t} {k}" for s, t in PAIRS for k in KINDS if not _covering(s, t, k)]
     assert not missing, f"{len(missing)} of {len(PAIRS) * len(KINDS)} pair goldens missing: {missing}"
 
 
@@ -90,11 +72,7 @@ def test_a_case_named_as_a_pair_names_its_target() -> None:
     assert not wrong, f'named as pairs without a matching "target" in case.json: {wrong}'
 
 
-def test_pending_pairs_excuse_only_the_format_being_added() -> None:
-    assert all("openai_responses" in pair and set(pair) <= set(FORMATS) for pair in PENDING), PENDING
-
-
 def test_the_matrix_spans_the_registered_formats() -> None:
-    assert len(FORMATS) == len(CODECS) >= 4
-    assert {"openai_chat", "anthropic_messages", "gemini", "ollama"} <= set(FORMATS)
+    assert len(FORMATS) == len(CODECS) >= 5
+    assert {"openai_chat", "openai_responses", "anthropic_messages", "gemini", "ollama"} <= set(FORMATS)
     assert len(PAIRS) == len(FORMATS) * (len(FORMATS) - 1)
