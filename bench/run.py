@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--concurrency", type=int, default=32, help="connections for throughput (default 32)")
     p.add_argument("--rate", type=float, default=200.0, help="requests/s for the latency phases (default 200)")
-    p.add_argument("--timeout", type=float, default=10.0, help="per-request timeout in seconds (default 10)")
+    p.add_argument("--timeout", type=float, default=5.0, help="per-request timeout in seconds (default 5)")
     p.add_argument(
         "--max-inflight",
         type=int,
