@@ -29,7 +29,17 @@ import uvloop
 
 from bench.measure import SCENARIOS, Load, Sampler, Scenario, direct_phases, run_scenario, warm_up
 from bench.report import machine_info, markdown
-from bench.targets import LITELLM_VERSION, LiteLLM, Mock, OmniRoute, Target, ensure_litellm, settle, tree_rss
+from bench.targets import (
+    LITELLM_VERSION,
+    LiteLLM,
+    Mock,
+    OmniRoute,
+    Target,
+    ensure_litellm,
+    settle,
+    tree_rss,
+    tree_rss_by_process,
+)
 from omniroute_core import jsonx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,6 +92,7 @@ async def measure_target(
             "settled_s": round(settled, 1),
             "warm_up_rps": warm["rps"],
             "rss_idle": tree_rss(target.root_pids()),
+            "rss_idle_by_process": tree_rss_by_process(target.root_pids()),
             "scenarios": {},
         }
         samplers = [Sampler(target.root_pids), Sampler(target.backing_pids)]
@@ -105,7 +116,9 @@ async def measure_target(
 
 def _merge(sections: list[dict[str, Any]]) -> dict[str, Any]:
     """One target's results from several instances: all scenarios, idle memory of the first, the highest peak."""
-    merged: dict[str, Any] = {"rss_idle": sections[0]["rss_idle"], "rss_peak": 0, "scenarios": {}, "instances": []}
+    first = sections[0]
+    merged: dict[str, Any] = {"rss_idle": first["rss_idle"], "rss_idle_by_process": first["rss_idle_by_process"],
+                              "rss_peak": 0, "scenarios": {}, "instances": []}  # fmt: skip
     for section in sections:
         merged["scenarios"].update(section["scenarios"])
         merged["rss_peak"] = max(merged["rss_peak"], section["rss_peak"])

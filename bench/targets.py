@@ -37,6 +37,7 @@ __all__ = [
     "stop_tree",
     "tree_cpu_seconds",
     "tree_rss",
+    "tree_rss_by_process",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -82,6 +83,29 @@ def tree_rss(pids: list[int]) -> int:
             except psutil.Error:
                 continue
     return total
+
+
+def tree_rss_by_process(pids: list[int]) -> dict[str, int]:
+    """Resident bytes per process of the trees rooted at ``pids``, keyed ``<pid> <module or program>``."""
+    out: dict[str, int] = {}
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+        for proc in procs:
+            try:
+                argv = proc.cmdline()
+                rss = int(proc.memory_info().rss)
+            except psutil.Error:
+                continue
+            # "python -m omniroute_edge.main" → omniroute_edge.main; LiteLLM's workers are "python -c ..."
+            label = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else Path(argv[1] if len(argv) > 1 else "?").name
+            if "-c" in argv[:-1]:
+                label = "worker" if "spawn_main" in argv[-1] else "helper"
+            out[f"{proc.pid} {label}"] = rss
+    return out
 
 
 def tree_cpu_seconds(pids: list[int]) -> float:
