@@ -20,6 +20,8 @@ from nats.js.kv import KeyValue
 __all__ = [
     "CONFIG_BUCKET",
     "CONFIG_KEY",
+    "USAGE_BATCH_ENCODING",
+    "USAGE_ENCODING_HEADER",
     "USAGE_STREAM",
     "USAGE_SUBJECT_PREFIX",
     "config_bucket",
@@ -32,6 +34,9 @@ log = logging.getLogger(__name__)
 USAGE_STREAM = "OMNIROUTE_USAGE"
 USAGE_SUBJECT_PREFIX = "omniroute.usage"
 USAGE_DUPLICATE_WINDOW_S = 120.0
+# header marking a message whose body is a UsageEventBatch (absent: one UsageEvent)
+USAGE_ENCODING_HEADER = "Omniroute-Encoding"
+USAGE_BATCH_ENCODING = "batch"
 CONFIG_BUCKET = "omniroute_config"
 CONFIG_KEY = "snapshot"
 

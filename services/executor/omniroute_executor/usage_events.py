@@ -1,9 +1,13 @@
 """Publishing usage events to JetStream without slowing the request that produced them.
 
-``emit`` only enqueues; a few worker tasks publish with ``Nats-Msg-Id`` set to the event id (so a retried
-publish is stored once) and wait for JetStream's acknowledgement. When a publish fails (NATS unreachable, no
-acknowledgement in time) the event goes to the disk :class:`~omniroute_executor.usage_spool.Spool`, and so do
-the following ones until a replayer task has published everything spooled; requests never wait for NATS.
+``emit`` only enqueues; a few worker tasks publish the queued events in batches (one ``UsageEventBatch`` message
+of up to ``max_batch`` events, collected for at most ``linger_s``: metering then costs one publish, one stored
+message and one delivery per batch, not per request) with ``Nats-Msg-Id`` set to the batch id, and wait for
+JetStream's acknowledgement; every event keeps its own id, so a re-published batch is still stored once.
+
+When a publish fails (NATS unreachable, no acknowledgement in time) the events go to the disk
+:class:`~omniroute_executor.usage_spool.Spool`, and so do the following ones until a replayer task has published
+everything spooled; requests never wait for NATS.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry, Counter
 
 from omniroute.v1 import usage_pb2
-from omniroute_core.events import USAGE_SUBJECT_PREFIX
+from omniroute_core.events import USAGE_BATCH_ENCODING, USAGE_ENCODING_HEADER, USAGE_SUBJECT_PREFIX
 from omniroute_executor.usage_spool import Spool
 
 __all__ = ["UsagePublisher", "usage_subject"]
@@ -38,9 +42,11 @@ class UsagePublisher:
         *,
         queue_size: int,
         spool: Spool,
-        workers: int = 4,
+        workers: int = 2,
         publish_timeout_s: float = 2.0,
         replay_interval_s: float = 0.5,
+        max_batch: int = 100,
+        linger_s: float = 0.02,
     ) -> None:
         self._js = js
         self._queue: asyncio.Queue[usage_pb2.UsageEvent] = asyncio.Queue(queue_size)
@@ -49,6 +55,8 @@ class UsagePublisher:
         self._spool = spool
         self._timeout = publish_timeout_s
         self._replay_interval = replay_interval_s
+        self._max_batch = max_batch
+        self._linger = linger_s
         # set while spooled events wait for replay: new events join them rather than overtake NATS
         self._degraded = spool.pending()
         self._spooled = Counter(
@@ -89,12 +97,25 @@ class UsagePublisher:
 
     async def _run(self) -> None:
         while True:
-            event = await self._queue.get()
+            batch = [await self._queue.get()]
+            self._drain_into(batch)
+            if len(batch) < self._max_batch and self._linger:
+                await asyncio.sleep(self._linger)  # let a few more arrive: the request paths never wait for this
+                self._drain_into(batch)
             try:
-                if self._degraded or not await self._publish(event):
-                    self._to_spool(event)
+                if self._degraded or not await self._publish(batch):
+                    for event in batch:
+                        self._to_spool(event)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
+
+    def _drain_into(self, batch: list[usage_pb2.UsageEvent]) -> None:
+        while len(batch) < self._max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except asyncio.QueueEmpty:
+                return
 
     def _to_spool(self, event: usage_pb2.UsageEvent) -> None:
         if not self._degraded:
@@ -103,21 +124,19 @@ class UsagePublisher:
         self._spool.append(event.SerializeToString())
         self._spooled.inc()
 
-    async def _publish(self, event: usage_pb2.UsageEvent) -> bool:
-        """One publish, acknowledged by JetStream; False when it did not go through."""
+    async def _publish(self, batch: list[usage_pb2.UsageEvent]) -> bool:
+        """One batch, acknowledged by JetStream; False when it did not go through."""
+        body = usage_pb2.UsageEventBatch(events=batch).SerializeToString()
+        headers = {"Nats-Msg-Id": "batch-" + batch[0].event_id, USAGE_ENCODING_HEADER: USAGE_BATCH_ENCODING}
         try:
-            await self._js.publish(
-                usage_subject(event.provider),
-                event.SerializeToString(),
-                headers={"Nats-Msg-Id": event.event_id},
-                timeout=self._timeout,
-            )
+            # one subject per batch: the subject's provider part is informational (the writer reads them all)
+            await self._js.publish(usage_subject(batch[0].provider), body, headers=headers, timeout=self._timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.debug("usage publish failed", extra={"error": str(exc), "event_id": event.event_id})
+            log.debug("usage publish failed", extra={"error": str(exc), "events": len(batch)})
             return False
-        self._published.inc()
+        self._published.inc(len(batch))
         return True
 
     async def _replay_loop(self) -> None:
@@ -129,11 +148,12 @@ class UsagePublisher:
     async def _replay(self) -> None:
         """Publish every spooled file, oldest first; stop at the first failure (retried next interval)."""
         for path in self._spool.take():
-            for record in Spool.records(path):
-                event = usage_pb2.UsageEvent.FromString(record)
-                if not await self._publish(event):
+            events = [usage_pb2.UsageEvent.FromString(record) for record in Spool.records(path)]
+            for start in range(0, len(events), self._max_batch):
+                batch = events[start : start + self._max_batch]
+                if not await self._publish(batch):
                     return
-                self._replayed.inc()
+                self._replayed.inc(len(batch))
             path.unlink()
         if not self._spool.pending():
             self._degraded = False

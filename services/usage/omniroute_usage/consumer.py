@@ -1,6 +1,7 @@
 """The usage writer: a durable JetStream pull consumer that stores usage events in PostgreSQL in batches.
 
-Producers (the executor) publish one serialised ``omniroute.v1.UsageEvent`` per attempt on the subject
+Producers (the executor) publish serialised ``omniroute.v1.UsageEvent`` messages, or ``UsageEventBatch`` messages
+marked ``Omniroute-Encoding: batch`` (several events per message), on the subject
 ``omniroute.usage.<provider>``, where ``<provider>`` is the provider id lower-cased with every character outside
 ``[a-z0-9_-]`` replaced by ``_`` (``unknown`` when empty), with the ``Nats-Msg-Id`` header set to ``event_id``.
 The writer consumes ``omniroute.usage.>`` regardless of the provider part.
@@ -28,7 +29,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -41,7 +42,13 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from omniroute.v1 import usage_pb2
-from omniroute_core.events import USAGE_STREAM, USAGE_SUBJECT_PREFIX, ensure_usage_stream
+from omniroute_core.events import (
+    USAGE_BATCH_ENCODING,
+    USAGE_ENCODING_HEADER,
+    USAGE_STREAM,
+    USAGE_SUBJECT_PREFIX,
+    ensure_usage_stream,
+)
 from omniroute_usage.budgets import BudgetWarner
 from omniroute_usage.metrics import Observed, WriterMetrics
 from omniroute_usage.pricing import PriceBook, load_shipped
@@ -156,11 +163,10 @@ class UsageWriter:
     async def _handle(self, msgs: Sequence[Msg]) -> None:
         received_at = dt.datetime.now(dt.UTC)
         book = await self._pricing.book()
-        rows: list[Row] = []
-        good: list[Msg] = []
+        groups: list[tuple[Msg, list[Row]]] = []
         for msg in msgs:
             try:
-                event = usage_pb2.UsageEvent.FromString(msg.data)
+                events = _decode(msg)
             except DecodeError as exc:
                 self._metrics.invalid.inc()
                 log.error(
@@ -170,12 +176,26 @@ class UsageWriter:
                 )
                 await _settle(msg.term())
                 continue
-            rows.append(event_row(event, _event_id(event, msg), received_at, _cost(book, event)))
-            good.append(msg)
-        if rows:
-            await self._store_then_ack(rows, good)
+            rows = [
+                event_row(event, _event_id(event, msg, i), received_at, _cost(book, event))
+                for i, event in enumerate(events)
+            ]
+            if rows:
+                groups.append((msg, rows))
+            else:
+                await _settle(msg.ack())  # an empty batch: nothing to store
+        if groups:
+            await self._store_then_ack(groups)
 
-    async def _store_then_ack(self, rows: Sequence[Row], msgs: Sequence[Msg]) -> None:
+    async def _store_then_ack(self, groups: Sequence[tuple[Msg, list[Row]]]) -> None:
+        """Store every row of every message in one transaction, then ack the messages.
+
+        A data error (a row PostgreSQL rejects) is isolated: each message is retried alone, and inside a batch
+        message each row alone; only the rejected rows are dropped (logged, counted), and a single-event message
+        that PostgreSQL rejects is terminated so it cannot wedge the consumer.
+        """
+        rows = [row for _, group in groups for row in group]
+        msgs = [msg for msg, _ in groups]
         delay = self._config.retry_initial_s
         while True:
             start = time.perf_counter()
@@ -183,14 +203,19 @@ class UsageWriter:
                 new_ids = await self._store.insert_batch(rows)
             except _DATA_ERRORS as exc:
                 self._metrics.failures.inc()
-                if len(rows) == 1:
-                    self._metrics.invalid.inc()
-                    log.error("usage event rejected by PostgreSQL, terminated: %s", exc, extra={"event_id": rows[0][0]})
-                    await _settle(msgs[0].term())
+                if len(groups) > 1:
+                    for one in groups:
+                        await self._store_then_ack([one])
                     return
-                # isolate the bad rows; the rest of the batch is stored one by one
-                for row, msg in zip(rows, msgs, strict=True):
-                    await self._store_then_ack([row], [msg])
+                ((msg, group),) = groups
+                if len(group) == 1:
+                    self._metrics.invalid.inc()
+                    log.error(
+                        "usage event rejected by PostgreSQL, terminated: %s", exc, extra={"event_id": group[0][0]}
+                    )
+                    await _settle(msg.term())
+                    return
+                await self._store_rows_alone(msg, group)
                 return
             except Exception as exc:  # anything else is the database being unavailable: keep the batch, retry
                 self._metrics.failures.inc()
@@ -206,14 +231,29 @@ class UsageWriter:
                 continue
             self._metrics.insert_seconds.observe(time.perf_counter() - start)
             self._metrics.batches.inc()
-            self._metrics.stored.inc(len(new_ids))
-            self._metrics.duplicates.inc(len(rows) - len(new_ids))
+            await self._stored(rows, new_ids)
             await _settle_all(msgs, Msg.ack)
-            new_rows = [row for row in rows if row[0] in new_ids]
-            self._metrics.genai.record(_observed(row) for row in new_rows)
-            if self._budgets is not None and new_rows:
-                await self._budgets.check({row[_KEY_ID] for row in new_rows})
             return
+
+    async def _store_rows_alone(self, msg: Msg, rows: Sequence[Row]) -> None:
+        """One batch message with a rejected row: store its rows one by one, drop the rejected, ack the message."""
+        for row in rows:
+            try:
+                new_ids = await self._store.insert_batch([row])
+            except _DATA_ERRORS as exc:
+                self._metrics.invalid.inc()
+                log.error("usage event rejected by PostgreSQL, dropped: %s", exc, extra={"event_id": row[0]})
+                continue
+            await self._stored([row], new_ids)
+        await _settle(msg.ack())
+
+    async def _stored(self, rows: Sequence[Row], new_ids: Collection[str]) -> None:
+        self._metrics.stored.inc(len(new_ids))
+        self._metrics.duplicates.inc(len(rows) - len(new_ids))
+        new_rows = [row for row in rows if row[0] in new_ids]
+        self._metrics.genai.record(_observed(row) for row in new_rows)
+        if self._budgets is not None and new_rows:
+            await self._budgets.check({row[_KEY_ID] for row in new_rows})
 
     async def _pause(self, seconds: float) -> None:
         # sleep, but wake at once on stop() so shutdown never waits out a backoff
@@ -254,13 +294,22 @@ def _cost(book: PriceBook, event: usage_pb2.UsageEvent) -> Decimal:
     )
 
 
-def _event_id(event: usage_pb2.UsageEvent, msg: Msg) -> str:
+def _decode(msg: Msg) -> list[usage_pb2.UsageEvent]:
+    """The events of one message: a batch (header ``Omniroute-Encoding: batch``) or a single event."""
+    if (msg.headers or {}).get(USAGE_ENCODING_HEADER) == USAGE_BATCH_ENCODING:
+        return list(usage_pb2.UsageEventBatch.FromString(msg.data).events)
+    return [usage_pb2.UsageEvent.FromString(msg.data)]
+
+
+def _event_id(event: usage_pb2.UsageEvent, msg: Msg, index: int) -> str:
     if event.event_id:
         return event.event_id
+    meta = msg.metadata
+    if (msg.headers or {}).get(USAGE_ENCODING_HEADER) == USAGE_BATCH_ENCODING:
+        return f"nats:{meta.stream}:{meta.sequence.stream}:{index}"
     header = (msg.headers or {}).get("Nats-Msg-Id", "")
     if header:
         return header
-    meta = msg.metadata
     return f"nats:{meta.stream}:{meta.sequence.stream}"
 
 

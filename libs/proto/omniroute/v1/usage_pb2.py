@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from omniroute.v1 import common_pb2 as omniroute_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18omniroute/v1/usage.proto\x12\x0comniroute.v1\x1a\x19omniroute/v1/common.proto\"\x83\x03\n\nUsageEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x12\n\nts_unix_ms\x18\x03 \x01(\x03\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12\x17\n\x0frequested_model\x18\x07 \x01(\t\x12\x15\n\rconnection_id\x18\x08 \x01(\t\x12\r\n\x05\x63ombo\x18\t \x01(\t\x12\x0e\n\x06status\x18\n \x01(\x05\x12\x12\n\nlatency_ms\x18\x0b \x01(\x03\x12\x0f\n\x07ttft_ms\x18\x0c \x01(\x03\x12\"\n\x05usage\x18\r \x01(\x0b\x32\x13.omniroute.v1.Usage\x12+\n\rclient_format\x18\x0e \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0e\n\x06stream\x18\x0f \x01(\x08\x12\x0f\n\x07\x61ttempt\x18\x10 \x01(\x05\x12\x12\n\nerror_type\x18\x11 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x12 \x01(\t\"8\n\x0fKeyUsageRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x15\n\rsince_unix_ms\x18\x02 \x01(\x03\"E\n\rKeyUsageReply\x12\x10\n\x08requests\x18\x01 \x01(\x03\x12\"\n\x05usage\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Usage\"$\n\x12\x43heckBudgetRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"\x9e\x01\n\x10\x43heckBudgetReply\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x12\n\nhas_budget\x18\x02 \x01(\x08\x12\x11\n\tlimit_usd\x18\x03 \x01(\x01\x12\x11\n\tspent_usd\x18\x04 \x01(\x01\x12\x15\n\rremaining_usd\x18\x05 \x01(\x01\x12\x18\n\x10reset_at_unix_ms\x18\x06 \x01(\x03\x12\x0e\n\x06period\x18\x07 \x01(\t\"\x9b\x01\n\rManageRequest\x12\x37\n\x06params\x18\x01 \x03(\x0b\x32\'.omniroute.v1.ManageRequest.ParamsEntry\x12\x11\n\tbody_json\x18\x02 \x01(\x0c\x12\x0f\n\x07path_id\x18\x03 \x01(\t\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\" \n\x0bManageReply\x12\x11\n\tbody_json\x18\x01 \x01(\x0c\x32\xbb\x06\n\x0cUsageService\x12I\n\x0bGetKeyUsage\x12\x1d.omniroute.v1.KeyUsageRequest\x1a\x1b.omniroute.v1.KeyUsageReply\x12O\n\x0b\x43heckBudget\x12 .omniroute.v1.CheckBudgetRequest\x1a\x1e.omniroute.v1.CheckBudgetReply\x12\x44\n\nGetPricing\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12\x44\n\nSetPricing\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12\x44\n\nGetBudgets\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12\x43\n\tSetBudget\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12I\n\x0fGetUsageHistory\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12\x46\n\x0cGetUsageLogs\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12H\n\x0eGetRequestLogs\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12L\n\x12GetConnectionUsage\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12M\n\x13GetTelemetrySummary\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18omniroute/v1/usage.proto\x12\x0comniroute.v1\x1a\x19omniroute/v1/common.proto\"\x83\x03\n\nUsageEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x12\n\nts_unix_ms\x18\x03 \x01(\x03\x12\x0e\n\x06key_id\x18\x04 \x01(\t\x12\x10\n\x08provider\x18\x05 \x01(\t\x12\r\n\x05model\x18\x06 \x01(\t\x12\x17\n\x0frequested_model\x18\x07 \x01(\t\x12\x15\n\rconnection_id\x18\x08 \x01(\t\x12\r\n\x05\x63ombo\x18\t \x01(\t\x12\x0e\n\x06status\x18\n \x01(\x05\x12\x12\n\nlatency_ms\x18\x0b \x01(\x03\x12\x0f\n\x07ttft_ms\x18\x0c \x01(\x03\x12\"\n\x05usage\x18\r \x01(\x0b\x32\x13.omniroute.v1.Usage\x12+\n\rclient_format\x18\x0e \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0e\n\x06stream\x18\x0f \x01(\x08\x12\x0f\n\x07\x61ttempt\x18\x10 \x01(\x05\x12\x12\n\nerror_type\x18\x11 \x01(\t\x12\x10\n\x08\x65ndpoint\x18\x12 \x01(\t\";\n\x0fUsageEventBatch\x12(\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x18.omniroute.v1.UsageEvent\"8\n\x0fKeyUsageRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x15\n\rsince_unix_ms\x18\x02 \x01(\x03\"E\n\rKeyUsageReply\x12\x10\n\x08requests\x18\x01 \x01(\x03\x12\"\n\x05usage\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Usage\"$\n\x12\x43heckBudgetRequest\x12\x0e\n\x06key_id\x18\x01 \x01(\t\"\x9e\x01\n\x10\x43heckBudgetReply\x12\x0f\n\x07\x61llowed\x18\x01 \x01(\x08\x12\x12\n\nhas_budget\x18\x02 \x01(\x08\x12\x11\n\tlimit_usd\x18\x03 \x01(\x01\x12\x11\n\tspent_usd\x18\x04 \x01(\x01\x12\x15\n\rremaining_usd\x18\x05 \x01(\x01\x12\x18\n\x10reset_at_unix_ms\x18\x06 \x01(\x03\x12\x0e\n\x06period\x18\x07 \x01(\t\"\x9b\x01\n\rManageRequest\x12\x37\n\x06params\x18\x01 \x03(\x0b\x32\'.omniroute.v1.ManageRequest.ParamsEntry\x12\x11\n\tbody_json\x18\x02 \x01(\x0c\x12\x0f\n\x07path_id\x18\x03 \x01(\t\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\" \n\x0bManageReply\x12\x11\n\tbody_json\x18\x01 \x01(\x0c\x32\xbb\x06\n\x0cUsageService\x12I\n\x0bGetKeyUsage\x12\x1d.omniroute.v1.KeyUsageRequest\x1a\x1b.omniroute.v1.KeyUsageReply\x12O\n\x0b\x43heckBudget\x12 .omniroute.v1.CheckBudgetRequest\x1a\x1e.omniroute.v1.CheckBudgetReply\x12\x44\n\nGetPricing\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12\x44\n\nSetPricing\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12\x44\n\nGetBudgets\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12\x43\n\tSetBudget\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12I\n\x0fGetUsageHistory\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12\x46\n\x0cGetUsageLogs\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12H\n\x0eGetRequestLogs\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12L\n\x12GetConnectionUsage\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReply\x12M\n\x13GetTelemetrySummary\x12\x1b.omniroute.v1.ManageRequest\x1a\x19.omniroute.v1.ManageReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,20 +36,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MANAGEREQUEST_PARAMSENTRY']._serialized_options = b'8\001'
   _globals['_USAGEEVENT']._serialized_start=70
   _globals['_USAGEEVENT']._serialized_end=457
-  _globals['_KEYUSAGEREQUEST']._serialized_start=459
-  _globals['_KEYUSAGEREQUEST']._serialized_end=515
-  _globals['_KEYUSAGEREPLY']._serialized_start=517
-  _globals['_KEYUSAGEREPLY']._serialized_end=586
-  _globals['_CHECKBUDGETREQUEST']._serialized_start=588
-  _globals['_CHECKBUDGETREQUEST']._serialized_end=624
-  _globals['_CHECKBUDGETREPLY']._serialized_start=627
-  _globals['_CHECKBUDGETREPLY']._serialized_end=785
-  _globals['_MANAGEREQUEST']._serialized_start=788
-  _globals['_MANAGEREQUEST']._serialized_end=943
-  _globals['_MANAGEREQUEST_PARAMSENTRY']._serialized_start=898
-  _globals['_MANAGEREQUEST_PARAMSENTRY']._serialized_end=943
-  _globals['_MANAGEREPLY']._serialized_start=945
-  _globals['_MANAGEREPLY']._serialized_end=977
-  _globals['_USAGESERVICE']._serialized_start=980
-  _globals['_USAGESERVICE']._serialized_end=1807
+  _globals['_USAGEEVENTBATCH']._serialized_start=459
+  _globals['_USAGEEVENTBATCH']._serialized_end=518
+  _globals['_KEYUSAGEREQUEST']._serialized_start=520
+  _globals['_KEYUSAGEREQUEST']._serialized_end=576
+  _globals['_KEYUSAGEREPLY']._serialized_start=578
+  _globals['_KEYUSAGEREPLY']._serialized_end=647
+  _globals['_CHECKBUDGETREQUEST']._serialized_start=649
+  _globals['_CHECKBUDGETREQUEST']._serialized_end=685
+  _globals['_CHECKBUDGETREPLY']._serialized_start=688
+  _globals['_CHECKBUDGETREPLY']._serialized_end=846
+  _globals['_MANAGEREQUEST']._serialized_start=849
+  _globals['_MANAGEREQUEST']._serialized_end=1004
+  _globals['_MANAGEREQUEST_PARAMSENTRY']._serialized_start=959
+  _globals['_MANAGEREQUEST_PARAMSENTRY']._serialized_end=1004
+  _globals['_MANAGEREPLY']._serialized_start=1006
+  _globals['_MANAGEREPLY']._serialized_end=1038
+  _globals['_USAGESERVICE']._serialized_start=1041
+  _globals['_USAGESERVICE']._serialized_end=1868
 # @@protoc_insertion_point(module_scope)

@@ -97,6 +97,32 @@ class UsageEvent(_message.Message):
 Global___UsageEvent: _TypeAlias = UsageEvent  # noqa: Y015
 
 @_typing.final
+class UsageEventBatch(_message.Message):
+    """Several usage events in one JetStream message, marked with the header "Omniroute-Encoding: batch" (a message
+    without it carries one UsageEvent). Metering then costs one publish, one store and one delivery per batch
+    rather than per request; Nats-Msg-Id is the batch's id, and each event keeps its own event_id, so a batch
+    re-published after a failure is still stored once.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___UsageEvent]: ...
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___UsageEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UsageEventBatch: _TypeAlias = UsageEventBatch  # noqa: Y015
+
+@_typing.final
 class KeyUsageRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
