@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from omniroute.v1 import common_pb2, translator_pb2, translator_pb2_grpc
-from omniroute_core.errors import hub_error_body
-from omniroute_core.formats import HUB_FORMAT
+from omniroute_core.errors import render_error
 from omniroute_core.grpcx import call_metadata
 
 __all__ = ["TranslatorClient"]
@@ -54,15 +53,4 @@ class TranslatorClient:
         self, target: common_pb2.Format.ValueType, error: common_pb2.Error, *, in_stream: bool = False
     ) -> bytes:
         """``error`` in the client's format; a mid-stream event when ``in_stream``."""
-        if target != HUB_FORMAT:
-            try:
-                reply = await self._stub.RenderError(
-                    translator_pb2.RenderErrorIn(target=target, error=error, in_stream=in_stream),
-                    metadata=call_metadata(),
-                    timeout=2.0,
-                )
-                return reply.body
-            except grpc.aio.AioRpcError as exc:
-                log.warning("translator unavailable for an error render", extra={"code": str(exc.code())})
-        body = hub_error_body(error)
-        return b"data: " + body + b"\n\n" if in_stream else body
+        return await render_error(self._stub, target, error, in_stream=in_stream)
