@@ -7,7 +7,6 @@ than lost.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 
 import grpc
@@ -17,8 +16,6 @@ from omniroute_core.errors import render_error
 from omniroute_core.grpcx import call_metadata
 
 __all__ = ["TranslatorClient"]
-
-log = logging.getLogger(__name__)
 
 
 class TranslatorClient:
