@@ -11,13 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
-from omniroute_devservers.control import make_provider, until_ok
+from omniroute_devservers.control import until_ok
 from omniroute_devservers.fake_openai import FakeOpenAI, Reply
 from omniroute_devservers.suite import TEST_PASSWORD, Suite
 
 pytestmark = pytest.mark.e2e
 
-PROVIDER = "openrouter"  # used by no other cross-service test: upstream counts are this module's own
+# the session's shared 'openai' connection: tests run one at a time, so upstream counts are this test's own
+PROVIDER = "openai"
 MODEL = f"{PROVIDER}/guard-model"
 BLOCKED = f"{PROVIDER}/blocked-model"
 
@@ -32,13 +33,9 @@ async def edges(suite: Suite) -> AsyncIterator[tuple[str, str]]:
     suite.stop_service("edge-guard-b")
 
 
-@pytest.fixture(scope="module")
-async def upstream(admin: httpx.AsyncClient) -> AsyncIterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    await fake.start()
-    await make_provider(admin, PROVIDER, fake.base_url)
-    yield fake
-    await fake.stop()
+@pytest.fixture
+def upstream(fake_openai: FakeOpenAI) -> FakeOpenAI:
+    return fake_openai
 
 
 def openai_body(model: str = MODEL) -> dict[str, Any]:
@@ -183,7 +180,7 @@ async def test_blocked_and_not_allowed_models_are_403_without_an_upstream_call(
     error = assert_openai_error(await chat(edges[0], key, BLOCKED), 403, "permission_error")
     assert error["code"] == "model_not_allowed"
     assert_anthropic_error(await messages(edges[1], key, BLOCKED), 403, "permission_error")
-    assert_openai_error(await chat(edges[0], key, "openai/gpt-4o"), 403, "permission_error")
+    assert_openai_error(await chat(edges[0], key, "mistral/mistral-small-latest"), 403, "permission_error")
     assert_anthropic_error(await messages(edges[1], key, "anthropic/claude-sonnet-4-5"), 403, "permission_error")
     assert len(upstream.requests) == before
     assert (await chat(edges[0], key)).status_code == 200
