@@ -1,7 +1,9 @@
 """A fake OpenAI-compatible upstream (Chat Completions) that speaks the real wire format.
 
 Without a script it answers like OpenAI: a JSON completion, or an SSE stream ending with ``[DONE]`` (with the
-usage chunk when ``stream_options.include_usage``); when the request offers tools it calls the first one.
+usage chunk when ``stream_options.include_usage``); when the request offers tools it calls the first one. When the
+request sets ``reasoning_effort`` (other than ``none``) it also returns :data:`REASONING` as ``reasoning_content``,
+the OpenAI-compatible convention (DeepSeek, vLLM) the gateway reads, in the message or in deltas before the answer.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from omniroute_core import jsonx
-from omniroute_devservers.fake_upstream import TEXT, FakeUpstream, Recorded, Reply, tool_call_of
+from omniroute_devservers.fake_upstream import REASONING, TEXT, FakeUpstream, Recorded, Reply, tool_call_of, words
 
 __all__ = ["USAGE", "FakeOpenAI", "Recorded", "Reply"]
 
@@ -29,9 +31,11 @@ class FakeOpenAI(FakeUpstream):
     def __init__(self, text: str = TEXT) -> None:
         super().__init__(text)
 
-    def completion(self, model: str, tools: list[str] | None = None) -> dict[str, Any]:
+    def completion(self, model: str, tools: list[str] | None = None, reasoning: bool = False) -> dict[str, Any]:
         call = tool_call_of(tools or [])
         message: dict[str, Any] = {"role": "assistant", "content": None if call else self.text, "refusal": None}
+        if reasoning:
+            message["reasoning_content"] = REASONING
         if call:
             message["tool_calls"] = [
                 {
@@ -51,10 +55,16 @@ class FakeOpenAI(FakeUpstream):
             "usage": USAGE,
         }
 
-    def chunks(self, model: str, include_usage: bool, tools: list[str] | None = None) -> list[bytes]:
+    def chunks(
+        self, model: str, include_usage: bool, tools: list[str] | None = None, reasoning: bool = False
+    ) -> list[bytes]:
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model}
         call = tool_call_of(tools or [])
         out = [jsonx.dumps({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]})]
+        if reasoning:
+            for piece in words(REASONING):
+                reasoning_delta = {"reasoning_content": piece}
+                out.append(jsonx.dumps({**base, "choices": [{"index": 0, "delta": reasoning_delta}]}))
         if call:
             args = jsonx.dumps_str(call[1])
             first = {"index": 0, "id": _TOOL_ID, "type": "function", "function": {"name": call[0], "arguments": ""}}
@@ -63,8 +73,7 @@ class FakeOpenAI(FakeUpstream):
                 delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
                 out.append(jsonx.dumps({**base, "choices": [{"index": 0, "delta": delta}]}))
         else:
-            for i, word in enumerate(self.text.split(" ")):
-                piece = word if i == 0 else " " + word
+            for piece in words(self.text):
                 out.append(jsonx.dumps({**base, "choices": [{"index": 0, "delta": {"content": piece}}]}))
         finish = "tool_calls" if call else "stop"
         out.append(jsonx.dumps({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}))
@@ -76,7 +85,8 @@ class FakeOpenAI(FakeUpstream):
         doc = request.json
         model = str(doc.get("model", ""))
         tools = [t["function"]["name"] for t in doc.get("tools") or []]
+        reasoning = doc.get("reasoning_effort") not in (None, "none")
         if doc.get("stream"):
             include = bool((doc.get("stream_options") or {}).get("include_usage"))
-            return Reply(events=self.chunks(model, include, tools))
-        return Reply(json=self.completion(model, tools))
+            return Reply(events=self.chunks(model, include, tools, reasoning))
+        return Reply(json=self.completion(model, tools, reasoning))

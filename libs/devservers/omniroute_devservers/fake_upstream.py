@@ -18,9 +18,13 @@ from aiohttp import web
 from omniroute_core import jsonx
 from omniroute_devservers.servers import free_port
 
-__all__ = ["TEXT", "FakeUpstream", "Recorded", "Reply", "tool_call_of"]
+__all__ = ["REASONING", "SIGNATURE", "TEXT", "FakeUpstream", "Recorded", "Reply", "tool_call_of", "words"]
 
 TEXT = "Hello from the fake upstream"
+# the reasoning every fake returns when the request asks for it (Anthropic ``thinking``, OpenAI ``reasoning_effort``,
+# Gemini ``thinkingConfig.includeThoughts``, Ollama ``think``, Responses ``reasoning``); Anthropic signs it
+REASONING = "The user wants the weather in Paris"
+SIGNATURE = "c2lnLWZha2UtdXBzdHJlYW0="
 # the tool call every fake makes when the request offers tools: the first tool, with these arguments
 TOOL_ARGS = {"city": "Paris"}
 
@@ -50,6 +54,11 @@ class Reply:
     hang: bool = False  # never answer
     frames: list[bytes] = field(default_factory=list)  # raw stream frames, written as given
     content_type: str = "text/event-stream"
+
+
+def words(text: str) -> list[str]:
+    """``text`` in streaming pieces: its words, each after the first with its leading space."""
+    return [w if i == 0 else " " + w for i, w in enumerate(text.split(" "))]
 
 
 def tool_call_of(tool_names: list[str]) -> tuple[str, dict[str, Any]] | None:
