@@ -78,7 +78,7 @@ async def _server(kind: str, env_url: str | None) -> AsyncIterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _event(rng: random.Random, n: int, now_ms: int, span_ms: int, keys: int) -> usage_pb2.UsageEvent:
+def _event(rng: random.Random, n: int, ts_ms: int, keys: int) -> usage_pb2.UsageEvent:
     provider, model = MODELS[rng.randrange(len(MODELS))]
     inp = rng.randrange(50, 8000)
     out = rng.randrange(10, 2000)
@@ -86,7 +86,7 @@ def _event(rng: random.Random, n: int, now_ms: int, span_ms: int, keys: int) -> 
     event = usage_pb2.UsageEvent(
         event_id=f"bench-{n}",
         request_id=f"req-{n // 2 if failed else n}",
-        ts_unix_ms=now_ms - rng.randrange(span_ms),
+        ts_unix_ms=ts_ms,
         key_id=f"key-{rng.randrange(keys)}",
         provider=provider,
         model=model,
@@ -133,19 +133,33 @@ async def ingest(store: UsageStore, args: argparse.Namespace) -> None:
     done = 0
     start = time.perf_counter()
 
+    def ts_of(rng: random.Random, n: int) -> int:
+        if args.order == "random":
+            return now_ms - rng.randrange(span_ms)
+        # as live traffic arrives: oldest first, a few seconds of producer clock skew
+        return now_ms - span_ms + n * span_ms // args.events + rng.randrange(-5000, 5000)
+
+    def next_rows(rng: random.Random, received: dt.datetime) -> list[Row]:
+        nonlocal next_n
+        first = next_n
+        next_n = min(args.events, next_n + args.batch)
+        return [_row(book, _event(rng, n, ts_of(rng, n), args.keys), received) for n in range(first, next_n)]
+
     async def writer(seed: int) -> None:
-        nonlocal next_n, done
+        nonlocal done
         rng = random.Random(seed)
         received = dt.datetime.now(dt.UTC)
-        while next_n < args.events:
-            first = next_n
-            next_n = min(args.events, next_n + args.batch)
-            rows = [_row(book, _event(rng, n, now_ms, span_ms, args.keys), received) for n in range(first, next_n)]
-            stored = len(await store.insert_batch(rows))  # awaited first: `done +=` would read done before
+        rows = next_rows(rng, received)
+        while rows:
+            # the next batch is generated while PostgreSQL works on this one (the writer decodes meanwhile too)
+            task = asyncio.create_task(store.insert_batch(rows))
+            upcoming = next_rows(rng, received)
+            stored = len(await task)
             done += stored
             if done // 100_000 != (done - len(rows)) // 100_000:
                 rate = done / (time.perf_counter() - start)
                 print(f"  {done:>10,} events stored, {rate:,.0f}/s", flush=True)
+            rows = upcoming
 
     await asyncio.gather(*(writer(i) for i in range(args.writers)))
     elapsed = time.perf_counter() - start
@@ -195,17 +209,29 @@ async def end_to_end(store: UsageStore, nats_url: str, args: argparse.Namespace)
     now_ms = int(time.time() * 1000)
     t0 = time.perf_counter()
     acks = []
-    for n in range(args.e2e):
-        event = _event(rng, 10**12 + n, now_ms, 3_600_000, args.keys)
-        acks.append(await js.publish_async(subject, event.SerializeToString(), headers={"Nats-Msg-Id": event.event_id}))
-        if len(acks) >= 2000:
+    size = args.e2e_batch
+    # as the executor publishes (omniroute_executor.usage_events): up to 100 events per message
+    for first in range(0, args.e2e, size):
+        batch = [
+            _event(rng, 10**12 + n, now_ms - rng.randrange(60_000), args.keys)
+            for n in range(first, min(args.e2e, first + size))
+        ]
+        body = usage_pb2.UsageEventBatch(events=batch).SerializeToString()
+        headers = {
+            "Nats-Msg-Id": "batch-" + batch[0].event_id,
+            events.USAGE_ENCODING_HEADER: events.USAGE_BATCH_ENCODING,
+        }
+        acks.append(await js.publish_async(subject, body, headers=headers))
+        if len(acks) >= 200:
             await asyncio.gather(*acks)
             acks.clear()
     await asyncio.gather(*acks)
     published = time.perf_counter() - t0
-    print(f"e2e: published {args.e2e:,} events in {published:.1f}s ({args.e2e / published:,.0f}/s)")
+    print(f"e2e: published {args.e2e:,} events in {published:.1f}s ({args.e2e / published:,.0f}/s, {size} a message)")
     metrics = WriterMetrics.create(CollectorRegistry())
-    config = WriterConfig(durable=f"bench-{uuid.uuid4().hex[:6]}", filter_subject=subject)
+    config = WriterConfig(
+        durable=f"bench-{uuid.uuid4().hex[:6]}", filter_subject=subject, batch_size=max(1, args.fetch // size)
+    )
     writer = UsageWriter(js, store, metrics, config)
     sub = await writer.subscribe()
     t0 = time.perf_counter()
@@ -255,5 +281,8 @@ if __name__ == "__main__":
     parser.add_argument("--keys", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--e2e", type=int, default=100_000)
+    parser.add_argument("--e2e-batch", type=int, default=100, help="events per JetStream message")
+    parser.add_argument("--fetch", type=int, default=5000, help="events per writer transaction (e2e)")
+    parser.add_argument("--order", choices=("time", "random"), default="time", help="event timestamps")
     parser.add_argument("--keep", action="store_true")
     asyncio.run(main(parser.parse_args()))

@@ -1,22 +1,30 @@
-"""Minute, hour and day rollups of ``usage_events``, maintained by the insert itself.
+"""Rollups of ``usage_events`` at several grains and dimension sets, maintained by the insert itself.
 
 One statement moves a staged batch into ``usage_events`` (skipping known event ids) and adds exactly the newly
-stored rows to the three rollup tables (data-modifying CTEs run once each, inside the batch's transaction), so a
-rollup can never disagree with the events: a redelivered batch adds nothing twice, a failed one adds nothing.
+stored rows to every rollup table (data-modifying CTEs run once each, inside the batch's transaction), so a rollup
+can never disagree with the events: a redelivered batch adds nothing twice, a failed one adds nothing.
 
-Rollup rows are keyed by (bucket, key_id, provider, model, connection_id), buckets truncated in UTC. ``requests``
-counts events (attempts), ``errors`` those with a status >= 400 or an error type. Summaries over hours and days
-read these tables instead of the raw events.
+Each table is keyed by ``(bucket, *dims)``, buckets truncated in UTC. ``requests`` counts events (attempts),
+``errors`` those with a status >= 400 or an error type. The dimension sets are chosen so that a batch (live
+traffic: one or two minutes of events) touches few rollup rows, and every summary finds a table that is small for
+its filters (:func:`pick`):
+
+- ``usage_rollup_minute``, ``usage_rollup_hour``, ``usage_rollup_day_model``: provider and model only (tens of
+  rows per bucket): history without a key or connection filter;
+- ``usage_rollup_hour_key``: per key (hourly history of one key);
+- ``usage_rollup_day``: key, provider, model and connection (budgets, per-connection usage, any daily filter).
+
+``usage_latency_hour`` counts events per (hour, provider, latency class), classes 10% wide on a log scale
+(:data:`LATENCY_BASE`), for latency percentiles over long windows.
 """
 
 from __future__ import annotations
 
-__all__ = ["GRAINS", "ROLLUP_SCHEMA", "insert_and_roll_up"]
+from dataclasses import dataclass
 
-# (table suffix, date_trunc unit)
-GRAINS: tuple[tuple[str, str], ...] = (("minute", "minute"), ("hour", "hour"), ("day", "day"))
+__all__ = ["LATENCY_BASE", "LATENCY_DDL", "ROLLUPS", "Rollup", "insert_and_roll_up", "latency_class_sql", "pick"]
 
-_SUMS = (
+SUMS: tuple[str, ...] = (
     "input_tokens",
     "output_tokens",
     "cached_input_tokens",
@@ -26,43 +34,86 @@ _SUMS = (
     "cost_usd",
     "latency_ms",
 )
-_DIMS = "key_id, provider, model, connection_id"
+# every dimension a summary can filter or group on
+ALL_DIMS: tuple[str, ...] = ("key_id", "provider", "model", "connection_id")
+LATENCY_BASE = 1.1
 
 
-def _table_ddl(grain: str) -> str:
-    sums = ",\n".join(f"    {c} {'numeric(24, 10)' if c == 'cost_usd' else 'bigint'} NOT NULL DEFAULT 0" for c in _SUMS)
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    table: str
+    unit: str  # date_trunc unit of the bucket
+    dims: tuple[str, ...]
+
+
+# smallest first within a grain: pick() takes the first that covers a query's dimensions
+ROLLUPS: tuple[Rollup, ...] = (
+    Rollup("usage_rollup_minute", "minute", ("provider", "model")),
+    Rollup("usage_rollup_hour", "hour", ("provider", "model")),
+    Rollup("usage_rollup_hour_key", "hour", ("key_id",)),
+    Rollup("usage_rollup_day_model", "day", ("provider", "model")),
+    Rollup("usage_rollup_day", "day", ALL_DIMS),
+)
+
+
+def pick(unit: str, dims: set[str]) -> Rollup | None:
+    """The smallest rollup at ``unit`` holding every dimension in ``dims``; None when none does."""
+    return next((r for r in ROLLUPS if r.unit == unit and dims <= set(r.dims)), None)
+
+
+def table_ddl(rollup: Rollup) -> str:
+    """``CREATE TABLE`` of ``rollup`` (used by the migration that introduced it; never change a released one)."""
+    dims = "".join(f"    {d} text NOT NULL,\n" for d in rollup.dims)
+    sums = ",\n".join(f"    {c} {'numeric(24, 10)' if c == 'cost_usd' else 'bigint'} NOT NULL DEFAULT 0" for c in SUMS)
+    # updated in place batch after batch: room on each page keeps the updates HOT (no index entry per update)
     return f"""
-CREATE TABLE usage_rollup_{grain} (
-    bucket        timestamptz NOT NULL,
-    key_id        text        NOT NULL,
-    provider      text        NOT NULL,
-    model         text        NOT NULL,
-    connection_id text        NOT NULL,
-    requests      bigint      NOT NULL DEFAULT 0,
-    errors        bigint      NOT NULL DEFAULT 0,
+CREATE TABLE {rollup.table} (
+    bucket   timestamptz NOT NULL,
+{dims}    requests bigint NOT NULL DEFAULT 0,
+    errors   bigint NOT NULL DEFAULT 0,
 {sums},
-    PRIMARY KEY (bucket, key_id, provider, model, connection_id)
-);
-CREATE INDEX usage_rollup_{grain}_key ON usage_rollup_{grain} (key_id, bucket);
-CREATE INDEX usage_rollup_{grain}_conn ON usage_rollup_{grain} (connection_id, bucket);
+    PRIMARY KEY (bucket, {", ".join(rollup.dims)})
+) WITH (fillfactor = 70);
 """
 
 
-ROLLUP_SCHEMA = "".join(_table_ddl(grain) for grain, _ in GRAINS)
+def latency_class_sql(column: str) -> str:
+    """SQL of the latency class of ``column`` (ms): ``floor(log_1.1(ms))``, 0 for 1 ms and below."""
+    return f"floor(ln(greatest({column}, 1)) / ln({LATENCY_BASE}))::int2"
 
 
-def _upsert(grain: str, unit: str) -> str:
-    sums = ", ".join(f"sum({c})" for c in _SUMS)
-    updates = ", ".join(f"{c} = r.{c} + excluded.{c}" for c in ("requests", "errors", *_SUMS))
+def _upsert(n: int, rollup: Rollup) -> str:
+    dims = ", ".join(rollup.dims)
+    sums = ", ".join(f"sum({c})" for c in SUMS)
+    updates = ", ".join(f"{c} = r.{c} + excluded.{c}" for c in ("requests", "errors", *SUMS))
     # ORDER BY gives every writer the same row-lock order, so concurrent replicas queue instead of deadlocking
     return f"""
-r_{grain} AS (
-    INSERT INTO usage_rollup_{grain} AS r (bucket, {_DIMS}, requests, errors, {", ".join(_SUMS)})
-    SELECT date_trunc('{unit}', ts, 'UTC') AS b, {_DIMS}, count(*),
+r{n} AS (
+    INSERT INTO {rollup.table} AS r (bucket, {dims}, requests, errors, {", ".join(SUMS)})
+    SELECT date_trunc('{rollup.unit}', ts, 'UTC') AS b, {dims}, count(*),
            count(*) FILTER (WHERE status >= 400 OR error_type <> ''), {sums}
-    FROM new GROUP BY b, {_DIMS} ORDER BY b, {_DIMS}
-    ON CONFLICT (bucket, {_DIMS}) DO UPDATE SET {updates}
+    FROM new GROUP BY b, {dims} ORDER BY b, {dims}
+    ON CONFLICT (bucket, {dims}) DO UPDATE SET {updates}
 )"""  # noqa: S608
+
+
+_LATENCY = f"""
+lat AS (
+    INSERT INTO usage_latency_hour AS r (bucket, provider, class, n)
+    SELECT date_trunc('hour', ts, 'UTC') AS b, provider, {latency_class_sql("latency_ms")} AS c, count(*)
+    FROM new GROUP BY b, provider, c ORDER BY b, provider, c
+    ON CONFLICT (bucket, provider, class) DO UPDATE SET n = r.n + excluded.n
+)"""  # noqa: S608
+
+LATENCY_DDL = """
+CREATE TABLE usage_latency_hour (
+    bucket   timestamptz NOT NULL,
+    provider text        NOT NULL,
+    class    int2        NOT NULL,
+    n        bigint      NOT NULL,
+    PRIMARY KEY (bucket, provider, class)
+) WITH (fillfactor = 70);
+"""
 
 
 def insert_and_roll_up(columns: tuple[str, ...], staging: str) -> str:
@@ -71,13 +122,13 @@ def insert_and_roll_up(columns: tuple[str, ...], staging: str) -> str:
     Built from module constants only (never from input).
     """
     cols = ", ".join(columns)
-    needed = ", ".join(("event_id", "ts", _DIMS, "status", "error_type", *_SUMS))
-    ctes = ",".join(_upsert(grain, unit) for grain, unit in GRAINS)
+    needed = ", ".join(("event_id", "ts", *ALL_DIMS, "status", "error_type", *SUMS))
+    ctes = ",".join(_upsert(n, rollup) for n, rollup in enumerate(ROLLUPS))
     return f"""
 WITH new AS (
     INSERT INTO usage_events ({cols}) SELECT {cols} FROM {staging}
     ON CONFLICT (event_id) DO NOTHING
     RETURNING {needed}
-),{ctes}
+),{ctes},{_LATENCY}
 SELECT event_id FROM new
 """  # noqa: S608

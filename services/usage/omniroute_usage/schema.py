@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncpg
 
 from omniroute_core.migrate import migrate
-from omniroute_usage.rollups import GRAINS, ROLLUP_SCHEMA
+from omniroute_usage.rollups import LATENCY_DDL, ROLLUPS, SUMS, latency_class_sql, table_ddl
 
 __all__ = ["COMPONENT", "MIGRATIONS", "migrate_usage"]
 
@@ -65,10 +65,45 @@ CREATE TABLE usage_pricing (
 );
 """
 
+# Released with step 3 and frozen since (steps never change): every grain keyed by key, provider, model and connection.
+_V3_GRAINS = (("minute", "minute"), ("hour", "hour"), ("day", "day"))
+_V3_SUMS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_creation_tokens",
+    "reasoning_tokens",
+    "total_tokens",
+    "cost_usd",
+    "latency_ms",
+)
+
+
+def _v3_table_ddl(grain: str) -> str:
+    sums = ",\n".join(
+        f"    {c} {'numeric(24, 10)' if c == 'cost_usd' else 'bigint'} NOT NULL DEFAULT 0" for c in _V3_SUMS
+    )
+    return f"""
+CREATE TABLE usage_rollup_{grain} (
+    bucket        timestamptz NOT NULL,
+    key_id        text        NOT NULL,
+    provider      text        NOT NULL,
+    model         text        NOT NULL,
+    connection_id text        NOT NULL,
+    requests      bigint      NOT NULL DEFAULT 0,
+    errors        bigint      NOT NULL DEFAULT 0,
+{sums},
+    PRIMARY KEY (bucket, key_id, provider, model, connection_id)
+);
+CREATE INDEX usage_rollup_{grain}_key ON usage_rollup_{grain} (key_id, bucket);
+CREATE INDEX usage_rollup_{grain}_conn ON usage_rollup_{grain} (connection_id, bucket);
+"""
+
+
 # Rollups (see omniroute_usage.rollups), back-filled from the events stored before them; budgets per API key.
 # warned_period is the start of the period whose 80% warning was sent, so each period warns once across replicas.
 _V3_ROLLUPS_BUDGETS = (
-    ROLLUP_SCHEMA
+    "".join(_v3_table_ddl(grain) for grain, _ in _V3_GRAINS)
     + "".join(
         f"""
 INSERT INTO usage_rollup_{grain} (bucket, key_id, provider, model, connection_id, requests, errors,
@@ -80,7 +115,7 @@ SELECT date_trunc('{unit}', ts, 'UTC'), key_id, provider, model, connection_id, 
     sum(latency_ms)
 FROM usage_events GROUP BY 1, 2, 3, 4, 5;
 """  # noqa: S608
-        for grain, unit in GRAINS
+        for grain, unit in _V3_GRAINS
     )
     + """
 CREATE TABLE usage_budgets (
@@ -95,7 +130,49 @@ CREATE INDEX usage_events_connection_ts ON usage_events (connection_id, ts);
 """
 )
 
-MIGRATIONS: tuple[str, ...] = (_V1_USAGE_EVENTS, _V2_PRICING, _V3_ROLLUPS_BUDGETS)
+
+def _backfill(table: str, dims: tuple[str, ...], source: str) -> str:
+    cols = ", ".join(("requests", "errors", *SUMS))
+    sums = ", ".join(f"sum({c})" for c in ("requests", "errors", *SUMS))
+    keys = ", ".join(dims)
+    return f"INSERT INTO {table} (bucket, {keys}, {cols}) SELECT bucket, {keys}, {sums} FROM {source} GROUP BY bucket, {keys};\n"  # noqa: S608, E501
+
+
+# Rollups by the dimensions the summaries use (see omniroute_usage.rollups): the minute and hour tables lose the
+# key and connection dimensions (with live traffic they held nearly one row per event), the hour_key and day_model
+# tables are added, and the hourly latency histogram; all back-filled from the step 3 tables (and the events). The
+# request logs group attempts through the (request_id) index and count later attempts through the small last one.
+_NEW = {r.table: r for r in ROLLUPS}
+_V4_ROLLUPS_BY_DIMENSION = (
+    """
+ALTER TABLE usage_rollup_minute RENAME TO usage_rollup_minute_v3;
+ALTER INDEX usage_rollup_minute_pkey RENAME TO usage_rollup_minute_v3_pkey;
+ALTER INDEX usage_rollup_minute_key RENAME TO usage_rollup_minute_v3_key;
+ALTER INDEX usage_rollup_minute_conn RENAME TO usage_rollup_minute_v3_conn;
+ALTER TABLE usage_rollup_hour RENAME TO usage_rollup_hour_v3;
+ALTER INDEX usage_rollup_hour_pkey RENAME TO usage_rollup_hour_v3_pkey;
+ALTER INDEX usage_rollup_hour_key RENAME TO usage_rollup_hour_v3_key;
+ALTER INDEX usage_rollup_hour_conn RENAME TO usage_rollup_hour_v3_conn;
+ALTER TABLE usage_rollup_day SET (fillfactor = 70);
+"""
+    + "".join(table_ddl(_NEW[t]) for t in ("usage_rollup_minute", "usage_rollup_hour", "usage_rollup_hour_key"))
+    + table_ddl(_NEW["usage_rollup_day_model"])
+    + LATENCY_DDL
+    + _backfill("usage_rollup_minute", ("provider", "model"), "usage_rollup_minute_v3")
+    + _backfill("usage_rollup_hour", ("provider", "model"), "usage_rollup_hour_v3")
+    + _backfill("usage_rollup_hour_key", ("key_id",), "usage_rollup_hour_v3")
+    + _backfill("usage_rollup_day_model", ("provider", "model"), "usage_rollup_day")
+    + f"""
+INSERT INTO usage_latency_hour (bucket, provider, class, n)
+SELECT date_trunc('hour', ts, 'UTC'), provider, {latency_class_sql("latency_ms")}, count(*)
+FROM usage_events GROUP BY 1, 2, 3;
+DROP TABLE usage_rollup_minute_v3, usage_rollup_hour_v3;
+CREATE INDEX usage_events_request ON usage_events (request_id) WHERE request_id <> '';
+CREATE INDEX usage_events_later_attempts ON usage_events (ts) WHERE attempt > 1 AND request_id <> '';
+"""  # noqa: S608
+)
+
+MIGRATIONS: tuple[str, ...] = (_V1_USAGE_EVENTS, _V2_PRICING, _V3_ROLLUPS_BUDGETS, _V4_ROLLUPS_BY_DIMENSION)
 
 
 async def migrate_usage(conn: asyncpg.Connection) -> int:

@@ -32,7 +32,15 @@ async def test_concurrent_migrations_apply_each_step_once(pg_database: str) -> N
             r["indexdef"].split(" USING btree ")[1]
             for r in await conn.fetch("SELECT indexdef FROM pg_indexes WHERE tablename = 'usage_events'")
         }
-        assert indexes == {"(event_id)", "(key_id, ts)", "(provider, ts)", "(ts)", "(connection_id, ts)"}
+        assert indexes == {
+            "(event_id)",
+            "(key_id, ts)",
+            "(provider, ts)",
+            "(ts)",
+            "(connection_id, ts)",
+            "(request_id) WHERE (request_id <> ''::text)",
+            "(ts) WHERE ((attempt > 1) AND (request_id <> ''::text))",
+        }
     finally:
         await conn.close()
 
