@@ -1,6 +1,8 @@
 """Official SDK conformance: the openai (Chat and Responses), anthropic, google-genai and ollama clients, pointed at
-the edge, each against each provider format behind it (fake upstreams speaking the real wire formats). Every SDK
-parses every reply and stream and sees the same text, tool call and usage, whatever provider served it."""
+the edge, each against each provider format behind it (fake upstreams speaking the real wire formats: OpenAI Chat,
+OpenAI Responses, Anthropic, Gemini, Ollama). Every SDK parses every reply and stream and sees the same text, tool
+call and usage, whatever provider served it; the anthropic client with thinking on also gets the provider's
+reasoning as a thinking block."""
 
 from __future__ import annotations
 
@@ -18,14 +20,15 @@ from google.genai import types as gtypes
 
 from omniroute_devservers.control import make_key, make_provider, until_ok
 from omniroute_devservers.fake_openai import FakeOpenAI
-from omniroute_devservers.fake_providers import FakeAnthropic, FakeGemini, FakeOllama
-from omniroute_devservers.fake_upstream import TEXT, TOOL_ARGS, FakeUpstream
+from omniroute_devservers.fake_providers import FakeAnthropic, FakeGemini, FakeOllama, FakeResponses
+from omniroute_devservers.fake_upstream import REASONING, SIGNATURE, TEXT, TOOL_ARGS, FakeUpstream
 from omniroute_devservers.suite import Suite
 
 pytestmark = pytest.mark.e2e
 
 PROVIDERS = {
     "openai": "openai/gpt-4o",
+    "openai-responses": "openai-responses/gpt-4o",
     "anthropic": "anthropic/claude-sonnet-4-5",
     "gemini": "gemini/gemini-2.5-flash",
     "ollama": "ollama/llama3.2",
@@ -40,6 +43,7 @@ class Outcome:
     calls: list[tuple[str, dict[str, Any]]]
     input_tokens: int
     output_tokens: int
+    thinking: list[tuple[str, str]] | None = None  # (text, signature) of each thinking block (anthropic client)
 
 
 @dataclass
@@ -53,6 +57,7 @@ class Env:
 async def env(admin: httpx.AsyncClient, suite: Suite, fake_openai: FakeOpenAI) -> AsyncIterator[Env]:
     fakes: dict[str, FakeUpstream] = {"openai": fake_openai}
     started: list[tuple[str, FakeUpstream]] = [
+        ("openai-responses", FakeResponses()),
         ("anthropic", FakeAnthropic()),
         ("gemini", FakeGemini()),
         ("ollama", FakeOllama()),
@@ -72,8 +77,8 @@ async def env(admin: httpx.AsyncClient, suite: Suite, fake_openai: FakeOpenAI) -
 
         await until_ok(probe, timeout=5)
     yield environment
-    for name in ("anthropic", "gemini", "ollama"):
-        await fakes[name].stop()
+    for _, fake in started:
+        await fake.stop()
 
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -141,13 +146,15 @@ def openai_args(raw: str) -> dict[str, Any]:
     return value
 
 
-async def anthropic_messages(env: Env, model: str, *, stream: bool, tools: bool) -> Outcome:
+async def anthropic_messages(env: Env, model: str, *, stream: bool, tools: bool, thinking: bool = False) -> Outcome:
     async with anthropic.AsyncAnthropic(base_url=env.edge, api_key=env.key, max_retries=0) as client:
         kwargs: dict[str, Any] = {
             "model": model,
-            "max_tokens": 256,
+            "max_tokens": 2048 if thinking else 256,
             "messages": [{"role": "user", "content": "weather in Paris?"}],
         }
+        if thinking:
+            kwargs["thinking"] = {"type": "enabled", "budget_tokens": 1024}
         if tools:
             kwargs["tools"] = [{"name": "weather", "input_schema": WEATHER}]
         if stream:
@@ -161,7 +168,8 @@ async def anthropic_messages(env: Env, model: str, *, stream: bool, tools: bool)
     calls = [(b.name, dict(b.input)) for b in message.content if b.type == "tool_use"]
     u = message.usage
     total_in = u.input_tokens + (u.cache_read_input_tokens or 0) + (u.cache_creation_input_tokens or 0)
-    return Outcome(text, calls, total_in, u.output_tokens)
+    thoughts = [(b.thinking, b.signature) for b in message.content if b.type == "thinking"]
+    return Outcome(text, calls, total_in, u.output_tokens, thoughts)
 
 
 async def gemini_generate(env: Env, model: str, *, stream: bool, tools: bool) -> Outcome:
@@ -235,6 +243,54 @@ CLIENTS: dict[str, Callable[..., Awaitable[Outcome]]] = {
 async def test_every_sdk_against_every_provider_format(env: Env, client: str, provider: str, mode: str) -> None:
     tools = "tools" in mode
     outcome = await CLIENTS[client](env, PROVIDERS[provider], stream="stream" in mode, tools=tools)
+    if tools:
+        assert outcome.calls == [("weather", TOOL_ARGS)]
+    else:
+        assert outcome.text == TEXT
+        assert outcome.calls == []
+    assert (outcome.input_tokens, outcome.output_tokens) == (11, 7)
+
+
+# How ``thinking={"type": "enabled", "budget_tokens": 1024}`` reaches each provider format (translator README:
+# a budget ≤1024 is effort "low"; Gemini always asks for the thoughts when thinking is on; Ollama's ``think`` is
+# a boolean), read from the request the fake received.
+ASKED: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "openai": lambda body: body.get("reasoning_effort") == "low",
+    "openai-responses": lambda body: body.get("reasoning") == {"effort": "low"},
+    "anthropic": lambda body: body.get("thinking") == {"type": "enabled", "budget_tokens": 1024},
+    "gemini": lambda body: (
+        body["generationConfig"].get("thinkingConfig") == {"thinkingBudget": 1024, "includeThoughts": True}
+    ),
+    "ollama": lambda body: body.get("think") is True,
+}
+
+# The thinking blocks the anthropic client gets back, per provider format: (text, signature). Only a signature the
+# provider issued on the reasoning itself comes back, i.e. Anthropic's own (pass-through). OpenAI Chat
+# (``reasoning_content``), Gemini (``thought`` parts; its ``thoughtSignature`` on a function call goes to the tool
+# call, which Anthropic cannot carry) and Ollama (``message.thinking``) have none: the README's drop table specifies
+# "(added) unsigned reasoning", a thinking block with an empty signature.
+# OpenAI Responses: the codec asks only for ``reasoning.effort`` (README: "``reasoning.effort`` ↔
+# ``reasoning_effort``"; ``reasoning.summary`` has no hub field), and OpenAI then returns a reasoning item with an
+# empty summary and no readable text (its ``encrypted_content`` is dropped, README "OpenAI Responses, response /
+# stream from a provider"). So no thinking block can be produced: the answer is the same, without reasoning.
+THOUGHTS = {
+    "openai": [(REASONING, "")],
+    "openai-responses": [],
+    "anthropic": [(REASONING, SIGNATURE)],
+    "gemini": [(REASONING, "")],
+    "ollama": [(REASONING, "")],
+}
+
+
+@pytest.mark.parametrize("mode", ["plain", "stream", "tools", "stream-tools"])
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+async def test_anthropic_sdk_with_thinking_against_every_provider_format(env: Env, provider: str, mode: str) -> None:
+    """``thinking`` reaches each provider in its own vocabulary, and its reasoning comes back as one thinking block
+    before the same answer text or tool call, with the same usage (as far as the provider format can carry it)."""
+    tools = "tools" in mode
+    outcome = await anthropic_messages(env, PROVIDERS[provider], stream="stream" in mode, tools=tools, thinking=True)
+    assert ASKED[provider](env.fakes[provider].requests[-1].json)
+    assert outcome.thinking == THOUGHTS[provider]
     if tools:
         assert outcome.calls == [("weather", TOOL_ARGS)]
     else:

@@ -13,12 +13,14 @@ def test_shipped_catalog_covers_every_format() -> None:
     formats = {p.format for p in catalog.providers.values()}
     assert {
         common_pb2.FORMAT_OPENAI_CHAT,
+        common_pb2.FORMAT_OPENAI_RESPONSES,
         common_pb2.FORMAT_ANTHROPIC_MESSAGES,
         common_pb2.FORMAT_GEMINI,
         common_pb2.FORMAT_OLLAMA_CHAT,
     } <= formats
     assert catalog.lookup("claude") is catalog.providers["anthropic"]
     assert catalog.lookup("OpenAI") is catalog.providers["openai"]
+    assert catalog.providers["openai-responses"].path("chat", stream=True, model="gpt-4o") == "/responses"
 
 
 def test_gemini_routes_by_url_and_streams_with_sse() -> None:
