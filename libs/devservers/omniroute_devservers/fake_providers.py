@@ -126,7 +126,9 @@ class FakeGemini(FakeUpstream):
         path = request.path.split("?")[0]
         model = path.rsplit("/", 1)[-1].split(":")[0]
         tools = [f["name"] for t in doc.get("tools") or [] for f in t.get("functionDeclarations") or []]
-        thinking = bool(((doc.get("generationConfig") or {}).get("thinkingConfig") or {}).get("includeThoughts"))
+        config = (doc.get("generationConfig") or {}).get("thinkingConfig") or {}
+        # proto JSON: Gemini takes the snake_case field name too (the google-genai SDK writes this one that way)
+        thinking = bool(config.get("includeThoughts", config.get("include_thoughts")))
         call = tool_call_of(tools)
         call_part: dict[str, Any] = {}
         if call:

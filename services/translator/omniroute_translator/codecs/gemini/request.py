@@ -46,6 +46,11 @@ _HANDLED_CONFIG = frozenset(
 _KNOWN_TOP = frozenset({"contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "model", "stream"})
 # reasoning_effort <-> thinkingBudget; the inverse of the OpenAI codec's budget -> effort mapping
 _BUDGET_BY_EFFORT: Mapping[str, int] = {"minimal": 128, "low": 1024, "medium": 2048, "high": 4096}
+_CAMEL: Mapping[str, str] = {
+    "thinking_budget": "thinkingBudget",
+    "thinking_level": "thinkingLevel",
+    "include_thoughts": "includeThoughts",
+}
 _EFFORT_BY_LEVEL: Mapping[str, str] = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
 
 
@@ -174,6 +179,9 @@ def _decode_config(config: Any, hub: dict[str, Any], passthrough: dict[str, Any]
 def _decode_thinking(thinking: Any, hub: dict[str, Any]) -> None:
     if not isinstance(thinking, dict):
         return
+    # Gemini parses proto JSON, which takes a field's proto name as well as its camelCase name; the google-genai SDK
+    # writes this object's fields in snake_case (``thinking_budget``, ``include_thoughts``)
+    thinking = {_CAMEL.get(k, k): v for k, v in thinking.items()}
     budget = thinking.get("thinkingBudget")
     level = thinking.get("thinkingLevel")
     if isinstance(budget, int) and not isinstance(budget, bool):
