@@ -44,6 +44,7 @@ class Outcome:
     input_tokens: int
     output_tokens: int
     thinking: list[tuple[str, str]] | None = None  # (text, signature) of each thinking block (anthropic client)
+    reasoning: str = ""  # the reasoning text the client read, in its own vocabulary
 
 
 @dataclass
@@ -84,9 +85,12 @@ async def env(admin: httpx.AsyncClient, suite: Suite, fake_openai: FakeOpenAI) -
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 
 
-async def openai_chat(env: Env, model: str, *, stream: bool, tools: bool) -> Outcome:
+async def openai_chat(env: Env, model: str, *, stream: bool, tools: bool, thinking: bool = False) -> Outcome:
+    """Reasoning is asked with ``reasoning_effort`` and read from ``reasoning_content`` (message or deltas)."""
     async with openai.AsyncOpenAI(base_url=env.edge + "/v1", api_key=env.key, max_retries=0) as client:
         kwargs: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "weather in Paris?"}]}
+        if thinking:
+            kwargs["reasoning_effort"] = "low"
         if tools:
             kwargs["tools"] = [{"type": "function", "function": {"name": "weather", "parameters": WEATHER}}]
         if not stream:
@@ -94,8 +98,10 @@ async def openai_chat(env: Env, model: str, *, stream: bool, tools: bool) -> Out
             message = done.choices[0].message
             calls = [(c.function.name, openai_args(c.function.arguments)) for c in message.tool_calls or []]
             assert done.usage is not None
-            return Outcome(message.content or "", calls, done.usage.prompt_tokens, done.usage.completion_tokens)
-        text = ""
+            said = str((message.model_extra or {}).get("reasoning_content") or "")
+            u = done.usage
+            return Outcome(message.content or "", calls, u.prompt_tokens, u.completion_tokens, reasoning=said)
+        text, reasoning = "", ""
         args: dict[int, str] = {}
         names: dict[int, str] = {}
         usage = None
@@ -104,20 +110,24 @@ async def openai_chat(env: Env, model: str, *, stream: bool, tools: bool) -> Out
             usage = chunk.usage or usage
             for choice in chunk.choices:
                 text += choice.delta.content or ""
+                reasoning += str((choice.delta.model_extra or {}).get("reasoning_content") or "")
                 for call in choice.delta.tool_calls or []:
                     if call.function and call.function.name:
                         names[call.index] = call.function.name
                     args[call.index] = args.get(call.index, "") + ((call.function and call.function.arguments) or "")
         assert usage is not None
         calls = [(names[i], openai_args(args[i])) for i in sorted(names)]
-        return Outcome(text, calls, usage.prompt_tokens, usage.completion_tokens)
+        return Outcome(text, calls, usage.prompt_tokens, usage.completion_tokens, reasoning=reasoning)
 
 
-async def openai_responses(env: Env, model: str, *, stream: bool, tools: bool) -> Outcome:
+async def openai_responses(env: Env, model: str, *, stream: bool, tools: bool, thinking: bool = False) -> Outcome:
     """``client.responses.create``: plain, or streamed (text from ``output_text.delta`` events, calls from
-    ``output_item.done``, usage from ``response.completed``, which must carry the same output)."""
+    ``output_item.done``, usage from ``response.completed``, which must carry the same output). Reasoning is asked
+    with ``reasoning={"effort": "low", "summary": "auto"}`` and read from the reasoning items' summaries."""
     async with openai.AsyncOpenAI(base_url=env.edge + "/v1", api_key=env.key, max_retries=0) as client:
         kwargs: dict[str, Any] = {"model": model, "input": "weather in Paris?"}
+        if thinking:
+            kwargs["reasoning"] = {"effort": "low", "summary": "auto"}
         if tools:
             kwargs["tools"] = [{"type": "function", "name": "weather", "parameters": WEATHER, "strict": False}]
         if not stream:
@@ -135,7 +145,8 @@ async def openai_responses(env: Env, model: str, *, stream: bool, tools: bool) -
             done = final
     calls = [(o.name, openai_args(o.arguments)) for o in done.output if o.type == "function_call"]
     assert done.usage is not None
-    return Outcome(done.output_text, calls, done.usage.input_tokens, done.usage.output_tokens)
+    said = "".join(s.text for o in done.output if o.type == "reasoning" for s in o.summary)
+    return Outcome(done.output_text, calls, done.usage.input_tokens, done.usage.output_tokens, reasoning=said)
 
 
 def openai_args(raw: str) -> dict[str, Any]:
@@ -169,19 +180,21 @@ async def anthropic_messages(env: Env, model: str, *, stream: bool, tools: bool,
     u = message.usage
     total_in = u.input_tokens + (u.cache_read_input_tokens or 0) + (u.cache_creation_input_tokens or 0)
     thoughts = [(b.thinking, b.signature) for b in message.content if b.type == "thinking"]
-    return Outcome(text, calls, total_in, u.output_tokens, thoughts)
+    return Outcome(text, calls, total_in, u.output_tokens, thoughts, "".join(t for t, _ in thoughts))
 
 
-async def gemini_generate(env: Env, model: str, *, stream: bool, tools: bool) -> Outcome:
+async def gemini_generate(env: Env, model: str, *, stream: bool, tools: bool, thinking: bool = False) -> Outcome:
+    """Reasoning is asked with ``thinking_config`` (budget 1024, include_thoughts) and read from ``thought`` parts."""
     client = genai.Client(api_key=env.key, http_options=gtypes.HttpOptions(base_url=env.edge))
     config = gtypes.GenerateContentConfig(
+        thinking_config=gtypes.ThinkingConfig(thinking_budget=1024, include_thoughts=True) if thinking else None,
         tools=[
             gtypes.Tool(
                 function_declarations=[gtypes.FunctionDeclaration(name="weather", parameters_json_schema=WEATHER)]
             )
         ]
         if tools
-        else None
+        else None,
     )
     chunks: list[gtypes.GenerateContentResponse] = []
     if stream:
@@ -191,7 +204,7 @@ async def gemini_generate(env: Env, model: str, *, stream: bool, tools: bool) ->
             chunks.append(chunk)
     else:
         chunks.append(await client.aio.models.generate_content(model=model, contents="weather?", config=config))
-    text, calls = "", []
+    text, reasoning, calls = "", "", []
     usage = None
     for chunk in chunks:
         usage = chunk.usage_metadata or usage
@@ -199,20 +212,27 @@ async def gemini_generate(env: Env, model: str, *, stream: bool, tools: bool) ->
             for part in (candidate.content.parts if candidate.content else None) or []:
                 if part.text and not part.thought:
                     text += part.text
+                elif part.text:
+                    reasoning += part.text
                 if part.function_call:
                     calls.append((part.function_call.name or "", dict(part.function_call.args or {})))
     assert usage is not None
     output = (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)
-    return Outcome(text, calls, usage.prompt_token_count or 0, output)
+    return Outcome(text, calls, usage.prompt_token_count or 0, output, reasoning=reasoning)
 
 
-async def ollama_chat(env: Env, model: str, *, stream: bool, tools: bool) -> Outcome:
+async def ollama_chat(env: Env, model: str, *, stream: bool, tools: bool, thinking: bool = False) -> Outcome:
+    """Reasoning is asked with ``think=True`` and read from ``message.thinking``."""
     async with ollama.AsyncClient(host=env.edge + "/v1", headers={"Authorization": f"Bearer {env.key}"}) as client:
-        return await _ollama_chat(client, model, stream=stream, tools=tools)
+        return await _ollama_chat(client, model, stream=stream, tools=tools, thinking=thinking)
 
 
-async def _ollama_chat(client: ollama.AsyncClient, model: str, *, stream: bool, tools: bool) -> Outcome:
+async def _ollama_chat(
+    client: ollama.AsyncClient, model: str, *, stream: bool, tools: bool, thinking: bool = False
+) -> Outcome:
     kwargs: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "weather in Paris?"}]}
+    if thinking:
+        kwargs["think"] = True
     if tools:
         kwargs["tools"] = [{"type": "function", "function": {"name": "weather", "parameters": WEATHER}}]
     parts: list[ollama.ChatResponse] = []
@@ -225,7 +245,8 @@ async def _ollama_chat(client: ollama.AsyncClient, model: str, *, stream: bool, 
     calls = [(c.function.name, dict(c.function.arguments)) for p in parts for c in p.message.tool_calls or []]
     last = parts[-1]
     assert last.done
-    return Outcome(text, calls, last.prompt_eval_count or 0, last.eval_count or 0)
+    said = "".join(p.message.thinking or "" for p in parts)
+    return Outcome(text, calls, last.prompt_eval_count or 0, last.eval_count or 0, reasoning=said)
 
 
 CLIENTS: dict[str, Callable[..., Awaitable[Outcome]]] = {
@@ -296,4 +317,24 @@ async def test_anthropic_sdk_with_thinking_against_every_provider_format(env: En
     else:
         assert outcome.text == TEXT
         assert outcome.calls == []
+    assert (outcome.input_tokens, outcome.output_tokens) == (11, 7)
+
+
+@pytest.mark.parametrize("mode", ["plain", "stream", "stream-tools"])
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+@pytest.mark.parametrize("client", list(CLIENTS))
+async def test_every_sdk_reads_reasoning_from_every_provider_format(
+    env: Env, client: str, provider: str, mode: str
+) -> None:
+    """Each client asks for reasoning in its own vocabulary and reads the provider's reasoning text where its format
+    carries it, beside the same answer and usage. From a Responses provider only a Responses client gets text back:
+    the codec asks no other client's provider request for a ``reasoning.summary`` (see THOUGHTS above)."""
+    tools = "tools" in mode
+    outcome = await CLIENTS[client](env, PROVIDERS[provider], stream="stream" in mode, tools=tools, thinking=True)
+    readable = provider != "openai-responses" or client == "openai-responses"
+    assert outcome.reasoning == (REASONING if readable else "")
+    if tools:
+        assert outcome.calls == [("weather", TOOL_ARGS)]
+    else:
+        assert (outcome.text, outcome.calls) == (TEXT, [])
     assert (outcome.input_tokens, outcome.output_tokens) == (11, 7)
