@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from omniroute_devservers.control import make_key, make_provider, until_ok
+from omniroute_devservers.control import config_synced, make_key, make_provider, until_ok
 from omniroute_devservers.fake_openai import FakeOpenAI, Reply
 from omniroute_devservers.suite import Suite
 
@@ -41,8 +41,10 @@ async def upstream(admin: httpx.AsyncClient) -> AsyncIterator[FakeOpenAI]:
 
 
 @pytest.fixture(scope="module")
-async def keys(admin: httpx.AsyncClient) -> tuple[str, str]:
-    return (await make_key(admin))[1], (await make_key(admin))[1]
+async def keys(admin: httpx.AsyncClient, edges: tuple[str, str]) -> tuple[str, str]:
+    pair = (await make_key(admin))[1], (await make_key(admin))[1]
+    await config_synced(admin, list(edges))  # keys scope idempotency and the cache: both edges must know them
+    return pair
 
 
 def chat(**extra: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
-from omniroute_devservers.control import make_key, make_provider, until_ok
+from omniroute_devservers.control import config_synced, make_key, make_provider, until_ok
 from omniroute_devservers.fake_openai import FakeOpenAI
 from omniroute_devservers.pytest_plugin import _Server
 from omniroute_devservers.suite import Suite
@@ -38,6 +38,7 @@ async def test_counts_are_exact_across_a_nats_outage(
     try:
         await make_provider(admin, "together", fake.base_url)
         key_id, key = await make_key(admin)
+        await config_synced(admin, [suite.edge_url])
         body = {"model": "together/meta-llama/Llama-3-8b", "messages": [{"role": "user", "content": "x"}]}
         headers = {"Authorization": f"Bearer {key}"}
         async with httpx.AsyncClient(base_url=suite.edge_url, timeout=15, headers=headers) as http:

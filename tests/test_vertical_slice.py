@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from omniroute_core import jsonx
-from omniroute_devservers.control import make_key, make_provider, until_ok
+from omniroute_devservers.control import config_synced, make_key, make_provider, until_ok
 from omniroute_devservers.fake_openai import USAGE, FakeOpenAI, Reply
 from omniroute_devservers.suite import Suite
 
@@ -52,6 +52,7 @@ async def openai_ready(
 ) -> tuple[str, str]:
     """A chat key, live on the data plane together with the session's 'openai' connection (conftest)."""
     key_id, key = await make_key(admin)
+    await config_synced(admin, [suite.edge_url])
     client = sdk(suite.edge_url + "/v1", key)
 
     async def probe() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
-__all__ = ["make_key", "make_provider", "until_ok"]
+__all__ = ["config_synced", "make_key", "make_provider", "until_ok"]
 
 
 async def make_provider(admin: httpx.AsyncClient, provider: str, base_url: str, api_key: str = "sk-up") -> str:
@@ -39,3 +39,23 @@ async def until_ok(fn: Callable[[], Awaitable[object]], timeout: float) -> float
             if time.monotonic() - start > timeout:
                 raise
             await asyncio.sleep(0.02)
+
+
+async def config_synced(admin: httpx.AsyncClient, edge_urls: list[str], timeout: float = 5.0) -> None:
+    """Wait until every edge serves the configuration version the dashboard has published.
+
+    An edge that does not require API keys answers an unknown key as anonymous, so a request succeeding proves
+    nothing about whether a new key (and its scope, limits and cache partition) has reached it; this does.
+    """
+    health = await admin.get("/api/monitoring/health")
+    assert health.status_code == 200, health.text
+    target = int(health.json()["configVersion"])
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2) as http:
+        for url in edge_urls:
+            while True:
+                version = int((await http.get(url + "/health")).json()["configVersion"])
+                if version >= target:
+                    break
+                assert time.monotonic() < deadline, f"{url} still at config version {version} < {target}"
+                await asyncio.sleep(0.02)
