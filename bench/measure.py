@@ -23,6 +23,7 @@ __all__ = [
     "Load",
     "Sampler",
     "Scenario",
+    "baseline",
     "direct_phases",
     "probe",
     "run_phase",
@@ -156,13 +157,28 @@ async def warm_up(target: Target, load: Load, seconds: float) -> dict[str, Any]:
     return await run_phase(_spec(target.port, SCENARIOS[0], target.api_key, warm, "closed"), [])
 
 
-async def direct_phases(mock: Mock, load: Load) -> dict[str, dict[str, Any]]:
-    """The mock alone, with the same load: saturation and fixed-rate latency for the plain and streaming chat
-    bodies. Keys: ``chat``/``stream`` (fixed rate, the baselines) and ``chat_saturation``/``stream_saturation``."""
+async def direct_phases(mock: Mock, load: Load, saturation: bool = True) -> dict[str, dict[str, Any]]:
+    """The mock alone, with the same load: fixed-rate latency for the plain and streaming chat bodies (keys
+    ``chat`` and ``stream``, the baselines) and, when ``saturation``, a 3 s throughput ceiling for each
+    (``chat_saturation``, ``stream_saturation``)."""
     out: dict[str, dict[str, Any]] = {}
     for scenario in SCENARIOS[:2]:
-        out[f"{scenario.key}_saturation"] = await run_phase(_spec(mock.port, scenario, "direct", load, "closed"), [])
-        out[scenario.key] = await run_phase(_spec(mock.port, scenario, "direct", load, "open"), [])
+        if saturation:
+            short = Load(min(3.0, load.duration), 0.5, load.concurrency, load.rate, load.timeout, load.max_inflight)
+            out[f"{scenario.key}_saturation"] = await run_phase(_spec(mock.port, scenario, "-", short, "closed"), [])
+        out[scenario.key] = await run_phase(_spec(mock.port, scenario, "-", load, "open"), [])
+    return out
+
+
+def baseline(runs: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per body and percentile, the lowest of the mock's fixed-rate figures across ``runs`` (one measured before
+    each gateway): a background spike in one run must not make a gateway's added latency look smaller."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for key in ("chat", "stream"):
+        out[key] = {}
+        for field in ("latency_ms", "ttfb_ms"):
+            values = [run[key][field] for run in runs if run.get(key, {}).get(field)]
+            out[key][field] = {q: min(v[q] for v in values) for q in ("p50", "p90", "p99")} if values else {}
     return out
 
 

@@ -83,7 +83,7 @@ def _added(doc: dict[str, Any], sc: dict[str, Any] | None, baseline: str, field:
     if not sc or not sc.get("supported"):
         return None
     mine = sc["fixed_rate"][field].get(q)
-    base = doc["direct"][baseline][field].get(q)
+    base = doc["baseline"][baseline][field].get(q)
     return None if mine is None or base is None else mine - base
 
 
@@ -154,7 +154,8 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Measured {doc['finished_at']} on {m['cores']} cores ({m['cpu_model']}), {m['memory_gb']} GB, {m['os']}, "
         f"Python {m['python']}; OmniRoute at {m['commit']}, LiteLLM {doc['litellm_version']} (2 workers, no "
         f"database). Load: `{s['concurrency']}` connections for {s['duration']:g} s (throughput) and an open-loop "
-        f"{s['rate']:g} req/s for {s['duration']:g} s (latency), after {s['warmup']:g} s of warm-up each; mock: "
+        f"{s['rate']:g} req/s for {s['duration']:g} s (latency), after {s['warmup']:g} s of warm-up each and "
+        f"{s.get('target_warmup', 0):g} s of discarded load per gateway; mock: "
         f"{s['chunks']} content chunks {s['chunk_delay_ms']:g} ms apart, {s['latency_ms']:g} ms latency. "
         f"Load average (1 min) {m['load_average_at_start'][0]:g} at start, "
         f"{m.get('load_average_at_end', [0])[0]:g} at end (other work on the machine skews every figure).",
@@ -163,15 +164,15 @@ def markdown(doc: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---|",
     ]
     lines += [f"| {r.metric} | {r.ours} | {r.theirs} | {r.ratio} | {r.target} |" for r in rows(doc)]
-    d = doc["direct"]
+    d, b = doc["direct"], doc["baseline"]
     lines += [
         "",
         f"The mock alone (same load generator): {d['chat_saturation']['rps']:,.0f} req/s plain, "
         f"{d['stream_saturation']['rps']:,.0f} req/s streaming; at {s['rate']:g} req/s p50/p99 "
-        f"{d['chat']['latency_ms']['p50']:.2f}/{d['chat']['latency_ms']['p99']:.2f} ms plain, streaming TTFB "
-        f"{d['stream']['ttfb_ms']['p50']:.2f}/{d['stream']['ttfb_ms']['p99']:.2f} ms. Added latency is the "
-        "gateway's percentile minus the mock's. Ratios are ours ÷ LiteLLM's: higher is better for throughput, "
-        "lower for latency and memory.",
+        f"{b['chat']['latency_ms']['p50']:.2f}/{b['chat']['latency_ms']['p99']:.2f} ms plain, streaming TTFB "
+        f"{b['stream']['ttfb_ms']['p50']:.2f}/{b['stream']['ttfb_ms']['p99']:.2f} ms (the lower of the runs before "
+        "each gateway). Added latency is the gateway's percentile minus the mock's. Ratios are ours ÷ LiteLLM's: "
+        "higher is better for throughput, lower for latency and memory.",
     ]
     backing = doc.get("targets", {}).get("omniroute", {}).get("backing_rss_peak")
     if backing:

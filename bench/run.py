@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import uvloop
 
-from bench.measure import SCENARIOS, Load, Sampler, Scenario, direct_phases, run_scenario, warm_up
+from bench.measure import SCENARIOS, Load, Sampler, Scenario, baseline, direct_phases, run_scenario, warm_up
 from bench.report import machine_info, markdown
 from bench.targets import (
     LITELLM_VERSION,
@@ -160,11 +160,15 @@ async def bench(ns: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     try:
         print("bench: measuring the mock alone", flush=True)
         doc["direct"] = await direct_phases(mock, load)
+        direct_runs = [doc["direct"]]
         if ns.only in ("omniroute", "both"):
             doc["targets"]["omniroute"] = await measure_target(
                 OmniRoute(workdir, mock), mock, load, scenarios, ns.target_warmup
             )
         if exe is not None:
+            if ns.only == "both":
+                print("bench: measuring the mock alone again", flush=True)
+                direct_runs.append(await direct_phases(mock, load, saturation=False))
             # LiteLLM ships with its response cache off: only the cache-hit scenario gets an instance with it on
             plain = [s for s in scenarios if not s.needs_cache]
             cached = [s for s in scenarios if s.needs_cache]
@@ -175,6 +179,8 @@ async def bench(ns: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 lite = LiteLLM(workdir, mock, exe, cache=True)
                 sections.append(await measure_target(lite, mock, load, cached, ns.target_warmup))
             doc["targets"]["litellm"] = _merge(sections)
+        doc["direct_fixed_rate_runs"] = [{k: run[k] for k in ("chat", "stream")} for run in direct_runs]
+        doc["baseline"] = baseline(direct_runs)
     finally:
         await asyncio.to_thread(mock.stop)
     doc["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
