@@ -18,7 +18,7 @@ import pytest
 from google import genai
 from google.genai import types as gtypes
 
-from omniroute_devservers.control import make_key, make_provider, until_ok
+from omniroute_devservers.control import config_synced, make_key, make_provider, until_ok
 from omniroute_devservers.fake_openai import FakeOpenAI
 from omniroute_devservers.fake_providers import FakeAnthropic, FakeGemini, FakeOllama, FakeResponses
 from omniroute_devservers.fake_upstream import REASONING, SIGNATURE, TEXT, TOOL_ARGS, FakeUpstream
@@ -69,6 +69,7 @@ async def env(admin: httpx.AsyncClient, suite: Suite, fake_openai: FakeOpenAI) -
     for name, upstream in started:  # 'openai' is registered once for the session (conftest)
         await make_provider(admin, name, upstream.base_url)
     _, key = await make_key(admin)
+    await config_synced(admin, [suite.edge_url])
     environment = Env(suite.edge_url, key, fakes)
     for model in PROVIDERS.values():
 
