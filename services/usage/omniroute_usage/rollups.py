@@ -11,8 +11,12 @@ its filters (:func:`pick`):
 
 - ``usage_rollup_minute``, ``usage_rollup_hour``, ``usage_rollup_day_model``: provider and model only (tens of
   rows per bucket): history without a key or connection filter;
-- ``usage_rollup_hour_key``: per key (hourly history of one key);
-- ``usage_rollup_day``: key, provider, model and connection (budgets, per-connection usage, any daily filter).
+- ``usage_rollup_hour_conn``, ``usage_rollup_day_conn``: per connection, provider and model (per-connection usage,
+  history of one connection);
+- ``usage_rollup_hour_key``, ``usage_rollup_day``: per key (budgets, history of one key).
+
+A filter no table holds at the grain asked (a minute history of one key; a key together with a model, provider or
+connection) is answered from the events, through the key's or the connection's ``(…, ts)`` index.
 
 ``usage_latency_hour`` counts events per (hour, provider, latency class), classes 10% wide on a log scale
 (:data:`LATENCY_BASE`), for latency percentiles over long windows.
@@ -51,8 +55,10 @@ ROLLUPS: tuple[Rollup, ...] = (
     Rollup("usage_rollup_minute", "minute", ("provider", "model")),
     Rollup("usage_rollup_hour", "hour", ("provider", "model")),
     Rollup("usage_rollup_hour_key", "hour", ("key_id",)),
+    Rollup("usage_rollup_hour_conn", "hour", ("connection_id", "provider", "model")),
     Rollup("usage_rollup_day_model", "day", ("provider", "model")),
-    Rollup("usage_rollup_day", "day", ALL_DIMS),
+    Rollup("usage_rollup_day_conn", "day", ("connection_id", "provider", "model")),
+    Rollup("usage_rollup_day", "day", ("key_id",)),
 )
 
 

@@ -35,7 +35,6 @@ async def test_concurrent_migrations_apply_each_step_once(pg_database: str) -> N
         assert indexes == {
             "(event_id)",
             "(key_id, ts)",
-            "(provider, ts)",
             "(ts)",
             "(connection_id, ts)",
             "(request_id) WHERE (request_id <> ''::text)",
