@@ -103,7 +103,8 @@ def tree_rss_by_process(pids: list[int]) -> dict[str, int]:
             # "python -m omniroute_edge.main" → omniroute_edge.main; LiteLLM's workers are "python -c ..."
             label = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else Path(argv[1] if len(argv) > 1 else "?").name
             if "-c" in argv[:-1]:
-                label = "worker" if "spawn_main" in argv[-1] else "helper"
+                code = argv[argv.index("-c") + 1]
+                label = "resource tracker" if "resource_tracker" in code else "worker" if "spawn_main" in code else "-c"
             out[f"{proc.pid} {label}"] = rss
     return out
 
