@@ -96,20 +96,19 @@ def _upsert(n: int, rollup: Rollup) -> str:
     return f"""
 r{n} AS (
     INSERT INTO {rollup.table} AS r (bucket, {dims}, requests, errors, {", ".join(SUMS)})
-    SELECT date_trunc('{rollup.unit}', ts, 'UTC') AS b, {dims}, count(*),
-           count(*) FILTER (WHERE status >= 400 OR error_type <> ''), {sums}
-    FROM new GROUP BY b, {dims} ORDER BY b, {dims}
+    SELECT {rollup.unit}_b, {dims}, count(*), count(*) FILTER (WHERE failed), {sums}
+    FROM new GROUP BY {rollup.unit}_b, {dims} ORDER BY {rollup.unit}_b, {dims}
     ON CONFLICT (bucket, {dims}) DO UPDATE SET {updates}
 )"""  # noqa: S608
 
 
-_LATENCY = f"""
+_LATENCY = """
 lat AS (
     INSERT INTO usage_latency_hour AS r (bucket, provider, class, n)
-    SELECT date_trunc('hour', ts, 'UTC') AS b, provider, {latency_class_sql("latency_ms")} AS c, count(*)
-    FROM new GROUP BY b, provider, c ORDER BY b, provider, c
+    SELECT hour_b, provider, latency_class, count(*)
+    FROM new GROUP BY hour_b, provider, latency_class ORDER BY hour_b, provider, latency_class
     ON CONFLICT (bucket, provider, class) DO UPDATE SET n = r.n + excluded.n
-)"""  # noqa: S608
+)"""
 
 LATENCY_DDL = """
 CREATE TABLE usage_latency_hour (
@@ -128,7 +127,17 @@ def insert_and_roll_up(columns: tuple[str, ...], staging: str) -> str:
     Built from module constants only (never from input).
     """
     cols = ", ".join(columns)
-    needed = ", ".join(("event_id", "ts", *ALL_DIMS, "status", "error_type", *SUMS))
+    # each bucket and class computed once per row, not once per rollup
+    needed = ", ".join(
+        (
+            "event_id",
+            *ALL_DIMS,
+            *SUMS,
+            "status >= 400 OR error_type <> '' AS failed",
+            *(f"date_trunc('{unit}', ts, 'UTC') AS {unit}_b" for unit in ("minute", "hour", "day")),
+            f"{latency_class_sql('latency_ms')} AS latency_class",
+        )
+    )
     ctes = ",".join(_upsert(n, rollup) for n, rollup in enumerate(ROLLUPS))
     return f"""
 WITH new AS (
