@@ -282,7 +282,12 @@ if __name__ == "__main__":
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--e2e", type=int, default=100_000)
     parser.add_argument("--e2e-batch", type=int, default=100, help="events per JetStream message")
-    parser.add_argument("--fetch", type=int, default=5000, help="events per writer transaction (e2e)")
+    parser.add_argument(
+        "--fetch",
+        type=int,
+        default=50_000,
+        help="events per writer transaction (e2e; default: the writer's 500 messages)",
+    )
     parser.add_argument("--order", choices=("time", "random"), default="time", help="event timestamps")
     parser.add_argument("--keep", action="store_true")
     asyncio.run(main(parser.parse_args()))
