@@ -1,13 +1,18 @@
 # One-liners only; longer logic lives in tools/*.py (STYLE.md habits).
 SHELL := /bin/bash
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+UV_HOME := $(HOME)/.local/share/omniroute/uv
+UV ?= $(shell command -v uv 2>/dev/null || echo $(UV_HOME)/bin/uv)
 PACKAGES := -p omniroute_core -p omniroute_devservers -p omniroute_edge -p omniroute_translator \
             -p omniroute_executor -p omniroute_usage -p omniroute_dashboard
 
 .PHONY: install run test check proto goldens bench fmt
 
+# uv from PyPI into a private venv (works where the system Python refuses pip installs, PEP 668); without the
+# venv module, a user install linked into the same place
 $(UV):
-	python3 -m pip install --user --quiet uv
+	python3 -m venv $(UV_HOME) && $(UV_HOME)/bin/pip install --quiet uv || \
+	  (python3 -m pip install --quiet --user --break-system-packages uv && \
+	   mkdir -p $(UV_HOME)/bin && ln -sf $(HOME)/.local/bin/uv $(UV))
 
 install: $(UV)
 	$(UV) sync --frozen
