@@ -12,9 +12,9 @@ import random
 from collections.abc import Awaitable, Callable
 
 from omniroute.v1 import common_pb2, executor_pb2, translator_pb2
+from omniroute_core.catalog import Catalog
 from omniroute_core.errors import hub_error
 from omniroute_core.snapshot import ConfigSnapshot
-from omniroute_executor.catalog import Catalog
 from omniroute_executor.resolve import ResolveError
 from omniroute_executor.routing import RoutingStats, build_plan
 from omniroute_executor.translate import TranslatorClient

@@ -22,10 +22,10 @@ from typing import Any, Protocol
 
 from omniroute.v1 import common_pb2, executor_pb2, translator_pb2, usage_pb2
 from omniroute_core import jsonx
+from omniroute_core.catalog import Catalog
 from omniroute_core.errors import hub_error
 from omniroute_core.snapshot import ConfigSnapshot
 from omniroute_executor.attempts import Attempt, Kind, Outcome, classify, retry_after_ms
-from omniroute_executor.catalog import Catalog
 from omniroute_executor.count_tokens import count_tokens
 from omniroute_executor.passthrough import usage_from
 from omniroute_executor.prepare import Credentials, Prepared, prepare

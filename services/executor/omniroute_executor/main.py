@@ -12,11 +12,11 @@ from redis.asyncio import Redis
 
 from omniroute.v1 import executor_pb2_grpc
 from omniroute_core import events, grpcx
+from omniroute_core.catalog import load_catalog
 from omniroute_core.crypto import Cipher
 from omniroute_core.logging import configure_logging
 from omniroute_core.metrics import new_registry, serve_metrics
 from omniroute_core.snapshot import SnapshotWatcher
-from omniroute_executor.catalog import load_catalog
 from omniroute_executor.engine import Engine
 from omniroute_executor.prepare import Credentials
 from omniroute_executor.resilience import HealthStore

@@ -11,9 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from omniroute.v1 import common_pb2
+from omniroute_core.catalog import Catalog, ProviderSpec
 from omniroute_core.errors import hub_error
 from omniroute_core.snapshot import ConfigSnapshot, ProviderConnection
-from omniroute_executor.catalog import Catalog, ProviderSpec
 
 __all__ = ["ResolveError", "Target", "active_connections", "resolve_model"]
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import pytest
 
 from omniroute_core import grpcx
+from omniroute_core.catalog import load_catalog
 from omniroute_core.crypto import Cipher, generate_encryption_key
 from omniroute_core.snapshot import ConfigSnapshot, ProviderConnection
 from omniroute_devservers.fake_openai import FakeOpenAI
-from omniroute_executor.catalog import load_catalog
 from omniroute_executor.engine import Engine
 from omniroute_executor.prepare import Credentials
 from omniroute_executor.translate import TranslatorClient

@@ -11,8 +11,8 @@ import pytest
 
 from omniroute.v1 import common_pb2, executor_pb2, translator_pb2, translator_pb2_grpc
 from omniroute_core import grpcx
+from omniroute_core.catalog import load_catalog
 from omniroute_core.crypto import Cipher, generate_encryption_key
-from omniroute_executor.catalog import load_catalog
 from omniroute_executor.engine import Engine
 from omniroute_executor.prepare import Credentials
 from omniroute_executor.translate import TranslatorClient

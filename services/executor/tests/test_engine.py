@@ -151,7 +151,7 @@ def _with_base(rig: Rig, base_url: str):  # type: ignore[no-untyped-def]
 
 
 async def test_ambiguous_bare_model_lists_the_candidates(rig: Rig) -> None:
-    from omniroute_executor.catalog import parse_catalog
+    from omniroute_core.catalog import parse_catalog
 
     rig.engine._catalog = parse_catalog(
         {

@@ -11,11 +11,11 @@ import pytest
 
 from omniroute.v1 import executor_pb2, usage_pb2
 from omniroute_core import grpcx, jsonx
+from omniroute_core.catalog import load_catalog
 from omniroute_core.crypto import Cipher, generate_encryption_key
 from omniroute_core.snapshot import Combo, ComboStep, ConfigSnapshot, ProviderConnection
 from omniroute_devservers.fake_openai import FakeOpenAI, Reply
 from omniroute_devservers.servers import free_port
-from omniroute_executor.catalog import load_catalog
 from omniroute_executor.engine import Engine
 from omniroute_executor.prepare import Credentials
 from omniroute_executor.resilience import HealthStore

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from omniroute_core.catalog import Catalog, parse_catalog
 from omniroute_core.snapshot import Combo, ComboStep, ConfigSnapshot, ProviderConnection
-from omniroute_executor.catalog import Catalog, parse_catalog
 from omniroute_executor.resolve import ResolveError, Target
 from omniroute_executor.routing import Plan, RouteConfig, RoutingStats, build_plan
 

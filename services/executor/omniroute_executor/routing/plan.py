@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from omniroute_core.catalog import Catalog
 from omniroute_core.errors import hub_error
 from omniroute_core.snapshot import MAX_COMBO_DEPTH, ComboStep, ConfigSnapshot
-from omniroute_executor.catalog import Catalog
 from omniroute_executor.resolve import ResolveError, Target, active_connections, resolve_model
 from omniroute_executor.routing.strategies import Candidate, RoutingStats, order
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from omniroute.v1 import common_pb2
-from omniroute_executor.catalog import load_catalog, parse_catalog
+from omniroute_core.catalog import load_catalog, parse_catalog
 
 
 def test_shipped_catalog_covers_every_format() -> None:

@@ -1,5 +1,8 @@
 """The provider catalog: providers are data (DESIGN.md), loaded from ``providers.json`` beside this module.
 
+It lives in the shared core because the executor routes with it and the dashboard serves and validates against it
+(``/api/models/catalog``, provider nodes); services never import each other.
+
 Nothing in the executor branches on a provider or model name; what a provider speaks, where it lives, how it
 authenticates and what it can do are fields of :class:`ProviderSpec`.
 """
