@@ -32,6 +32,7 @@ from omniroute_edge.ratelimit import RateLimiter
 from omniroute_edge.relay import EdgeContext, EdgeMetrics, Relay
 from omniroute_edge.replay import ReplayPolicy
 from omniroute_edge.routes import ROUTES
+from omniroute_edge.sessions import SessionTracker
 from omniroute_edge.settings import EdgeSettings
 
 __all__ = ["create_app"]
@@ -65,6 +66,8 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
         )
         if cache is not None:
             await cache.start()
+        sessions = SessionTracker(redis)
+        await sessions.start()
         replay = ReplayPolicy(
             idempotency=Idempotency(
                 redis, window_ms=settings.idempotency_window_ms, max_wait_s=settings.request_timeout_s
@@ -93,11 +96,13 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
                 ),
                 guard_metrics,
             ),
+            sessions=sessions,
         )
         log.info("edge ready", extra={"config_version": watcher.current.version})
         try:
             yield {"edge": ctx, "proxy": proxy, "watcher": watcher}
         finally:
+            await sessions.stop()
             if cache is not None:
                 await cache.stop()
             await redis.aclose()

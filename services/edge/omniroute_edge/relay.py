@@ -33,6 +33,7 @@ from omniroute_edge.progress import Progress
 from omniroute_edge.refusals import send_error
 from omniroute_edge.replay import ReplayPolicy, RequestFacts, serve
 from omniroute_edge.routes import Route
+from omniroute_edge.sessions import SessionTracker, session_id
 
 __all__ = ["EdgeContext", "EdgeMetrics", "Relay"]
 
@@ -70,6 +71,7 @@ class EdgeContext:
     request_timeout_s: float
     replay: ReplayPolicy | None = None
     guards: Guards | None = None
+    sessions: SessionTracker | None = None
 
 
 class _Refusal(Exception):
@@ -114,15 +116,21 @@ class Relay:
                 admission = await ctx.guards.admit(snapshot, caller.key, model, doc, len(body), paths, rid)
         except (_Refusal, AuthError, Refused) as exc:
             return await send_error(ctx.errors, fmt, exc.error, send, rid, getattr(exc, "headers", ()))
+        client_ip = scope.get(CLIENT_IP) or _client_ip(scope)
+        key_id = caller.key.id if caller.key else ""
+        if ctx.sessions is not None and operation == common_pb2.OPERATION_CHAT:
+            session = session_id(scope["headers"], fmt, doc, key_id or "ip:" + client_ip, model)
+            if session is not None:
+                ctx.sessions.touch(session, key_id, model)
         meta = common_pb2.RequestMeta(
             request_id=rid,
-            key_id=caller.key.id if caller.key else "",
+            key_id=key_id,
             client_format=fmt,
             operation=operation,
             model=model,
             stream=stream,
             deadline_unix_ms=int((time.time() + ctx.request_timeout_s) * 1000),
-            client_ip=scope.get(CLIENT_IP) or _client_ip(scope),
+            client_ip=client_ip,
             endpoint=self.route.path,
             no_log=bool(caller.key and caller.key.no_log),
         )
