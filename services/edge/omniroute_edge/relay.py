@@ -31,7 +31,7 @@ from omniroute_edge.guards import NOTHING, Guards, Refused, with_headers
 from omniroute_edge.ipfilter import CLIENT_IP
 from omniroute_edge.progress import Progress
 from omniroute_edge.refusals import send_error
-from omniroute_edge.replay import ReplayPolicy, RequestFacts, serve
+from omniroute_edge.replay import ReplayPolicy, RequestFacts, cache_policy, serve
 from omniroute_edge.routes import Route
 from omniroute_edge.sessions import SessionTracker, session_id
 
@@ -136,7 +136,15 @@ class Relay:
         )
         try:
             return await self._dispatch(
-                ctx, scope, receive, with_headers(send, admission.headers), rid, meta, doc, body
+                ctx,
+                scope,
+                receive,
+                with_headers(send, admission.headers),
+                rid,
+                meta,
+                doc,
+                body,
+                cache_policy(caller.key, snapshot),
             )
         finally:
             if admission.release is not None:
@@ -152,6 +160,7 @@ class Relay:
         meta: common_pb2.RequestMeta,
         doc: dict[str, Any],
         body: bytes,
+        policy: str,
     ) -> int:
         """Run the request through the executor, behind idempotency and the exact cache when they apply."""
         request = executor_pb2.ExecuteRequest(meta=meta, body=body)
@@ -173,6 +182,7 @@ class Relay:
             stream=stream,
             idempotency_token=token,
             no_cache=_header(scope, b"x-omniroute-no-cache").lower() == "true",
+            cache_policy=policy,
         )
         return await serve(ctx.replay, self.route, facts, send, rid, run)
 
