@@ -33,6 +33,7 @@ from omniroute_edge.ratelimit import RateLimiter
 from omniroute_edge.relay import EdgeContext, EdgeMetrics, Relay
 from omniroute_edge.replay import ReplayPolicy
 from omniroute_edge.routes import ROUTES
+from omniroute_edge.semantic import build_semantic_cache
 from omniroute_edge.sessions import SessionTracker
 from omniroute_edge.settings import EdgeSettings
 
@@ -67,6 +68,12 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
         )
         if cache is not None:
             await cache.start()
+        executor = executor_pb2_grpc.ExecutorStub(executor_channel)
+        semantic = (
+            None
+            if cache is None
+            else await build_semantic_cache(settings, cache, executor, lambda: watcher.current, registry)
+        )
         sessions = SessionTracker(redis)
         await sessions.start()
         replay = ReplayPolicy(
@@ -76,6 +83,7 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
             cache=cache,
             cache_policy=settings.cache_policy,
             max_stored_bytes=settings.replay_max_bytes,
+            semantic=semantic,
         )
         budgets = BudgetGuard(
             usage_pb2_grpc.UsageServiceStub(usage_channel),
@@ -95,7 +103,7 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
         budget_sub = await nc.subscribe(events.BUDGET_STATE_SUBJECT, cb=on_budget_state)
         ctx = EdgeContext(
             snapshot=lambda: watcher.current,
-            executor=executor_pb2_grpc.ExecutorStub(executor_channel),
+            executor=executor,
             errors=ErrorRenderer(translator_pb2_grpc.TranslatorStub(translator_channel)),
             metrics=metrics,
             require_api_key=settings.require_api_key,
@@ -117,6 +125,8 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
             with contextlib.suppress(Exception):
                 await budget_sub.unsubscribe()
             await sessions.stop()
+            if semantic is not None:
+                await semantic.stop()
             if cache is not None:
                 await cache.stop()
             await redis.aclose()

@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -55,26 +55,32 @@ class ExactCache:
         self._lru: OrderedDict[str, tuple[float, StoredReply]] = OrderedDict()
         self._instance = uuid.uuid4().hex[:12]
         self._listener: asyncio.Task[None] | None = None
+        self._on_clear: list[Callable[[], Awaitable[None]]] = []
+        self._clearing: set[asyncio.Task[None]] = set()
 
     def key_for(self, scope: str, route: str, doc: Any) -> str:
         canonical = jsonx.dumps(doc, sort_keys=True)
         return CACHE_PREFIX + hashlib.sha256(scope.encode() + b"\0" + route.encode() + b"\0" + canonical).hexdigest()
 
-    async def get(self, key: str) -> StoredReply | None:
+    async def get(self, key: str, *, count: bool = True) -> StoredReply | None:
+        """The stored reply of ``key``; ``count``: record the outcome in the hit rate (a caller that consults
+        another tier on a miss counts once itself, with :meth:`count`)."""
         now = time.monotonic()
         hit = self._lru.get(key)
         if hit is not None and hit[0] > now:
             self._lru.move_to_end(key)
-            await self._redis.hincrby(CACHE_STATS, "hits", 1)
-            return hit[1]
-        data = cast(bytes | None, await self._redis.get(key))
-        if data is None:
-            await self._redis.hincrby(CACHE_STATS, "misses", 1)
-            return None
-        reply = StoredReply.decode(data)
-        self._remember(key, reply, now)
-        await self._redis.hincrby(CACHE_STATS, "hits", 1)
+            reply: StoredReply | None = hit[1]
+        else:
+            data = cast(bytes | None, await self._redis.get(key))
+            reply = None if data is None else StoredReply.decode(data)
+            if reply is not None:
+                self._remember(key, reply, now)
+        if count:
+            await self.count(hit=reply is not None)
         return reply
+
+    async def count(self, *, hit: bool) -> None:
+        await self._redis.hincrby(CACHE_STATS, "hits" if hit else "misses", 1)
 
     async def put(self, key: str, reply: StoredReply) -> None:
         if reply.status != 200:
@@ -99,6 +105,17 @@ class ExactCache:
     def clear_memory(self) -> None:
         self._lru.clear()
 
+    def on_clear(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Also run ``callback`` when the control plane clears the caches (another tier's own storage)."""
+        self._on_clear.append(callback)
+
+    def _cleared(self) -> None:
+        self.clear_memory()
+        for callback in self._on_clear:
+            task = asyncio.ensure_future(callback())
+            self._clearing.add(task)
+            task.add_done_callback(self._clearing.discard)
+
     async def start(self) -> None:
         """Follow clear requests from the control plane and report this edge's in-process tier size."""
         self._listener = asyncio.create_task(self._listen(), name="cache-clear-listener")
@@ -119,7 +136,7 @@ class ExactCache:
                     while True:
                         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                         if message is not None:
-                            self.clear_memory()
+                            self._cleared()
                         await self._redis.hset(
                             CACHE_MEMORY, self._instance, f"{len(self._lru)}/{self._memory_max}/{int(time.time())}"
                         )

@@ -1,8 +1,9 @@
-"""Idempotency and the exact cache around one relayed request.
+"""Idempotency and the caches around one relayed request.
 
 :func:`serve` decides, before the executor is called, whether a stored reply answers the request (a duplicate
-within the idempotency window, or a cache hit), and otherwise runs the request while recording what it sends so
-the reply can be stored for the next duplicate or hit.
+within the idempotency window, an exact-tier hit, or, after an exact miss, a semantic-tier hit), and otherwise
+runs the request while recording what it sends so the reply can be stored for the next duplicate or hit.
+Requests that are not cache-eligible never reach either tier.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from omniroute_edge.cache import ExactCache, eligible
 from omniroute_edge.idempotency import Claim, Idempotency
 from omniroute_edge.replies import Recorder, StoredReply
 from omniroute_edge.routes import Route
+from omniroute_edge.semantic import Probe, SemanticCache
 
 __all__ = ["ReplayPolicy", "RequestFacts", "cache_policy", "serve"]
 
@@ -33,6 +35,7 @@ class ReplayPolicy:
     cache: ExactCache | None
     cache_policy: str  # the default when neither the key nor the settings name one
     max_stored_bytes: int
+    semantic: SemanticCache | None = None  # consulted only after an exact-tier miss
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +64,14 @@ async def serve(policy: ReplayPolicy, route: Route, facts: RequestFacts, send: S
             claim = await idem.claim(claim.key)  # the first one vanished: run, owning the key if still free
     try:
         cache_key = _cache_key(policy, route, facts)
+        probe: Probe | None = None
         if cache_key is not None and policy.cache is not None:
-            hit = await policy.cache.get(cache_key)
+            semantic = policy.semantic
+            hit = await policy.cache.get(cache_key, count=semantic is None)
+            if hit is None and semantic is not None:
+                probe = await semantic.lookup(route.format, facts.scope, facts.path, facts.doc, rid)
+                hit = probe.hit if probe is not None else None
+                await policy.cache.count(hit=hit is not None)
             if hit is not None:
                 marker = [] if facts.stream else [(b"x-omniroute-cache", b"HIT")]
                 await hit.send(send, [rid_header, *marker])
@@ -75,6 +84,8 @@ async def serve(policy: ReplayPolicy, route: Route, facts: RequestFacts, send: S
         reply = recorder.reply() if recorder else None
         if cache_key is not None and reply is not None and policy.cache is not None:
             await policy.cache.put(cache_key, reply)
+            if probe is not None and reply.status == 200 and policy.semantic is not None:
+                await policy.semantic.remember(probe, cache_key)
         await _settle(idem, claim, reply)
         claim = None
         return status

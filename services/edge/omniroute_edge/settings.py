@@ -21,8 +21,18 @@ class EdgeSettings(CommonSettings):
     cache_db_max: int = 10_000
     # largest reply kept for a duplicate or a cache hit
     replay_max_bytes: int = 1024 * 1024
+    # the semantic tier (behind the exact one; its threshold and embedding model are the dashboard's cache setting):
+    # a Qdrant server shared by every edge (QDRANT_URL), else Qdrant's engine in-process under QDRANT_PATH (one
+    # folder per edge process; empty: a temporary folder)
+    semantic_cache: bool = True
     qdrant_path: str = ""
     qdrant_url: str = ""
+    semantic_max_points: int = 10_000
+    # longer questions are left to the exact tier
+    semantic_max_chars: int = 2000
+    semantic_embed_timeout_s: float = 2.0
+    semantic_store_timeout_s: float = 0.5
+    semantic_max_inflight: int = 32
     # CIDRs (comma-separated) of the proxies whose X-Forwarded-For is believed (the IP filter's client address)
     trusted_proxies: str = ""
     # how long a key's CheckBudget answer is reused, and how long the edge waits for one before failing open
