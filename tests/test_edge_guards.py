@@ -321,3 +321,59 @@ async def test_scope_and_revocation_refusals_in_every_format(
         assert_gemini_error(await gemini(base, key), 401, "UNAUTHENTICATED")
         assert_ollama_error(await ollama(base, key), 401)
     assert len(upstream.requests) == before
+
+
+@pytest.fixture(scope="module")
+async def slow_cache_edges(suite: Suite) -> AsyncIterator[tuple[str, str]]:
+    """Two edges that would reuse a budget answer for 30 s: only the usage service's notice can stop them."""
+    env = {"BUDGET_CACHE_TTL_S": "30"}
+    a = suite.start_service("edge", key="edge-budget-a", overrides=env)
+    b = suite.start_service("edge", key="edge-budget-b", overrides=env)
+    yield f"http://127.0.0.1:{a}", f"http://127.0.0.1:{b}"
+    suite.stop_service("edge-budget-a")
+    suite.stop_service("edge-budget-b")
+
+
+async def test_budget_overshoot_across_replicas_is_bounded_by_metering_not_by_the_cache(
+    admin: httpx.AsyncClient, slow_cache_edges: tuple[str, str], upstream: FakeOpenAI
+) -> None:
+    """Both edges cache the key's "allowed" answer for 30 s, yet both refuse within a few metering delays of
+    the request that exhausted the budget: the usage service announces the crossing and the edges ask again.
+    The measured window and overshoot are printed (README, Budgets)."""
+    edges = slow_cache_edges
+    key_id, key = await make_key(admin, edges)
+    price = {"provider": PROVIDER, "model": "guard-model", "input": 100, "output": 100}
+    assert (await admin.put("/api/pricing", json=price)).status_code == 200
+    per_request, allowed = 18 * 100 / 1e6, 5  # the fake reports 18 tokens: $0.0018 a request
+    budget = await admin.post("/api/usage/budget", json={"keyId": key_id, "limit": per_request * allowed})
+    assert budget.status_code == 200, budget.text
+    for base in edges:  # both edges now hold the key's "allowed" answer for the next 30 s
+        assert (await chat(base, key)).status_code == 200
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    served: list[float] = [started] * 2  # the two warm-up requests count against the budget too
+    refused_at: dict[str, float] = {}
+
+    async def drive(base: str) -> None:
+        deadline = loop.time() + 15
+        while base not in refused_at and loop.time() < deadline:
+            resp = await chat(base, key)
+            if resp.status_code == 200:
+                served.append(loop.time())
+            else:
+                assert_openai_error(resp, 429, "insufficient_quota")
+                refused_at[base] = loop.time()
+            await asyncio.sleep(0.05)  # ~20 requests a second per edge
+
+    await asyncio.gather(*(drive(base) for base in edges))
+    assert set(refused_at) == set(edges), "an edge kept admitting the key for 15 s"
+    crossing = sorted(served)[allowed - 1]  # the reply that brought the spend to the limit
+    windows = {base: refused_at[base] - crossing for base in edges}
+    overshoot = len(served) - allowed
+    rate = (len(served) + len(refused_at)) / (max(refused_at.values()) - started)
+    print(
+        f"\nbudget overshoot: {overshoot} requests (${overshoot * per_request:.4f}) past a ${per_request * allowed:.4f}"
+        f" budget at {rate:.0f} req/s over 2 edges; refused {', '.join(f'{w * 1000:.0f} ms' for w in windows.values())}"
+        " after the crossing (edges' budget cache: 30 s)"
+    )
+    assert all(w < 3.0 for w in windows.values()), windows
