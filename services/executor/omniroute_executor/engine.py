@@ -27,6 +27,9 @@ from omniroute_core.errors import hub_error
 from omniroute_core.snapshot import ConfigSnapshot
 from omniroute_executor.attempts import Attempt, Kind, Outcome, classify, retry_after_ms
 from omniroute_executor.count_tokens import count_tokens
+from omniroute_executor.listing import list_models
+from omniroute_executor.local import LocalEmbedder
+from omniroute_executor.modalities import OPERATION_NAMES, ModalityRunner, Source, parse_source
 from omniroute_executor.passthrough import usage_from
 from omniroute_executor.prepare import Credentials, Prepared, prepare
 from omniroute_executor.relay_stream import EarlyFailure, StreamRelay, relayed_headers
@@ -40,7 +43,6 @@ __all__ = ["Engine", "EventSink"]
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
-_OPERATION_PATH = {common_pb2.OPERATION_CHAT: "chat"}
 
 
 class EventSink(Protocol):
@@ -56,6 +58,7 @@ class _Request:
     parsed: dict[str, Any]
     plan: Plan
     profiles: dict[str, Profile]
+    source: Source
 
 
 class Engine:
@@ -72,6 +75,7 @@ class Engine:
         stats: RoutingStats | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        modalities: ModalityRunner | None = None,
     ) -> None:
         self._catalog = catalog
         self._snapshot = snapshot
@@ -84,6 +88,8 @@ class Engine:
         self._rng = rng or random.Random()
         self._clock = clock
         self._relay = StreamRelay(translator, clock)
+        # embeddings, images and transcription: the same loop, their own dialects (omniroute_executor.modalities)
+        self._modalities = modalities or ModalityRunner(upstream, credentials, LocalEmbedder())
 
     # -- non-streaming -------------------------------------------------------------------------------------
 
@@ -91,6 +97,8 @@ class Engine:
         meta = req.meta
         if meta.operation == common_pb2.OPERATION_COUNT_TOKENS:
             return await self._count_tokens(meta, req.body)
+        if meta.operation == common_pb2.OPERATION_LIST_MODELS:
+            return await list_models(meta, self._catalog, self._snapshot(), self._translator)
         try:
             request = await self._begin(meta, req.body)
         except ResolveError as exc:
@@ -116,6 +124,8 @@ class Engine:
 
     async def _try_once(self, request: _Request, target: Target, attempt: Attempt) -> Outcome:
         meta = request.meta
+        if meta.operation != common_pb2.OPERATION_CHAT:
+            return await self._try_modality(request, target, attempt)
         try:
             prepared = await self._prepare(request, target)
         except ResolveError as exc:
@@ -140,6 +150,19 @@ class Engine:
             return await self._upstream_failure(meta, prepared, resp, body)
         reply = await self._success_reply(meta, prepared, resp, body, attempt)
         return Outcome(Kind.OK if reply.status < 400 else Kind.NEXT, reply)
+
+    async def _try_modality(self, request: _Request, target: Target, attempt: Attempt) -> Outcome:
+        """An embeddings, image or transcription attempt (:mod:`omniroute_executor.modalities`)."""
+        self.stats.begin(target.key)
+        operation = OPERATION_NAMES[request.meta.operation]
+        try:
+            async with asyncio.timeout(request.plan.config.timeout_s or None):
+                outcome = await self._modalities.attempt(operation, request.source, target, attempt)
+        except TimeoutError:
+            err = hub_error(504, "provider timed out: per-target timeout")
+            return Outcome(Kind.RETRY, await self._error_reply(request.meta, err, attempt), counts_as_failure=True)
+        attempt.ttft_ms = self._elapsed_ms(attempt)
+        return outcome
 
     async def _success_reply(
         self, meta: common_pb2.RequestMeta, prepared: Prepared, resp: UpstreamResponse, body: bytes, attempt: Attempt
@@ -226,8 +249,8 @@ class Engine:
     async def execute_stream(self, req: executor_pb2.ExecuteRequest) -> AsyncIterator[executor_pb2.ExecuteChunk]:
         """First chunk: status and headers (and, on failure before any content, the whole error body)."""
         meta = req.meta
-        if meta.operation == common_pb2.OPERATION_COUNT_TOKENS:  # a count never streams: one chunk, the reply
-            yield _as_chunk(await self._count_tokens(meta, req.body))
+        if meta.operation != common_pb2.OPERATION_CHAT:  # counts, listings and the other operations never stream
+            yield _as_chunk(await self.execute(req))
             return
         try:
             request = await self._begin(meta, req.body)
@@ -306,14 +329,9 @@ class Engine:
     # -- the loop --------------------------------------------------------------------------------------------
 
     async def _begin(self, meta: common_pb2.RequestMeta, body: bytes) -> _Request:
-        try:
-            parsed: Any = jsonx.loads(body)
-        except jsonx.JSONDecodeError as exc:
-            raise ResolveError(hub_error(400, f"request body is not valid JSON: {exc}")) from exc
-        if not isinstance(parsed, dict):
-            raise ResolveError(hub_error(400, "request body must be a JSON object"))
-        if meta.operation not in _OPERATION_PATH:
-            raise ResolveError(hub_error(400, "this operation is not supported yet"))
+        if meta.operation not in OPERATION_NAMES:
+            raise ResolveError(hub_error(400, "this operation is not supported"))
+        source = parse_source(meta, body)
         snapshot = self._snapshot()
         resilience = snapshot.settings.get("resilience")
         epoch = resilience.get("resetEpoch", 0) if isinstance(resilience, dict) else 0
@@ -327,7 +345,8 @@ class Engine:
             rng=self._rng,
             blocked_until=lambda t: self.health.blocked_until(*_health_keys(t)),
         )
-        return _Request(meta, body, parsed, plan, profiles_from(snapshot.settings))
+        parsed = source.parsed if isinstance(source.parsed, dict) else {}
+        return _Request(meta, body, parsed, plan, profiles_from(snapshot.settings), source)
 
     async def _attempts(
         self, request: _Request, outcomes: list[Outcome]
@@ -428,7 +447,7 @@ class Engine:
 
     async def _prepare(self, request: _Request, target: Target) -> Prepared:
         self.stats.begin(target.key)
-        operation = _OPERATION_PATH[request.meta.operation]
+        operation = OPERATION_NAMES[request.meta.operation]
         return await prepare(
             target, request.meta, request.body, request.parsed, self._credentials, self._translator, operation
         )
