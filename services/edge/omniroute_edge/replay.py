@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from omniroute.v1 import common_pb2
 from omniroute_core.snapshot import CACHE_POLICIES, ApiKey, ConfigSnapshot
 from omniroute_edge.cache import ExactCache, eligible
 from omniroute_edge.idempotency import Claim, Idempotency
@@ -66,12 +67,12 @@ async def serve(policy: ReplayPolicy, route: Route, facts: RequestFacts, send: S
         cache_key = _cache_key(policy, route, facts)
         probe: Probe | None = None
         if cache_key is not None and policy.cache is not None:
-            semantic = policy.semantic
-            hit = await policy.cache.get(cache_key, count=semantic is None)
+            semantic = policy.semantic if route.operation == common_pb2.OPERATION_CHAT else None
+            hit = await policy.cache.get(cache_key, count=False)
             if hit is None and semantic is not None:
                 probe = await semantic.lookup(route.format, facts.scope, facts.path, facts.doc, rid)
                 hit = probe.hit if probe is not None else None
-                await policy.cache.count(hit=hit is not None)
+            await policy.cache.count(hit=hit is not None)
             if hit is not None:
                 marker = [] if facts.stream else [(b"x-omniroute-cache", b"HIT")]
                 await hit.send(send, [rid_header, *marker])
@@ -85,7 +86,7 @@ async def serve(policy: ReplayPolicy, route: Route, facts: RequestFacts, send: S
         if cache_key is not None and reply is not None and policy.cache is not None:
             await policy.cache.put(cache_key, reply)
             if probe is not None and reply.status == 200 and policy.semantic is not None:
-                await policy.semantic.remember(probe, cache_key)
+                policy.semantic.remember(probe, cache_key)
         await _settle(idem, claim, reply)
         claim = None
         return status

@@ -19,8 +19,10 @@ _REFRESH_S = 5.0  # how often an unknown collection is looked up again (another 
 
 
 class ClientStore:
-    def __init__(self, client: AsyncQdrantClient) -> None:
+    def __init__(self, client: AsyncQdrantClient, *, payload_indexes: bool = True) -> None:
+        """``payload_indexes``: index the filtered fields (a server needs them; local mode has none and warns)."""
         self._client = client
+        self._payload_indexes = payload_indexes
         self._known: set[str] = set()
         self._listed_at = 0.0
 
@@ -114,10 +116,14 @@ class ClientStore:
                 return
             raise
         for field, kind in (
-            ("scope", models.PayloadSchemaType.KEYWORD),
-            ("sig", models.PayloadSchemaType.KEYWORD),
-            ("exp", models.PayloadSchemaType.FLOAT),
-            ("at", models.PayloadSchemaType.FLOAT),
+            ()
+            if not self._payload_indexes
+            else (
+                ("scope", models.PayloadSchemaType.KEYWORD),
+                ("sig", models.PayloadSchemaType.KEYWORD),
+                ("exp", models.PayloadSchemaType.FLOAT),
+                ("at", models.PayloadSchemaType.FLOAT),
+            )
         ):
             await self._client.create_payload_index(space, field, field_schema=kind)
         self._known.add(space)

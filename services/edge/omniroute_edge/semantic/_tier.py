@@ -50,8 +50,8 @@ class SemanticLimits:
     max_points: int = 10_000  # per embedding model; the oldest go first
     max_chars: int = 2000  # longer questions are left to the exact tier (embedding cost, truncation)
     embed_timeout_s: float = 2.0
-    store_timeout_s: float = 0.5
-    max_inflight: int = 32  # lookups beyond this are misses
+    store_timeout_s: float = 0.5  # a search (and the deletion of a stale point) that takes longer is a miss
+    max_inflight: int = 32  # lookups beyond this are misses; pending writes beyond this are dropped
     pause_s: float = 5.0  # after a failure, the tier is skipped this long
     sweep_interval_s: float = 30.0
 
@@ -71,7 +71,8 @@ class SemanticMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.lookups = Counter(
             "omniroute_edge_semantic_cache_lookups",
-            "Semantic tier lookups after an exact-tier miss, by outcome (hit, miss, skipped, error)",
+            "Semantic tier lookups after an exact-tier miss, by outcome (hit, miss, skipped, error; dropped: a write"
+            " beyond the pending limit)",
             ["outcome"],
             registry=registry,
         )
@@ -116,6 +117,7 @@ class SemanticCache:
         self._stored_since_sweep = 0
         self._sweeper: asyncio.Task[None] | None = None
         self._sweep_now = asyncio.Event()
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         await self._store.open()
@@ -123,6 +125,7 @@ class SemanticCache:
         self._sweeper = asyncio.create_task(self._sweep_loop(), name="semantic-cache-sweeper")
 
     async def stop(self) -> None:
+        await self.flush()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -188,8 +191,23 @@ class SemanticCache:
         finally:
             self._inflight -= 1
 
-    async def remember(self, probe: Probe, key: str) -> None:
-        """Store the question of ``probe`` as answered by the exact-tier entry ``key`` (just stored)."""
+    def remember(self, probe: Probe, key: str) -> None:
+        """Store the question of ``probe`` as answered by the exact-tier entry ``key`` (just stored), in the
+        background: the request that produced the reply does not wait for the store (a new space's first write
+        creates its shard, which takes most of a second). Writes beyond ``max_inflight`` pending are dropped."""
+        if len(self._writes) >= self._limits.max_inflight:
+            self._metrics.lookups.labels("dropped").inc()
+            return
+        task = asyncio.ensure_future(self._write(probe, key))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def flush(self) -> None:
+        """Wait for the pending writes."""
+        while self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
+    async def _write(self, probe: Probe, key: str) -> None:
         now = self._clock()
         point = StoredPoint(
             id=str(uuid.UUID(hashlib.sha256(key.encode()).hexdigest()[:32])),
@@ -201,7 +219,7 @@ class SemanticCache:
             stored_at=now,
         )
         try:
-            await asyncio.wait_for(self._store.upsert(probe.space, point), self._limits.store_timeout_s)
+            await self._store.upsert(probe.space, point)
         except Exception as exc:
             self._fail("store", exc)
             return
