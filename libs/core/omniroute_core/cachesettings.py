@@ -23,8 +23,8 @@ __all__ = [
 
 # the executor's built-in offline embedding model (all-MiniLM-L6-v2, 384 dimensions)
 DEFAULT_EMBEDDING_MODEL = "local/all-minilm-l6-v2"
-# calibrated on the paraphrase set (services/edge/tests/data/paraphrases.json; README "Semantic cache")
-DEFAULT_THRESHOLD = 0.93
+# calibrated on the paraphrase set (tests/data/semantic_paraphrases.json, tools/calibrate_semantic.py, README)
+DEFAULT_THRESHOLD = 0.9
 # below this, unrelated questions about one topic match: refused by the control plane
 MIN_THRESHOLD = 0.5
 

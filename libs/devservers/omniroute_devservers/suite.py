@@ -73,8 +73,12 @@ class Suite:
     def edge_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['edge']}"
 
-    def _env_for(self, name: str, port: int, overrides: Mapping[str, str]) -> dict[str, str]:
-        return {**self.base_env, f"{name.upper()}_PORT": str(port), "METRICS_PORT": str(free_port()), **overrides}
+    def _env_for(self, name: str, key: str, port: int, overrides: Mapping[str, str]) -> dict[str, str]:
+        env = {**self.base_env, f"{name.upper()}_PORT": str(port), "METRICS_PORT": str(free_port())}
+        if name == "edge":
+            # the in-process vector engine locks its folder: every edge process gets its own
+            env["QDRANT_PATH"] = str(self.root / f"qdrant-{key}")
+        return {**env, **overrides}
 
     def start(self) -> None:
         for name in SERVICES:
@@ -87,7 +91,7 @@ class Suite:
         if proc is None:
             port = self.ports.get(key) or free_port()
             self.ports[key] = port
-            proc = _Proc(name, self._env_for(name, port, overrides or {}), self.root / f"{key}.log")
+            proc = _Proc(name, self._env_for(name, key, port, overrides or {}), self.root / f"{key}.log")
             self.procs[key] = proc
         with proc.log.open("ab") as log:
             proc.popen = subprocess.Popen(

@@ -5,10 +5,15 @@ The caches live in the data plane (each edge's in-process tier, Redis for the sh
 this router reads and clears them through the Redis layout in :mod:`omniroute_core.cachekeys`. Edges report their
 in-process tier size into Redis every second; reports older than :data:`STALE_S` (a stopped edge) are ignored.
 
-The cache setting ``{"policy": "deterministic" | "always" | "never"}`` travels in the config snapshot (settings key
-``cache``): ``deterministic`` (the default) caches only requests that pin temperature to 0, the one case where a
-repeated answer is what the caller asked for. A key's own ``cachePolicy`` (``/api/keys``) overrides it, and an edge
-started with ``CACHE_POLICY=never`` has no cache at all (an operator's switch that no setting turns back on).
+The cache setting ``{"policy": "deterministic" | "always" | "never", "semantic": {"enabled", "threshold",
+"model"}}`` travels in the config snapshot (settings key ``cache``): ``deterministic`` (the default) caches only
+requests that pin temperature to 0, the one case where a repeated answer is what the caller asked for. A key's own
+``cachePolicy`` (``/api/keys``) overrides it, and an edge started with ``CACHE_POLICY=never`` has no cache at all
+(an operator's switch that no setting turns back on). ``semantic`` tunes the semantic tier (see
+:mod:`omniroute_core.cachesettings`); a PUT may name only the fields it changes.
+
+``DELETE /api/cache`` empties Redis and publishes a clear on :data:`CACHE_CLEAR_CHANNEL`: every edge empties its
+in-process tier and its semantic tier's vectors.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any, Literal, cast
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from omniroute_core.cachekeys import (
     CACHE_CLEAR_CHANNEL,
@@ -28,6 +33,7 @@ from omniroute_core.cachekeys import (
     CACHE_STATS,
     IDEMPOTENCY_PREFIX,
 )
+from omniroute_core.cachesettings import MIN_THRESHOLD, semantic_setting
 from omniroute_dashboard.auth import require_admin
 from omniroute_dashboard.context import ContextDep, config_change
 from omniroute_dashboard.store import read_setting, write_setting
@@ -42,9 +48,23 @@ _SETTING = "cache"
 _DEFAULT_POLICY = "deterministic"
 
 
+class _SemanticSetting(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: StrictBool | None = None
+    threshold: float | None = Field(default=None, ge=MIN_THRESHOLD, le=1, allow_inf_nan=False, strict=True)
+    model: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"^\S+$")
+
+
 class _CacheSetting(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    policy: Literal["deterministic", "always", "never"]
+    policy: Literal["deterministic", "always", "never"] | None = None
+    semantic: _SemanticSetting | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> _CacheSetting:
+        if self.policy is None and self.semantic is None:
+            raise ValueError("name 'policy', 'semantic' or both")
+        return self
 
 
 STALE_S = 10
@@ -108,7 +128,7 @@ async def _count(ctx: ContextDep, pattern: str, *, exclude_suffix: bytes) -> int
 async def get_cache_setting(ctx: ContextDep) -> Response:
     async with ctx.pool.acquire() as conn:
         stored = await read_setting(conn, _SETTING)
-    return json_response({"policy": stored.get("policy", _DEFAULT_POLICY)})
+    return json_response(_shown(stored))
 
 
 @settings_router.put("")
@@ -116,6 +136,16 @@ async def put_cache_setting(request: Request, ctx: ContextDep) -> Response:
     body = await parse_body(request, _CacheSetting)
     async with config_change(ctx) as conn:
         stored = await read_setting(conn, _SETTING, lock=True)
-        stored.update(body.model_dump())
+        if body.policy is not None:
+            stored["policy"] = body.policy
+        if body.semantic is not None:
+            current = semantic_setting(stored).to_json()
+            current.update(body.semantic.model_dump(exclude_none=True))
+            stored["semantic"] = current
         await write_setting(conn, _SETTING, stored)
-    return json_response({"policy": stored["policy"]})
+    return json_response(_shown(stored))
+
+
+def _shown(stored: dict[str, Any]) -> dict[str, Any]:
+    """The whole setting with every default filled in."""
+    return {"policy": stored.get("policy", _DEFAULT_POLICY), "semantic": semantic_setting(stored).to_json()}

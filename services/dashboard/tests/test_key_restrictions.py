@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from omniroute_core.cachesettings import DEFAULT_THRESHOLD
 from omniroute_core.snapshot import RateLimits
 from omniroute_dashboard.store import load_snapshot
 
@@ -115,15 +116,48 @@ def test_snapshots_keep_the_cache_policy_and_ignore_unknown_ones() -> None:
     assert parse_snapshot(parse_snapshot(doc).to_json()).api_keys == (a, b)
 
 
+SEMANTIC_DEFAULT = {"enabled": True, "threshold": DEFAULT_THRESHOLD, "model": "local/all-minilm-l6-v2"}
+
+
 async def test_the_gateway_cache_setting(dash: Dashboard) -> None:
-    assert (await dash.admin.get("/api/settings/cache")).json() == {"policy": "deterministic"}
+    default = {"policy": "deterministic", "semantic": SEMANTIC_DEFAULT}
+    assert (await dash.admin.get("/api/settings/cache")).json() == default
     resp = await dash.admin.put("/api/settings/cache", json={"policy": "always"})
     assert resp.status_code == 200, resp.text
-    assert resp.json() == {"policy": "always"}
-    assert (await dash.admin.get("/api/settings/cache")).json() == {"policy": "always"}
+    assert resp.json() == {**default, "policy": "always"}
+    assert (await dash.admin.get("/api/settings/cache")).json() == {**default, "policy": "always"}
     snap = await load_snapshot(dash.ctx.pool)
     assert snap.settings["cache"] == {"policy": "always"}
-    for bad in ({"policy": "maybe"}, {}, {"policy": "never", "ttl": 5}, ["always"]):
+    for bad in ({"policy": "maybe"}, {}, {"policy": "never", "ttl": 5}, ["always"], {"policy": None}):
         assert_error(await dash.admin.put("/api/settings/cache", json=bad), 400, "invalid_request_error")
     assert_error(await dash.client.get("/api/settings/cache"), 401, "authentication_error")
     assert_error(await dash.client.put("/api/settings/cache", json={"policy": "never"}), 401, "authentication_error")
+
+
+async def test_the_semantic_tier_setting_changes_field_by_field(dash: Dashboard) -> None:
+    resp = await dash.admin.put("/api/settings/cache", json={"semantic": {"threshold": 0.97}})
+    assert resp.status_code == 200, resp.text
+    policy = resp.json()["policy"]
+    assert resp.json()["semantic"] == {**SEMANTIC_DEFAULT, "threshold": 0.97}
+    resp = await dash.admin.put("/api/settings/cache", json={"semantic": {"enabled": False, "model": "openai/e-3"}})
+    expected = {"enabled": False, "threshold": 0.97, "model": "openai/e-3"}
+    assert resp.json() == {"policy": policy, "semantic": expected}
+    snap = await load_snapshot(dash.ctx.pool)
+    assert snap.settings["cache"]["semantic"] == expected
+    assert (await dash.admin.get("/api/settings/cache")).json()["semantic"] == expected
+    for bad in (
+        {"semantic": {"threshold": 1.5}},
+        {"semantic": {"threshold": 0.2}},
+        {"semantic": {"threshold": "0.9"}},
+        {"semantic": {"threshold": True}},
+        {"semantic": {"enabled": "yes"}},
+        {"semantic": {"model": ""}},
+        {"semantic": {"model": "has space"}},
+        {"semantic": {"size": 3}},
+        {"semantic": "on"},
+    ):
+        resp = await dash.admin.put("/api/settings/cache", json=bad)
+        assert_error(resp, 400, "invalid_request_error")
+        assert "semantic" in resp.json()["error"]["message"]
+    assert (await dash.admin.get("/api/settings/cache")).json()["semantic"] == expected
+    await dash.admin.put("/api/settings/cache", json={"semantic": SEMANTIC_DEFAULT})
