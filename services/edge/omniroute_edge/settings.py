@@ -33,6 +33,9 @@ class EdgeSettings(CommonSettings):
     semantic_embed_timeout_s: float = 2.0
     semantic_store_timeout_s: float = 0.5
     semantic_max_inflight: int = 32
+    # after an embedding or store failure the tier is skipped this long
+    semantic_pause_s: float = 5.0
+    semantic_sweep_interval_s: float = 30.0
     # CIDRs (comma-separated) of the proxies whose X-Forwarded-For is believed (the IP filter's client address)
     trusted_proxies: str = ""
     # how long a key's CheckBudget answer is reused, and how long the edge waits for one before failing open

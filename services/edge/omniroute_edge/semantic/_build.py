@@ -46,6 +46,8 @@ async def build_semantic_cache(
         embed_timeout_s=settings.semantic_embed_timeout_s,
         store_timeout_s=settings.semantic_store_timeout_s,
         max_inflight=settings.semantic_max_inflight,
+        pause_s=settings.semantic_pause_s,
+        sweep_interval_s=settings.semantic_sweep_interval_s,
     )
     tier = SemanticCache(
         store, ExecutorEmbedder(executor), replies, SettingView(snapshot), SemanticMetrics(registry), limits

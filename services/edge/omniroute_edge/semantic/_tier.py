@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from omniroute.v1 import common_pb2
 from omniroute_core import jsonx
@@ -74,6 +74,11 @@ class SemanticMetrics:
             "Semantic tier lookups after an exact-tier miss, by outcome (hit, miss, skipped, error; dropped: a write"
             " beyond the pending limit)",
             ["outcome"],
+            registry=registry,
+        )
+        self.points = Gauge(
+            "omniroute_edge_semantic_cache_points",
+            "Points in this edge's vector store (counted at each sweep and after a clear)",
             registry=registry,
         )
 
@@ -230,6 +235,7 @@ class SemanticCache:
     async def clear(self) -> None:
         try:
             await self._store.clear()
+            self._metrics.points.set(await self._store.count())
         except Exception:
             log.warning("could not clear the semantic cache", exc_info=True)
 
@@ -238,7 +244,9 @@ class SemanticCache:
 
     async def sweep(self) -> int:
         self._stored_since_sweep = 0
-        return await self._store.sweep(self._clock(), self._limits.max_points)
+        removed = await self._store.sweep(self._clock(), self._limits.max_points)
+        self._metrics.points.set(await self._store.count())
+        return removed
 
     def _skip(self) -> Probe | None:
         self._metrics.lookups.labels("skipped").inc()
