@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from omniroute.v1 import common_pb2, executor_pb2
-from omniroute_core import jsonx
 from omniroute_core.errors import hub_error, hub_error_body
 from omniroute_core.formats import format_name
 from omniroute_core.multipart import Form
@@ -38,6 +37,7 @@ from omniroute_executor.modalities._wire import (
 )
 from omniroute_executor.prepare import Credentials, auth_header
 from omniroute_executor.relay_stream import relayed_headers
+from omniroute_executor.replies import is_json_object
 from omniroute_executor.resolve import ResolveError, Target
 from omniroute_executor.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
 
@@ -226,7 +226,7 @@ def _upstream_failure(target: Target, resp: UpstreamResponse, body: bytes, passt
         rate_limited=resp.status == 429,
         counts_as_failure=kind is Kind.RETRY,
     )
-    if passthrough and _is_json_object(body):
+    if passthrough and is_json_object(body):
         outcome.reply = _reply(resp.status, body, headers=relayed_headers(resp))
         outcome.reply.provider = target.provider.id
         return outcome
@@ -239,10 +239,3 @@ def _upstream_failure(target: Target, resp: UpstreamResponse, body: bytes, passt
     )
     outcome.reply = _reply(resp.status, hub_error_body(err), headers=relayed_headers(resp))
     return outcome
-
-
-def _is_json_object(body: bytes) -> bool:
-    try:
-        return isinstance(jsonx.loads(body), dict)
-    except jsonx.JSONDecodeError:
-        return False
