@@ -89,7 +89,7 @@ async def post(base: str, body: dict[str, Any], key: str, path: str = "/v1/chat/
 
 def cache(resp: httpx.Response) -> str:
     assert resp.status_code == 200, resp.text
-    return resp.headers.get("x-omniroute-cache", "")
+    return str(resp.headers.get("x-omniroute-cache", ""))
 
 
 async def test_a_paraphrase_is_answered_from_the_cache_seen_by_the_openai_sdk(
