@@ -20,7 +20,7 @@ from omniroute_devservers.suite import Suite
 
 pytestmark = pytest.mark.e2e
 
-MODEL = "openrouter/test-model"  # a provider no other test module registers: its requests are these tests' own
+MODEL = "xai/test-model"  # a provider no other cross-service test registers: its requests are these tests' own
 EMBEDDER = "nebius/Qwen/Qwen3-Embedding-8B"
 EDGE_ENV = {"SEMANTIC_EMBED_TIMEOUT_S": "20", "SEMANTIC_PAUSE_S": "1"}  # a busy shared machine
 
@@ -29,7 +29,7 @@ EDGE_ENV = {"SEMANTIC_EMBED_TIMEOUT_S": "20", "SEMANTIC_PAUSE_S": "1"}  # a busy
 async def upstream(admin: httpx.AsyncClient) -> AsyncIterator[FakeOpenAI]:
     fake = FakeOpenAI()
     await fake.start()
-    await make_provider(admin, "openrouter", fake.base_url)
+    await make_provider(admin, "xai", fake.base_url)
     yield fake
     await fake.stop()
 
@@ -120,7 +120,7 @@ async def test_a_paraphrase_is_answered_from_the_cache_seen_by_the_openai_sdk(
 @pytest.mark.parametrize(
     "variant",
     [
-        {"model": "openrouter/other-model"},
+        {"model": "xai/other-model"},
         {"temperature": 0, "top_p": 0.5},
         {"max_tokens": 7},
         {"tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]},
