@@ -24,6 +24,7 @@ from omniroute.v1 import common_pb2, executor_pb2, translator_pb2, usage_pb2
 from omniroute_core import jsonx
 from omniroute_core.catalog import Catalog
 from omniroute_core.errors import hub_error
+from omniroute_core.health import LOCKOUT_STATUSES, lockout_key
 from omniroute_core.snapshot import ConfigSnapshot
 from omniroute_executor.attempts import Attempt, Kind, Outcome, classify, retry_after_ms
 from omniroute_executor.count_tokens import count_tokens
@@ -325,7 +326,7 @@ class Engine:
             snapshot,
             stats=self.stats,
             rng=self._rng,
-            blocked_until=lambda t: self.health.blocked_until(*_health_keys(t)),
+            blocked_until=lambda t: self.health.blocked_until(*_health_keys(t), lockout_key(t.connection, t.model)),
         )
         return _Request(meta, body, parsed, plan, profiles_from(snapshot.settings))
 
@@ -386,6 +387,9 @@ class Engine:
                     conn_key, request.profiles["connection"], retry_after_ms=outcome.retry_after_ms
                 )
                 await self.health.failure(prov_key, request.profiles["provider"])
+            elif outcome.kind is Kind.NEXT and attempt.status in LOCKOUT_STATUSES:
+                lock = lockout_key(target.connection, target.model)
+                await self.health.lock_out(lock, request.profiles["connection"], attempt.status)
         finally:
             self._publish(request.meta, attempt)
 
@@ -430,11 +434,20 @@ class Engine:
         self.stats.begin(target.key)
         operation = _OPERATION_PATH[request.meta.operation]
         return await prepare(
-            target, request.meta, request.body, request.parsed, self._credentials, self._translator, operation
+            target,
+            request.meta,
+            request.body,
+            request.parsed,
+            self._credentials,
+            self._translator,
+            operation,
+            request.plan.policy_for(target),
         )
 
     async def _send(self, prepared: Prepared) -> UpstreamResponse:
-        return await self._upstream.post(prepared.target.provider.id, prepared.url, prepared.headers, prepared.body)
+        resp = await self._upstream.post(prepared.target.provider.id, prepared.url, prepared.headers, prepared.body)
+        self.health.observe_response(prepared.target.connection.id, resp.status, resp.headers)
+        return resp
 
     def _elapsed_ms(self, attempt: Attempt) -> int:
         return int((self._clock() - attempt.started) * 1000)

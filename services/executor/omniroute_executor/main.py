@@ -73,6 +73,7 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         await watcher.stop()
         await upstream.close()
         await translator_channel.close()
+        await engine.health.close()
         await redis.aclose()
         with contextlib.suppress(Exception):
             await nc.drain()

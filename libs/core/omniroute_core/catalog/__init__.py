@@ -20,6 +20,16 @@ from omniroute_core.formats import FORMAT_BY_NAME
 
 __all__ = ["Catalog", "ProviderSpec", "load_catalog"]
 
+# capability names (what a provider can do) → model types (what a model is for)
+_TYPE_OF_CAPABILITY = {
+    "chat": "chat",
+    "embeddings": "embedding",
+    "images": "image",
+    "transcription": "audio",
+    "speech": "audio",
+    "audio": "audio",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class ProviderSpec:
@@ -34,6 +44,19 @@ class ProviderSpec:
     headers: Mapping[str, str] = field(default_factory=dict)  # sent on every request (e.g. API versions)
     # USD per million tokens, {"model": {"input": 2.5, "output": 10}}; optional, read by cost-optimized routing
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # models known to accept a reasoning budget (the thinking-budget setting may turn reasoning on for them)
+    reasoning_models: frozenset[str] = frozenset()
+    # the type of a model that is not the provider's main one ({"text-embedding-3-small": "embedding"})
+    model_types: Mapping[str, str] = field(default_factory=dict)
+
+    def model_type(self, model: str) -> str:
+        """``chat``, ``embedding``, ``image`` or ``audio``: the model's own type, else the provider's main one."""
+        given = self.model_types.get(model)
+        if given:
+            return given
+        if "chat" in self.capabilities or not self.capabilities:
+            return "chat"
+        return _TYPE_OF_CAPABILITY.get(min(self.capabilities), "chat")
 
     def price(self, model: str) -> float | None:
         """Input plus output price per million tokens of ``model``, or None when the catalog has none."""
@@ -83,6 +106,8 @@ def parse_catalog(doc: Mapping[str, object]) -> Catalog:
             models=tuple(raw.get("models", ())),
             headers=dict(raw.get("headers", {})),
             prices={m: dict(p) for m, p in raw.get("prices", {}).items()},
+            reasoning_models=frozenset(raw.get("reasoningModels", ())),
+            model_types={str(m): str(t) for m, t in raw.get("modelTypes", {}).items()},
         )
         providers[spec.id] = spec
         for prefix in (spec.id, *spec.aliases):
