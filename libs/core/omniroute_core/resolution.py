@@ -44,6 +44,7 @@ __all__ = [
     "provider_by_id",
     "provider_for_prefix",
     "providers_of_model",
+    "reference_cycle",
 ]
 
 # How many aliases may chain (a → b → c is 2); the dashboard refuses cycles, this also stops a bad snapshot.
@@ -180,6 +181,31 @@ def _infer(
             )
         )
     return candidates[0]
+
+
+def reference_cycle(start: str, catalog: Catalog, snapshot: ConfigSnapshot) -> tuple[str, ...] | None:
+    """A chain of names from ``start`` back to a name already on it, following aliases to their targets and combos
+    to their steps (``("a", "b", "a")``); None when there is no cycle. For validating a change before it is saved."""
+
+    def references(name: str) -> list[str]:
+        prefix, sep, _ = name.partition("/")
+        if sep and provider_for_prefix(prefix, catalog, snapshot) is not None:
+            return []
+        if name in snapshot.aliases:
+            return [snapshot.aliases[name]]
+        combo = snapshot.combos_by_name.get(name)
+        return [step.model for step in combo.steps] if combo is not None else []
+
+    def walk(name: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
+        if name in path:
+            return (*path, name)
+        for child in references(name):
+            found = walk(child, (*path, name))
+            if found is not None:
+                return found
+        return None
+
+    return walk(start, ())
 
 
 def active_connections(spec: ProviderSpec, snapshot: ConfigSnapshot) -> tuple[ProviderConnection, ...]:
