@@ -257,4 +257,4 @@ async def test_redis_records_are_read_as_written(rdash: Dashboard) -> None:
     await write(rdash, {"conn:x": Health(1, 2, 3, 4)})
     snap = await load_snapshot(rdash.ctx.pool)
     raw = await redis.hget(health_hash(str(snap.settings["resilience"]["resetEpoch"])), "conn:x")
-    assert jsonx.loads(raw) == [1, 2, 3, 4]
+    assert raw is not None and jsonx.loads(raw) == [1, 2, 3, 4]
