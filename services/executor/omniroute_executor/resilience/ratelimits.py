@@ -1,7 +1,9 @@
 """What providers say about each account's rate limits, recorded in Redis for every replica and the dashboard.
 
-:meth:`RateLimitRecorder.observe` is called with every provider response and costs one dict assignment on the
-request path: it keeps the newest status and headers per connection. A background task, every ``flush_s``, parses
+:meth:`RateLimitRecorder.observe` is called with every provider response and costs a few header lookups on the
+request path: a response that carries rate-limit information (one of :data:`MARKERS`, or a 429) is kept as the
+newest for its connection, others are ignored (so a later response without headers does not hide what an earlier
+one said). A background task, every ``flush_s``, parses
 what was kept (:func:`omniroute_core.ratelimits.parse_rate_limits`) and writes every record in one pipelined round
 trip (``SET`` with an expiry per connection), so nothing on the request path waits for Redis and a burst of
 responses costs one write per connection per interval. At most ``max_pending`` connections are held between
@@ -23,9 +25,21 @@ from redis.exceptions import RedisError
 from omniroute_core import jsonx
 from omniroute_core.ratelimits import RATE_LIMIT_TTL_S, parse_rate_limits, rate_limit_key
 
-__all__ = ["RateLimitRecorder"]
+__all__ = ["MARKERS", "RateLimitRecorder"]
 
 log = logging.getLogger(__name__)
+
+# a response carrying any of these (looked up case-insensitively in the upstream's headers) is recorded
+MARKERS = (
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-remaining",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-input-tokens-remaining",
+    "ratelimit-remaining",
+    "retry-after",
+)
 
 
 class RateLimitRecorder:
@@ -47,6 +61,8 @@ class RateLimitRecorder:
     def observe(self, connection_id: str, status: int, headers: Mapping[str, str]) -> None:
         """Keep this response's rate-limit information for the next flush (the newest per connection wins)."""
         if self._redis is None or (len(self._pending) >= self._max_pending and connection_id not in self._pending):
+            return
+        if status != 429 and not any(name in headers for name in MARKERS):
             return
         self._pending[connection_id] = (status, self._clock_ms(), headers)
         if self._task is None or self._task.done():
