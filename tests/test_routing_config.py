@@ -24,7 +24,7 @@ from omniroute_devservers.suite import Suite
 pytestmark = pytest.mark.e2e
 
 ACME_HEADERS = {"X-Tenant": "acme", "X-Node-Secret": "s3cr3t-node-value-42"}
-USER = [{"role": "user", "content": "Say hello"}]
+USER: Any = [{"role": "user", "content": "Say hello"}]  # typed Any: the SDKs' message types and plain JSON
 
 
 @dataclass
@@ -72,7 +72,7 @@ async def env(admin: httpx.AsyncClient, suite: Suite) -> AsyncIterator[Env]:
 
     async def probe() -> None:
         for model in ("team-fast", "team-smart"):
-            completion = await oai.chat.completions.create(model=model, messages=USER)  # type: ignore[arg-type]
+            completion = await oai.chat.completions.create(model=model, messages=USER)
             assert completion.choices[0].message.content == TEXT
 
     await until_ok(probe, timeout=5)
@@ -86,7 +86,7 @@ async def env(admin: httpx.AsyncClient, suite: Suite) -> AsyncIterator[Env]:
 
 
 async def test_an_alias_routes_to_an_openai_compatible_node_with_its_headers(env: Env) -> None:
-    completion = await env.oai.chat.completions.create(model="team-fast", messages=USER, temperature=0)  # type: ignore[arg-type]
+    completion = await env.oai.chat.completions.create(model="team-fast", messages=USER, temperature=0)
     assert completion.choices[0].message.content == TEXT
     sent = env.acme.requests[-1]
     assert sent.path == "/v1/chat/completions"
@@ -96,7 +96,7 @@ async def test_an_alias_routes_to_an_openai_compatible_node_with_its_headers(env
 
 
 async def test_a_bare_custom_model_infers_the_anthropic_compatible_node(env: Env) -> None:
-    completion = await env.oai.chat.completions.create(model="claude-corp-1", messages=USER)  # type: ignore[arg-type]
+    completion = await env.oai.chat.completions.create(model="claude-corp-1", messages=USER)
     assert completion.choices[0].message.content == TEXT
     sent = env.corp.requests[-1]
     assert sent.path == "/v1/messages"
@@ -116,7 +116,7 @@ async def request_settings(admin: httpx.AsyncClient, env: Env) -> AsyncIterator[
     ).status_code == 200
 
     async def applied(expected: bool) -> None:
-        await env.oai.chat.completions.create(model="team-fast", messages=USER)  # type: ignore[arg-type]
+        await env.oai.chat.completions.create(model="team-fast", messages=USER)
         first = env.acme.requests[-1].json["messages"][0]
         assert (first["role"] == "system") is expected
 
@@ -134,7 +134,7 @@ async def request_settings(admin: httpx.AsyncClient, env: Env) -> AsyncIterator[
 async def test_system_prompt_and_thinking_budget_in_openai_format(env: Env) -> None:
     completion = await env.oai.chat.completions.create(
         model="team-fast",
-        messages=[{"role": "system", "content": "You are ACME's assistant."}, *USER],  # type: ignore[list-item]
+        messages=[{"role": "system", "content": "You are ACME's assistant."}, *USER],
         reasoning_effort="low",
     )
     assert completion.choices[0].message.content == TEXT
@@ -149,7 +149,7 @@ async def test_system_prompt_and_thinking_budget_in_openai_format(env: Env) -> N
     }
     assert env.acme.requests[-1].headers["X-Tenant"] == "acme"
 
-    stream = await env.oai.chat.completions.create(model="team-fast", messages=USER, stream=True)  # type: ignore[arg-type]
+    stream = await env.oai.chat.completions.create(model="team-fast", messages=USER, stream=True)
     pieces = [c.choices[0].delta.content or "" async for c in stream if c.choices]
     assert "".join(pieces) == TEXT
     assert env.acme.requests[-1].json == {
@@ -189,9 +189,9 @@ async def test_availability_and_rate_limits_read_what_the_executor_recorded(admi
     env.acme.script.append(Reply(json=env.acme.completion("llama-3-8b"), headers=limits))
     missing = {"error": {"message": "no such model", "type": "invalid_request_error", "code": "model_not_found"}}
     env.acme.script.append(Reply(status=404, json=missing))
-    await env.oai.chat.completions.create(model="team-fast", messages=USER)  # type: ignore[arg-type]
+    await env.oai.chat.completions.create(model="team-fast", messages=USER)
     with pytest.raises(openai.NotFoundError):
-        await env.oai.chat.completions.create(model="acme/retired-model", messages=USER)  # type: ignore[arg-type]
+        await env.oai.chat.completions.create(model="acme/retired-model", messages=USER)
 
     async def recorded() -> None:
         entries = (await admin.get("/api/rate-limits", params={"provider": "acme"})).json()["connections"]
@@ -207,13 +207,13 @@ async def test_availability_and_rate_limits_read_what_the_executor_recorded(admi
     assert acme["connections"][0]["lockouts"][0]["model"] == "retired-model"
     requests_before = len(env.acme.requests)
     with pytest.raises(openai.APIStatusError) as info:  # not sent again while locked out
-        await env.oai.chat.completions.create(model="acme/retired-model", messages=USER)  # type: ignore[arg-type]
+        await env.oai.chat.completions.create(model="acme/retired-model", messages=USER)
     assert info.value.status_code == 503 and len(env.acme.requests) == requests_before
 
 
 async def test_unknown_and_ambiguous_names_are_errors_in_the_clients_format(env: Env) -> None:
     with pytest.raises(openai.NotFoundError) as missing:
-        await env.oai.chat.completions.create(model="no-such-model", messages=USER)  # type: ignore[arg-type]
+        await env.oai.chat.completions.create(model="no-such-model", messages=USER)
     assert "no provider, alias or combo has that name" in str(missing.value)
     with pytest.raises(anthropic.NotFoundError) as unknown:
         await env.claude.messages.create(model="nope/x", max_tokens=10, messages=[{"role": "user", "content": "x"}])
