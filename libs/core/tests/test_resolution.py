@@ -21,7 +21,8 @@ CATALOG: Catalog = parse_catalog(
     {
         "providers": [
             {"id": "openai", "aliases": ["oai"], "format": "openai", "baseUrl": "http://o",
-             "models": ["gpt-4o", "shared"], "reasoningModels": ["o3"], "prices": {"gpt-4o": {"input": 2, "output": 8}}},
+             "models": ["gpt-4o", "shared"], "reasoningModels": ["o3"],
+             "prices": {"gpt-4o": {"input": 2, "output": 8}}},
             {"id": "nebius", "format": "openai", "baseUrl": "http://n", "models": ["shared"]},
             {"id": "anthropic", "aliases": ["claude"], "format": "anthropic", "baseUrl": "http://a",
              "models": ["claude-sonnet-4-5"]},
