@@ -25,6 +25,7 @@ from omniroute_core.events import CONFIG_KEY, config_bucket
 from omniroute_core.nodes import CustomModel, ProviderNode, parse_custom_model, parse_node
 
 __all__ = [
+    "CACHE_POLICIES",
     "COMBO_STRATEGIES",
     "MAX_COMBO_DEPTH",
     "NO_LIMITS",
@@ -114,10 +115,15 @@ class RateLimits:
 NO_LIMITS = RateLimits()
 
 
+# when a reply may come from (and go into) the edge's caches; see omniroute_edge.cache.eligible
+CACHE_POLICIES = frozenset({"deterministic", "always", "never"})
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     """A gateway key. ``allowed_models`` / ``blocked_models`` are fnmatch patterns matched against the model
-    string the client sent (empty allowed list: every model); ``rate_limits`` are enforced by the edge."""
+    string the client sent (empty allowed list: every model); ``rate_limits`` are enforced by the edge;
+    ``cache_policy`` (one of :data:`CACHE_POLICIES`, empty: the gateway's setting) overrides cache eligibility."""
 
     id: str
     name: str
@@ -129,6 +135,7 @@ class ApiKey:
     allowed_models: tuple[str, ...] = ()
     blocked_models: tuple[str, ...] = ()
     rate_limits: RateLimits = NO_LIMITS
+    cache_policy: str = ""
 
     def usable(self, now_ms: int) -> bool:
         return not self.revoked and (self.expires_at_ms is None or now_ms < self.expires_at_ms)
@@ -246,6 +253,7 @@ class ConfigSnapshot:
                         "allowedModels": list(k.allowed_models),
                         "blockedModels": list(k.blocked_models),
                         "rateLimits": k.rate_limits.to_json(),
+                        "cachePolicy": k.cache_policy or None,
                     }
                     for k in self.api_keys
                 ],
@@ -302,6 +310,7 @@ def parse_snapshot(data: bytes) -> ConfigSnapshot:
             allowed_models=tuple(str(m) for m in k.get("allowedModels") or ()),
             blocked_models=tuple(str(m) for m in k.get("blockedModels") or ()),
             rate_limits=RateLimits.parse(k.get("rateLimits")),
+            cache_policy=_cache_policy(k.get("cachePolicy")),
         )
         for k in doc.get("apiKeys", [])
     )
@@ -317,6 +326,10 @@ def parse_snapshot(data: bytes) -> ConfigSnapshot:
         nodes=tuple(parse_node(n) for n in doc.get("providerNodes") or []),
         custom_models=tuple(parse_custom_model(m) for m in doc.get("customModels") or []),
     )
+
+
+def _cache_policy(raw: Any) -> str:
+    return raw if isinstance(raw, str) and raw in CACHE_POLICIES else ""
 
 
 def parse_combo(raw: Mapping[str, Any]) -> Combo:

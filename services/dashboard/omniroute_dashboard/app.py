@@ -32,6 +32,7 @@ from omniroute_dashboard import (
     provider_nodes,
     providers,
     resilience,
+    sessions_routes,
     system,
     usage_routes,
 )
@@ -108,6 +109,8 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
     app.include_router(combos.router)
     app.include_router(resilience.router)
     app.include_router(cache_routes.router)
+    app.include_router(cache_routes.settings_router)
+    app.include_router(sessions_routes.router)
     app.include_router(ip_filter_router)
     app.include_router(rate_limit_router)
     app.include_router(audit.router)

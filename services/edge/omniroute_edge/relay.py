@@ -31,8 +31,9 @@ from omniroute_edge.guards import NOTHING, Guards, Refused, with_headers
 from omniroute_edge.ipfilter import CLIENT_IP
 from omniroute_edge.progress import Progress
 from omniroute_edge.refusals import send_error
-from omniroute_edge.replay import ReplayPolicy, RequestFacts, serve
+from omniroute_edge.replay import ReplayPolicy, RequestFacts, cache_policy, serve
 from omniroute_edge.routes import Route
+from omniroute_edge.sessions import SessionTracker, session_id
 
 __all__ = ["EdgeContext", "EdgeMetrics", "Relay"]
 
@@ -70,6 +71,7 @@ class EdgeContext:
     request_timeout_s: float
     replay: ReplayPolicy | None = None
     guards: Guards | None = None
+    sessions: SessionTracker | None = None
 
 
 class _Refusal(Exception):
@@ -114,21 +116,35 @@ class Relay:
                 admission = await ctx.guards.admit(snapshot, caller.key, model, doc, len(body), paths, rid)
         except (_Refusal, AuthError, Refused) as exc:
             return await send_error(ctx.errors, fmt, exc.error, send, rid, getattr(exc, "headers", ()))
+        client_ip = scope.get(CLIENT_IP) or _client_ip(scope)
+        key_id = caller.key.id if caller.key else ""
+        if ctx.sessions is not None and operation == common_pb2.OPERATION_CHAT:
+            session = session_id(scope["headers"], fmt, doc, key_id or "ip:" + client_ip, model)
+            if session is not None:
+                ctx.sessions.touch(session, key_id, model)
         meta = common_pb2.RequestMeta(
             request_id=rid,
-            key_id=caller.key.id if caller.key else "",
+            key_id=key_id,
             client_format=fmt,
             operation=operation,
             model=model,
             stream=stream,
             deadline_unix_ms=int((time.time() + ctx.request_timeout_s) * 1000),
-            client_ip=scope.get(CLIENT_IP) or _client_ip(scope),
+            client_ip=client_ip,
             endpoint=self.route.path,
             no_log=bool(caller.key and caller.key.no_log),
         )
         try:
             return await self._dispatch(
-                ctx, scope, receive, with_headers(send, admission.headers), rid, meta, doc, body
+                ctx,
+                scope,
+                receive,
+                with_headers(send, admission.headers),
+                rid,
+                meta,
+                doc,
+                body,
+                cache_policy(caller.key, snapshot),
             )
         finally:
             if admission.release is not None:
@@ -144,6 +160,7 @@ class Relay:
         meta: common_pb2.RequestMeta,
         doc: dict[str, Any],
         body: bytes,
+        policy: str,
     ) -> int:
         """Run the request through the executor, behind idempotency and the exact cache when they apply."""
         request = executor_pb2.ExecuteRequest(meta=meta, body=body)
@@ -165,6 +182,7 @@ class Relay:
             stream=stream,
             idempotency_token=token,
             no_cache=_header(scope, b"x-omniroute-no-cache").lower() == "true",
+            cache_policy=policy,
         )
         return await serve(ctx.replay, self.route, facts, send, rid, run)
 

@@ -62,3 +62,21 @@ def test_bad_bodies_are_400(body: bytes, param: str) -> None:
         _model_and_stream(body)
     assert exc.value.error.status == 400
     assert exc.value.error.param == param
+
+
+def test_cache_policy_precedence_key_then_setting_then_default() -> None:
+    from omniroute_core.snapshot import ApiKey, ConfigSnapshot
+    from omniroute_edge.replay import cache_policy
+
+    plain, never = ApiKey("a", "a", "h1"), ApiKey("b", "b", "h2", cache_policy="never")
+    bare = ConfigSnapshot.build(1, (), (plain, never), {})
+    assert cache_policy(plain, bare) == ""  # the edge's own default applies
+    assert cache_policy(None, bare) == ""
+    assert cache_policy(never, bare) == "never"
+    always = ConfigSnapshot.build(2, (), (plain, never), {"cache": {"policy": "always"}})
+    assert cache_policy(plain, always) == "always"
+    assert cache_policy(None, always) == "always"
+    assert cache_policy(never, always) == "never"
+    odd = ConfigSnapshot.build(3, (), (plain,), {"cache": {"policy": "sometimes"}})
+    assert cache_policy(plain, odd) == ""
+    assert cache_policy(plain, ConfigSnapshot.build(4, (), (plain,), {"cache": "always"})) == ""
