@@ -37,6 +37,7 @@ __all__ = [
     "Skipped",
     "Target",
     "active_connections",
+    "builtin_connection",
     "expand",
     "is_reasoning_model",
     "model_price",
@@ -208,9 +209,17 @@ def reference_cycle(start: str, catalog: Catalog, snapshot: ConfigSnapshot) -> t
     return walk(start, ())
 
 
+def builtin_connection(spec: ProviderSpec) -> ProviderConnection:
+    """The one implicit connection of a built-in provider (no account, no key)."""
+    return ProviderConnection(id=f"builtin:{spec.id}", provider=spec.id, name="built-in", base_url="", api_key_enc="")
+
+
 def active_connections(spec: ProviderSpec, snapshot: ConfigSnapshot) -> tuple[ProviderConnection, ...]:
-    """The provider's active connections in priority order. Raises :class:`ResolveError` (400) when none."""
+    """The provider's active connections in priority order (a built-in provider's implicit one when it has none
+    configured). Raises :class:`ResolveError` (400) when none."""
     conns = tuple(c for c in snapshot.connections_by_provider.get(spec.id, ()) if c.is_active)
+    if not conns and spec.builtin:
+        return (builtin_connection(spec),)
     if not conns:
         node = snapshot.nodes_by_id.get(spec.id)
         what = f"provider node {node.prefix!r} ({spec.id})" if node is not None else f"provider {spec.id!r}"

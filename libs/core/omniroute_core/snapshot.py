@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -139,6 +140,13 @@ class ApiKey:
 
     def usable(self, now_ms: int) -> bool:
         return not self.revoked and (self.expires_at_ms is None or now_ms < self.expires_at_ms)
+
+    def may_use(self, model: str) -> bool:
+        """Whether the key's model patterns let it call ``model`` (a blocked match always wins; a non-empty
+        allowed list must match too). Case-sensitive, so the answer does not depend on the operating system."""
+        if any(fnmatchcase(model, pattern) for pattern in self.blocked_models):
+            return False
+        return not self.allowed_models or any(fnmatchcase(model, pattern) for pattern in self.allowed_models)
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,17 +70,8 @@ def test_bare_model_inference_and_ambiguity() -> None:
     assert sorted(p.id for p in catalog.providers_of_model("shared")) == ["a", "b"]
 
 
-def test_reasoning_models_and_model_types_are_data() -> None:
+def test_reasoning_models_are_data() -> None:
     catalog = load_catalog()
     assert "claude-sonnet-4-5" in catalog.providers["anthropic"].reasoning_models
     assert "gpt-4o" not in catalog.providers["openai"].reasoning_models
-    doc = {
-        "providers": [
-            {"id": "e", "format": "openai", "baseUrl": "http://e", "capabilities": ["embeddings"], "models": ["bge"]},
-            {"id": "m", "format": "openai", "baseUrl": "http://m", "capabilities": ["chat", "embeddings"],
-             "models": ["chat-1", "embed-1"], "modelTypes": {"embed-1": "embedding"}},
-        ]
-    }  # fmt: skip
-    parsed = parse_catalog(doc)
-    assert parsed.providers["e"].model_type("bge") == "embedding"
-    assert [parsed.providers["m"].model_type(x) for x in ("chat-1", "embed-1")] == ["chat", "embedding"]
+    assert not catalog.providers["groq"].reasoning_models

@@ -1,8 +1,9 @@
 """``GET /api/models/catalog``: every model the gateway knows, by provider and by type.
 
-Sources: the provider catalog (``omniroute_core/catalog/providers.json``; a model's type is its own ``modelTypes``
-entry, else the provider's main capability), provider nodes and custom models. Each provider says whether it has an
-active connection (``active``): only then do its models serve requests. Model ids are what a client sends
+Sources: the provider catalog (``omniroute_core/catalog/providers.json``: ``models`` are chat models,
+``operationModels`` those of embeddings, images and transcription), provider nodes and custom models. Each provider
+says whether it has an active connection (``active``; built-in providers always do): only then do its models serve
+requests. Model ids are what a client sends
 (``<prefix>/<model>``: the catalog id, or a node's prefix).
 
 Response: ``{"catalog": {<provider id>: {"provider", "name", "kind": "catalog" | "node", "prefixes", "format",
@@ -31,26 +32,30 @@ __all__ = ["router"]
 
 router = APIRouter(prefix="/api/models/catalog", dependencies=[Depends(require_admin)])
 
+# catalog operations → model types
+_TYPE_OF_OPERATION = {"chat": "chat", "embeddings": "embedding", "images": "image", "transcription": "audio"}
+
 
 def _provider_entry(spec: ProviderSpec, snap: ConfigSnapshot, *, prefix: str, name: str, kind: str) -> dict[str, Any]:
     conns = snap.connections_by_provider.get(spec.id, ())
     models: list[dict[str, Any]] = []
     custom = {m.model: m for m in snap.custom_models if m.provider == spec.id}
-    for model in spec.models:
-        if model in custom:
-            continue
-        prices = spec.prices.get(model)
-        models.append(
-            {
-                "id": f"{prefix}/{model}",
-                "model": model,
-                "name": model,
-                "type": spec.model_type(model),
-                "custom": False,
-                "reasoning": model in spec.reasoning_models,
-                "prices": dict(prices) if prices else None,
-            }
-        )
+    for operation, model_type in _TYPE_OF_OPERATION.items():
+        for model in spec.models_for(operation):
+            if model in custom:
+                continue
+            prices = spec.prices.get(model)
+            models.append(
+                {
+                    "id": f"{prefix}/{model}",
+                    "model": model,
+                    "name": model,
+                    "type": model_type,
+                    "custom": False,
+                    "reasoning": model in spec.reasoning_models,
+                    "prices": dict(prices) if prices else None,
+                }
+            )
     for added in custom.values():
         models.append(
             {
@@ -70,7 +75,7 @@ def _provider_entry(spec: ProviderSpec, snap: ConfigSnapshot, *, prefix: str, na
         "prefixes": [prefix, *(a for a in spec.aliases if a != prefix)],
         "format": format_name(spec.format),
         "capabilities": sorted(spec.capabilities),
-        "active": any(c.is_active for c in conns),
+        "active": spec.builtin or any(c.is_active for c in conns),
         "connections": len(conns),
         "models": models,
     }

@@ -91,12 +91,17 @@ async def test_catalog_lists_models_by_provider_and_type(rdash: Dashboard) -> No
         ("vllm/bge-m3", "embedding", False),
         ("vllm/qwen3-8b", "chat", True),
     ]
-    assert body["types"]["embedding"] == ["vllm/bge-m3"] and body["types"]["image"] == ["openai/gpt-image-1"]
+    assert by_id["openai/text-embedding-3-small"]["type"] == "embedding"  # the catalog's operationModels
+    assert by_id["openai/whisper-1"]["type"] == "audio"
+    assert {"vllm/bge-m3", "openai/text-embedding-3-small"} <= set(body["types"]["embedding"])
+    assert body["types"]["image"].count("openai/gpt-image-1") == 1  # the custom entry replaces the catalog's
     assert "anthropic/claude-sonnet-4-5" in body["types"]["chat"]
     assert body["aliases"] == {"fast": "openai/gpt-4o-mini"}
+    assert catalog["local"]["active"] is True  # built in: no connection needed
 
     embeddings = (await rdash.admin.get("/api/models/catalog?type=embedding&active=true")).json()
-    assert list(embeddings["catalog"]) == [node_id] and embeddings["total"] == 1
+    assert list(embeddings["catalog"]) == ["openai", "local", node_id]
+    assert all(m["type"] == "embedding" for e in embeddings["catalog"].values() for m in e["models"])
     assert_error(await rdash.admin.get("/api/models/catalog?type=video"), 400, "invalid_request_error")
     assert_error(await rdash.client.get("/api/models/catalog"), 401, "authentication_error")
 

@@ -95,7 +95,7 @@ def cache_policy(key: ApiKey | None, snapshot: ConfigSnapshot) -> str:
 
 
 def _cache_key(policy: ReplayPolicy, route: Route, facts: RequestFacts) -> str | None:
-    if policy.cache is None or facts.no_cache or not isinstance(facts.doc, dict):
+    if policy.cache is None or not route.cacheable or facts.no_cache or not isinstance(facts.doc, dict):
         return None
     if not eligible(facts.doc, route.temperature_path, facts.cache_policy or policy.cache_policy):
         return None

@@ -7,6 +7,6 @@ with exactly the same rules; the executor adds the ordering (:mod:`omniroute_exe
 
 from __future__ import annotations
 
-from omniroute_core.resolution import ResolveError, Target, active_connections
+from omniroute_core.resolution import ResolveError, Target, active_connections, builtin_connection
 
-__all__ = ["ResolveError", "Target", "active_connections"]
+__all__ = ["ResolveError", "Target", "active_connections", "builtin_connection"]

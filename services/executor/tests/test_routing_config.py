@@ -16,11 +16,12 @@ from omniroute_core import grpcx, jsonx
 from omniroute_core.catalog import load_catalog
 from omniroute_core.crypto import Cipher, generate_encryption_key
 from omniroute_core.health import health_hash, lockout_key
-from omniroute_core.nodes import ProviderNode
+from omniroute_core.nodes import CustomModel, ProviderNode
 from omniroute_core.ratelimits import rate_limit_key
 from omniroute_core.snapshot import ConfigSnapshot, ProviderConnection
 from omniroute_devservers.fake_openai import FakeOpenAI, Reply
 from omniroute_executor.engine import Engine
+from omniroute_executor.listing import listed_models
 from omniroute_executor.prepare import Credentials
 from omniroute_executor.resilience import HealthStore
 from omniroute_executor.translate import TranslatorClient
@@ -181,3 +182,26 @@ async def test_responses_without_rate_limit_information_write_nothing(rig: Rig) 
     assert (await rig.engine.execute(request("openai/gpt-4o"))).status == 200
     assert await rig.engine.health.rate_limits.flush() == 0
     assert await rig.redis.get(rate_limit_key(cid)) is None
+
+
+def test_model_listings_include_custom_models_nodes_and_aliases(rig: Rig) -> None:
+    node = ProviderNode("node-1", "vllm", "Local", "openai-compatible", "chat", rig.fake.base_url)
+    snapshot = ConfigSnapshot.build(
+        2,
+        (rig.connection("n1", "node-1", "k"), rig.connection("o1", "openai", "k")),
+        (),
+        {},
+        aliases={"fast": "vllm/qwen3-8b", "broken": "nope/x", "embed": "openai/text-embedding-3-small"},
+        nodes=(node,),
+        custom_models=(
+            CustomModel("node-1", "qwen3-8b"),
+            CustomModel("openai", "ft:gpt-4o:acme", "chat"),
+            CustomModel("anthropic", "claude-next"),  # no connection: not listed
+            CustomModel("node-1", "bge-m3", "embedding"),
+        ),
+    )
+    chat = [m.id for m in listed_models(load_catalog(), snapshot, ["chat"], None)]
+    assert {"vllm/qwen3-8b", "openai/ft:gpt-4o:acme", "fast"} <= set(chat)
+    assert not {"anthropic/claude-next", "broken", "embed", "vllm/bge-m3"} & set(chat)
+    embeddings = [m.id for m in listed_models(load_catalog(), snapshot, ["embeddings"], None)]
+    assert {"vllm/bge-m3", "embed", "openai/text-embedding-3-small"} <= set(embeddings) and "fast" not in embeddings
