@@ -95,6 +95,19 @@ async def test_an_alias_routes_to_an_openai_compatible_node_with_its_headers(env
     assert (sent.headers["X-Tenant"], sent.headers["X-Node-Secret"]) == ("acme", "s3cr3t-node-value-42")
 
 
+async def test_a_dedicated_provider_route_knows_the_node_prefix(env: Env, suite: Suite) -> None:
+    dedicated = openai.AsyncOpenAI(base_url=suite.edge_url + "/v1/providers/acme", api_key=env.key, max_retries=0)
+    try:
+        completion = await dedicated.chat.completions.create(model="llama-3-8b", messages=USER)
+        assert completion.choices[0].message.content == TEXT
+        assert env.acme.requests[-1].json == {"model": "llama-3-8b", "messages": USER}
+        with pytest.raises(openai.BadRequestError) as info:
+            await dedicated.chat.completions.create(model="corp/claude-corp-1", messages=USER)
+        assert "belongs to provider" in str(info.value)
+    finally:
+        await dedicated.close()
+
+
 async def test_a_bare_custom_model_infers_the_anthropic_compatible_node(env: Env) -> None:
     completion = await env.oai.chat.completions.create(model="claude-corp-1", messages=USER)
     assert completion.choices[0].message.content == TEXT
