@@ -4,8 +4,8 @@ The state lives in the ``settings`` row ``resilience`` and so travels in the con
 ``{"profiles": {"provider": {...}, "connection": {...}}, "resetEpoch": n}``. A profile's fields (positive
 integers): ``failureThreshold`` (consecutive failures that open the breaker), ``cooldownMs`` (how long it stays
 open before one probe), ``baseBackoffMs`` / ``maxBackoffMs`` (the 429 cooldown when the provider names no
-wait), ``probeTimeoutMs``, ``lockoutMs`` (how long a model the provider refused with 401/403/404 is not tried on
-that connection). ``PUT`` merges the given fields into the stored ones; ``GET`` shows them over the
+wait), ``probeTimeoutMs``, ``lockoutMs`` (connection profile only: how long a model the provider refused with
+401/403/404 is not tried on that connection). ``PUT`` merges the given fields into the stored ones; ``GET`` shows them over the
 executor's defaults (mirrored in :data:`DEFAULTS`).
 
 ``POST /api/resilience/reset`` increments ``resetEpoch``: executors keep breaker and cooldown records in Redis
