@@ -33,6 +33,7 @@ from omniroute_executor.relay_stream import EarlyFailure, StreamRelay, relayed_h
 from omniroute_executor.resilience import HealthStore, Profile, profiles_from
 from omniroute_executor.resolve import ResolveError, Target
 from omniroute_executor.routing import Plan, RoutingStats, build_plan
+from omniroute_executor.timing import UpstreamClock
 from omniroute_executor.translate import TranslatorClient
 from omniroute_executor.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
 
@@ -56,6 +57,7 @@ class _Request:
     parsed: dict[str, Any]
     plan: Plan
     profiles: dict[str, Profile]
+    upstream: UpstreamClock  # time spent waiting on providers (the edge's overhead histogram subtracts it)
 
 
 class Engine:
@@ -109,10 +111,12 @@ class Engine:
                     attempt.error_type = attempt.error_type or "client_gone"
                     await self._settle(request, target, attempt, _GONE, outcomes)
                     raise
+                finally:
+                    request.upstream.stop()
                 await self._settle(request, target, attempt, outcome, outcomes)
                 if outcome.kind in (Kind.OK, Kind.STOP):
-                    return outcome.reply
-        return await self._final(request, outcomes)
+                    return _timed(outcome.reply, request.upstream)
+        return _timed(await self._final(request, outcomes), request.upstream)
 
     async def _try_once(self, request: _Request, target: Target, attempt: Attempt) -> Outcome:
         meta = request.meta
@@ -122,7 +126,7 @@ class Engine:
             return Outcome(Kind.NEXT, await self._error_reply(meta, exc.error, attempt))
         try:
             async with asyncio.timeout(request.plan.config.timeout_s or None):
-                resp = await self._send(prepared)
+                resp = await self._send(prepared, request.upstream)
                 try:
                     body = await resp.read()
                 finally:
@@ -223,8 +227,11 @@ class Engine:
 
     # -- streaming -----------------------------------------------------------------------------------------
 
-    async def execute_stream(self, req: executor_pb2.ExecuteRequest) -> AsyncIterator[executor_pb2.ExecuteChunk]:
-        """First chunk: status and headers (and, on failure before any content, the whole error body)."""
+    async def execute_stream(
+        self, req: executor_pb2.ExecuteRequest, timing: executor_pb2.UpstreamTiming | None = None
+    ) -> AsyncIterator[executor_pb2.ExecuteChunk]:
+        """First chunk: status and headers (and, on failure before any content, the whole error body).
+        ``timing`` is kept up to date with the time spent waiting on providers (for the trailing metadata)."""
         meta = req.meta
         if meta.operation == common_pb2.OPERATION_COUNT_TOKENS:  # a count never streams: one chunk, the reply
             yield _as_chunk(await self._count_tokens(meta, req.body))
@@ -238,6 +245,7 @@ class Engine:
             finally:
                 self._publish(meta, attempt)
             return
+        request.upstream.sink = timing
         outcomes: list[Outcome] = []
         async with aclosing(self._attempts(request, outcomes)) as attempts:
             async for target, attempt in attempts:
@@ -251,6 +259,8 @@ class Engine:
                         prepared, resp = resp_or_outcome
                         try:
                             async for chunk in self._relay.relay(meta, prepared, resp, attempt):
+                                if not committed:
+                                    chunk.upstream.first_byte_us = request.upstream.first_byte()
                                 committed = True
                                 yield chunk
                         finally:
@@ -259,6 +269,7 @@ class Engine:
                     reply = await self._error_reply(meta, exc.error, attempt)
                     outcome = Outcome(Kind.RETRY, reply, counts_as_failure=True)
                 finally:
+                    request.upstream.stop()
                     if committed or outcome is None:
                         # content reached the client (the stream is this attempt's, whatever its end), or the client
                         # left (the relay records a status only when the upstream stream ended)
@@ -285,7 +296,7 @@ class Engine:
             return Outcome(Kind.NEXT, await self._error_reply(meta, exc.error, attempt))
         try:
             async with asyncio.timeout(request.plan.config.timeout_s or None):
-                resp = await self._send(prepared)
+                resp = await self._send(prepared, request.upstream)
         except (TimeoutError, UpstreamTimeout) as exc:
             err = hub_error(504, f"provider timed out: {exc or 'per-target timeout'}")
             return Outcome(Kind.RETRY, await self._error_reply(meta, err, attempt), counts_as_failure=True)
@@ -327,7 +338,7 @@ class Engine:
             rng=self._rng,
             blocked_until=lambda t: self.health.blocked_until(*_health_keys(t)),
         )
-        return _Request(meta, body, parsed, plan, profiles_from(snapshot.settings))
+        return _Request(meta, body, parsed, plan, profiles_from(snapshot.settings), UpstreamClock(self._clock))
 
     async def _attempts(
         self, request: _Request, outcomes: list[Outcome]
@@ -433,7 +444,9 @@ class Engine:
             target, request.meta, request.body, request.parsed, self._credentials, self._translator, operation
         )
 
-    async def _send(self, prepared: Prepared) -> UpstreamResponse:
+    async def _send(self, prepared: Prepared, clock: UpstreamClock) -> UpstreamResponse:
+        """The attempt's request; ``clock`` runs from here until the caller stops it (the response ended)."""
+        clock.start()
         return await self._upstream.post(prepared.target.provider.id, prepared.url, prepared.headers, prepared.body)
 
     def _elapsed_ms(self, attempt: Attempt) -> int:
@@ -477,6 +490,11 @@ def _ended(status: int) -> Outcome:
 
 def _health_keys(target: Target) -> tuple[str, str]:
     return f"conn:{target.connection.id}", f"prov:{target.provider.id}"
+
+
+def _timed(reply: executor_pb2.ExecuteReply, clock: UpstreamClock) -> executor_pb2.ExecuteReply:
+    reply.upstream.CopyFrom(clock.timing())
+    return reply
 
 
 def _as_chunk(reply: executor_pb2.ExecuteReply) -> executor_pb2.ExecuteChunk:
