@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
+import grpc
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -20,6 +21,7 @@ from starlette.routing import Route as StarletteRoute
 
 from omniroute.v1 import executor_pb2_grpc, translator_pb2_grpc, usage_pb2_grpc
 from omniroute_core import events, grpcx, jsonx
+from omniroute_core.grpc_h2 import H2Channel
 from omniroute_core.snapshot import SnapshotWatcher
 from omniroute_edge.budget import BudgetGuard, BudgetMetrics
 from omniroute_edge.cache import ExactCache
@@ -41,6 +43,14 @@ log = logging.getLogger(__name__)
 _PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
+def _executor_channel(settings: EdgeSettings) -> grpc.aio.Channel:
+    """The channel of the hop every data-plane request takes (settings.executor_client chooses the client)."""
+    if settings.executor_client == "grpc":
+        return grpcx.insecure_channel(settings.executor_addr)
+    # H2Channel offers what generated stubs and the relay use of a grpc.aio channel (unary calls and streams)
+    return cast(grpc.aio.Channel, H2Channel(settings.executor_addr, max_message=grpcx.MAX_MESSAGE))
+
+
 def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> DataPlaneDispatcher:
     """The edge's ASGI app: the data-plane dispatcher in front of the IP filter and the FastAPI app."""
     metrics = EdgeMetrics(registry)
@@ -53,7 +63,7 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> DataPlane
         nc = await events.connect(settings.nats_url, "edge")
         watcher = SnapshotWatcher(nc.jetstream())
         await watcher.start()
-        executor_channel = grpcx.insecure_channel(settings.executor_addr)
+        executor_channel = _executor_channel(settings)
         translator_channel = grpcx.insecure_channel(settings.translator_addr)
         usage_channel = grpcx.insecure_channel(settings.usage_addr)
         proxy = DashboardProxy(settings.dashboard_url)
