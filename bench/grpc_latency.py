@@ -285,8 +285,14 @@ def h2_protocol(client: bool) -> Any:
 
         async def call(self, message: bytes) -> bytes:
             sid = self.conn.get_next_available_stream_id()
-            headers = [(b":method", b"POST"), (b":scheme", b"http"), (b":path", METHOD.encode()),
-                       (b":authority", b"bench"), (b"content-type", b"application/grpc"), (b"te", b"trailers")]  # fmt: skip
+            headers = [
+                (b":method", b"POST"),
+                (b":scheme", b"http"),
+                (b":path", METHOD.encode()),
+                (b":authority", b"bench"),
+                (b"content-type", b"application/grpc"),
+                (b"te", b"trailers"),
+            ]
             self.conn.send_headers(sid, headers)
             self.conn.send_data(sid, struct.pack(">?I", False, len(message)) + message, end_stream=True)
             waiter = asyncio.get_running_loop().create_future()
@@ -326,11 +332,9 @@ class MiniClient(MiniH2):
         self.waiters: dict[int, asyncio.Future[bytes]] = {}
         self.bodies: dict[int, bytes] = {}
         # the request's fixed headers: :method POST (static 3), :scheme http (static 6), then literals
-        self.fixed = b"\x83\x86" + b"".join(
-            literal(n, v)
-            for n, v in ((b":path", METHOD.encode()), (b":authority", b"bench"),
-                         (b"content-type", b"application/grpc"), (b"te", b"trailers"))  # fmt: skip
-        )
+        fields = ((b":path", METHOD.encode()), (b":authority", b"bench"),
+                  (b"content-type", b"application/grpc"), (b"te", b"trailers"))  # fmt: skip
+        self.fixed = b"\x83\x86" + b"".join(literal(n, v) for n, v in fields)
 
     def call(self, message: bytes, timeout_ms: int = 600_000) -> asyncio.Future[bytes]:
         stream, self.next_stream = self.next_stream, self.next_stream + 2
@@ -476,7 +480,8 @@ def compare(ns: argparse.Namespace) -> None:
                 proc, port = servers[name]
                 before = cpu_seconds(proc.pid)
                 argv = [*me, "client", client_kind, str(port), str(ns.size), str(ns.calls), str(ns.gap_ms)]
-                out = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True, check=True, timeout=300)
+                env_c = {**os.environ, **env}
+                out = subprocess.run(argv, env=env_c, capture_output=True, text=True, check=True, timeout=300)
                 server_cpu = (cpu_seconds(proc.pid) - before) / (ns.calls + 200) * 1e6
                 p50, p99, client_cpu = (float(x) for x in out.stdout.split())
                 results[name].append((p50, p99, client_cpu, server_cpu))
@@ -489,8 +494,8 @@ def compare(ns: argparse.Namespace) -> None:
             proc.wait(10)
     floor = statistics.median(r[0] for r in results[ns.variants[0]])
     print(f"\n{ns.calls} sequential calls of {ns.size} B, {ns.gap_ms} ms apart, {ns.rounds} interleaved rounds; "
-          f"medians over rounds; ×: p50 over {ns.variants[0]}'s")  # fmt: skip
-    print(f"{'variant':<11} {'p50 µs':>8} {'p99 µs':>8} {'×':>6} {'client CPU µs/call':>19} {'server CPU µs/call':>19}")
+          f"medians over rounds; x: p50 over {ns.variants[0]}'s")  # fmt: skip
+    print(f"{'variant':<11} {'p50 µs':>8} {'p99 µs':>8} {'x':>6} {'client CPU µs/call':>19} {'server CPU µs/call':>19}")
     for name in ns.variants:
         rows = results[name]
         p50 = statistics.median(r[0] for r in rows)

@@ -7,6 +7,12 @@ when missing). Writes ``<scenario>-<service>[-native].txt`` (collapsed stacks, w
 under ``.bench/profile/`` and prints the CPU each service spends per request (measured first, without the profiler),
 then, per service, the functions with the most samples: on-CPU "self" time and
 "inclusive" time (the function or anything it called). Nothing in the services changes.
+
+``--ab NAME=VALUE …`` compares two edge variants instead of profiling: a second edge runs with those
+environment overrides (e.g. ``EXECUTOR_CLIENT=grpc``) beside the first, on the same executor and backing
+servers, and open-loop phases at ``--rate`` (default 200 req/s) alternate between them for ``--rounds``
+rounds (A B A B …), so load from elsewhere on the machine hits both alike. It prints each round and the median
+over rounds of every latency percentile, with B ÷ A; the mock's own latency is not subtracted (both include it).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,6 +100,35 @@ async def cpu_per_request(target: OmniRoute, mock: Mock, spec: dict[str, Any]) -
     return result
 
 
+async def ab(ns: argparse.Namespace, target: OmniRoute, scenario: Any) -> None:
+    """Interleaved open-loop phases on the default edge (A) and an edge with ``ns.ab``'s overrides (B)."""
+    assert target.suite is not None
+    overrides = dict(pair.split("=", 1) for pair in ns.ab)
+    port_b = await asyncio.to_thread(target.suite.start_service, "edge", key="edge-b", overrides=overrides)
+    await asyncio.sleep(2)  # the new edge loads the config snapshot
+    spec: dict[str, Any] = {
+        "path": scenario.path, "body": scenario.body, "unique": scenario.unique,
+        "headers": headers_for(scenario, target.api_key), "mode": "open", "concurrency": ns.concurrency,
+        "rate": ns.rate or 200.0, "duration": ns.seconds, "warmup": 1.0, "timeout": 10.0,
+    }  # fmt: skip
+    keys = ("p50", "p90", "p99")
+    rows: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
+    for round_ in range(ns.rounds):
+        for name, port in (("A", target.port), ("B", port_b)):
+            result = await run_phase({**spec, "port": port}, [])
+            row = {f"lat {k}": float(result["latency_ms"].get(k, 0)) for k in keys}
+            if scenario.check == "stream":
+                row |= {f"ttfb {k}": float(result["ttfb_ms"].get(k, 0)) for k in keys}
+            rows[name].append(row)
+            print(f"round {round_ + 1} {name}: {result['rps']:,.0f} req/s, "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in row.items()) + " ms", flush=True)  # fmt: skip
+    print(f"\nA: the default edge; B: {' '.join(ns.ab)}; medians over {ns.rounds} rounds at {spec['rate']} req/s, ms")
+    for metric in rows["A"][0]:
+        a = statistics.median(r[metric] for r in rows["A"])
+        b = statistics.median(r[metric] for r in rows["B"])
+        print(f"{metric:>9}: A {a:7.2f}   B {b:7.2f}   B/A {b / a if a else float('nan'):.2f}")
+
+
 async def profile(ns: argparse.Namespace, workdir: Path, py_spy: Path) -> None:
     scenario = next(s for s in SCENARIOS if s.key == ns.scenario)
     mock = Mock(workdir, 0.0, ns.chunks, ns.chunk_delay_ms)
@@ -106,6 +142,9 @@ async def profile(ns: argparse.Namespace, workdir: Path, py_spy: Path) -> None:
         ok, note = await probe(target, scenario, mock)
         if not ok:
             raise SystemExit(f"scenario {scenario.key}: {note}")
+        if ns.ab:
+            await ab(ns, target, scenario)
+            return
         spec: dict[str, Any] = {
             "port": target.port, "path": scenario.path, "body": scenario.body, "unique": scenario.unique,
             "headers": headers_for(scenario, target.api_key), "mode": mode, "concurrency": ns.concurrency,
@@ -157,8 +196,10 @@ def main() -> int:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--idle", action="store_true", help="also sample threads that are waiting")
     p.add_argument("--native", action="store_true", help="include C frames (gRPC core, uvloop, aiohttp's parser)")
+    p.add_argument("--ab", nargs="+", metavar="NAME=VALUE", help="compare an edge with these env overrides (B)")
+    p.add_argument("--rounds", type=int, default=5, help="A/B rounds")
     ns = p.parse_args()
-    py_spy = ensure_py_spy()
+    py_spy = ensure_py_spy() if not ns.ab else Path("py-spy")
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-profile-"))
     try:
         uvloop.run(profile(ns, workdir, py_spy))

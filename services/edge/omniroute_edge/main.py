@@ -7,6 +7,7 @@ import uvicorn
 from omniroute_core.logging import configure_logging
 from omniroute_core.metrics import new_registry, serve_metrics
 from omniroute_edge.app import create_app
+from omniroute_edge.http_protocol import HttpProtocol
 from omniroute_edge.settings import EdgeSettings
 
 
@@ -26,7 +27,7 @@ def main() -> None:
         host=settings.bind_host,
         port=settings.edge_port,
         loop="uvloop",
-        http="httptools",
+        http=HttpProtocol,  # uvicorn's httptools protocol, a reply's head and body in one write
         lifespan="on",
         access_log=False,
         log_config=None,
