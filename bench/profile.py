@@ -11,7 +11,8 @@ then, per service, the functions with the most samples: on-CPU "self" time and
 ``--ab NAME=VALUE …`` compares two edge variants instead of profiling: a second edge runs with those
 environment overrides (e.g. ``EXECUTOR_CLIENT=grpc``) beside the first, on the same executor and backing
 servers, and open-loop phases at ``--rate`` (default 200 req/s) alternate between them for ``--rounds``
-rounds (A B A B …), so load from elsewhere on the machine hits both alike. It prints each round and the median
+rounds (A B A B …), so load from elsewhere on the machine hits both alike (``--closed``: closed loop at
+``--concurrency`` instead, for throughput). It prints each round and the median
 over rounds of every latency percentile, with B ÷ A; the mock's own latency is not subtracted (both include it).
 """
 
@@ -108,7 +109,8 @@ async def ab(ns: argparse.Namespace, target: OmniRoute, scenario: Any) -> None:
     await asyncio.sleep(2)  # the new edge loads the config snapshot
     spec: dict[str, Any] = {
         "path": scenario.path, "body": scenario.body, "unique": scenario.unique,
-        "headers": headers_for(scenario, target.api_key), "mode": "open", "concurrency": ns.concurrency,
+        "headers": headers_for(scenario, target.api_key), "mode": "open" if not ns.closed else "closed",
+        "concurrency": ns.concurrency,
         "rate": ns.rate or 200.0, "duration": ns.seconds, "warmup": 1.0, "timeout": 10.0,
     }  # fmt: skip
     keys = ("p50", "p90", "p99")
@@ -116,13 +118,15 @@ async def ab(ns: argparse.Namespace, target: OmniRoute, scenario: Any) -> None:
     for round_ in range(ns.rounds):
         for name, port in (("A", target.port), ("B", port_b)):
             result = await run_phase({**spec, "port": port}, [])
-            row = {f"lat {k}": float(result["latency_ms"].get(k, 0)) for k in keys}
+            row = {"req/s": float(result["rps"])} if ns.closed else {}
+            row |= {f"lat {k}": float(result["latency_ms"].get(k, 0)) for k in keys}
             if scenario.check == "stream":
                 row |= {f"ttfb {k}": float(result["ttfb_ms"].get(k, 0)) for k in keys}
             rows[name].append(row)
             print(f"round {round_ + 1} {name}: {result['rps']:,.0f} req/s, "
                   + ", ".join(f"{k} {v:.2f}" for k, v in row.items()) + " ms", flush=True)  # fmt: skip
-    print(f"\nA: the default edge; B: {' '.join(ns.ab)}; medians over {ns.rounds} rounds at {spec['rate']} req/s, ms")
+    load = f"{ns.concurrency} connections, closed loop" if ns.closed else f"{spec['rate']} req/s"
+    print(f"\nA: the default edge; B: {' '.join(ns.ab)}; medians over {ns.rounds} rounds at {load}, ms")
     for metric in rows["A"][0]:
         a = statistics.median(r[metric] for r in rows["A"])
         b = statistics.median(r[metric] for r in rows["B"])
@@ -198,6 +202,7 @@ def main() -> int:
     p.add_argument("--native", action="store_true", help="include C frames (gRPC core, uvloop, aiohttp's parser)")
     p.add_argument("--ab", nargs="+", metavar="NAME=VALUE", help="compare an edge with these env overrides (B)")
     p.add_argument("--rounds", type=int, default=5, help="A/B rounds")
+    p.add_argument("--closed", action="store_true", help="A/B at --concurrency, closed loop (throughput)")
     ns = p.parse_args()
     py_spy = ensure_py_spy() if not ns.ab else Path("py-spy")
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-profile-"))

@@ -169,10 +169,10 @@ class _Stream:
             self.messages.append(bytes(buf[5 : 5 + size]))
             self.queued += size
             del buf[: 5 + size]
-        self._return_window()
+        self.return_window()
         self._wake()
 
-    def _return_window(self) -> None:
+    def return_window(self) -> None:
         if self.unacked >= _STREAM_WINDOW // 2 and self.queued <= _QUEUED_LIMIT and not self.done:
             self.conn.write(_frame(_WINDOW, 0, self.id, struct.pack(">I", self.unacked)))
             self.unacked = 0
@@ -216,7 +216,7 @@ class _Stream:
             if self.messages:
                 message = self.messages.popleft()
                 self.queued -= len(message)
-                self._return_window()
+                self.return_window()
                 return message
             if self.done:
                 if self.cancelled:
@@ -577,6 +577,20 @@ class UnaryStreamCall(_Call):
             self._eof = True
             return grpc.aio.EOF
         return self._deserialize(message)
+
+    def read_ready(self) -> list[Any]:
+        """The messages already received and not read yet, without waiting (none before the first ``read()``);
+        lets a relay send together what arrived together."""
+        stream = self._stream
+        if stream is None or not stream.messages:
+            return []
+        out = []
+        while stream.messages:
+            message = stream.messages.popleft()
+            stream.queued -= len(message)
+            out.append(self._deserialize(message))
+        stream.return_window()
+        return out
 
     async def trailing_metadata(self) -> grpc.aio.Metadata:
         stream = await self._started()

@@ -133,6 +133,16 @@ async def test_a_stream_reads_every_message_then_eof_and_its_trailers(rig: Rig) 
     assert trailers["note"] == "done"
 
 
+async def test_read_ready_returns_what_has_arrived_without_waiting(rig: Rig) -> None:
+    call = rig.stream("count")(b"40", timeout=5)
+    assert call.read_ready() == []  # not started
+    assert await call.read() == b"0"
+    await call.trailing_metadata()  # the whole stream has arrived
+    assert call.read_ready() == [b"%d" % i for i in range(1, 40)]
+    assert call.read_ready() == []
+    assert await call.read() is grpc.aio.EOF
+
+
 async def test_messages_larger_than_every_window_cross_both_ways(rig: Rig) -> None:
     # 6 MB up, 12 MB messages down: past the server's stream and connection windows and ours (4 MB per stream)
     payload = bytes(range(256)) * (6 * 4096)

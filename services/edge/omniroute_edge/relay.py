@@ -267,11 +267,16 @@ class Relay:
         first_byte_s = time.perf_counter() - started
         try:
             if ticker is None:
+                # events that arrived together leave together (one ASGI send, one socket write); the first
+                # event above always goes alone, so the time to the first byte does not wait for others
+                ready = getattr(call, "read_ready", _nothing_ready)
                 while True:
                     chunk = await call.read()
                     if chunk is grpc.aio.EOF:
                         break
-                    await send({"type": "http.response.body", "body": chunk.data, "more_body": True})
+                    more = ready()
+                    data = chunk.data if not more else b"".join([chunk.data, *(m.data for m in more)])
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
             else:
                 ticker.observe(first.data)
                 await _relay_with_progress(call, send, ticker)
@@ -310,6 +315,11 @@ async def _relay_with_progress(call: Any, send: Send, ticker: Progress) -> None:
         await send({"type": "http.response.body", "body": ticker.frame(done=True), "more_body": True})
     finally:
         reading.cancel()
+
+
+def _nothing_ready() -> list[Any]:
+    """``read_ready`` of a grpc.aio call, which cannot tell what it has received (EXECUTOR_CLIENT=grpc)."""
+    return []
 
 
 async def _stream_timing(call: Any) -> executor_pb2.UpstreamTiming:
