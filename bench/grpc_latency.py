@@ -5,8 +5,10 @@ environment), then runs the client of every variant in turn, ``--rounds`` times 
 so a background spike on the shared machine hits every variant alike. Each client makes ``--calls`` sequential
 calls of a ``--size``-byte message with ``--gap-ms`` of idle time between them (the fixed-rate benchmark's
 situation: the processes sleep between requests), after a warm-up. Reported per variant: the median over rounds
-of the p50 and p99 call latency, that p50 as a multiple of the raw TCP echo's, and the CPU time each side
-spends per call (client: its own process time; server: /proc/<pid>/stat over the round).
+of the p50 and p99 call latency, that p50 as a multiple of the raw TCP echo's, the CPU time each side
+spends per call (client: its own process time; server: /proc/<pid>/stat over the round) and how often per
+call each side's threads went to sleep and had to be woken (voluntary context switches of all threads, from
+/proc/<pid>/task/*/status): on a VM an idle thread's wake-up is the expensive part of a hop.
 
 Variants (``--variants`` picks some):
   raw            asyncio TCP echo (uvloop), 5-byte length prefix: the floor for two processes on loopback
@@ -422,19 +424,34 @@ def sync_calls(port: int, message: bytes, calls: int, gap_s: float) -> list[floa
     return out
 
 
+def wakeups(pid: int | str) -> int:
+    """Voluntary context switches of every thread of ``pid`` so far: each is a thread going to sleep, to be
+    woken up again (by the network, another thread or a timer)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            status = (task / "status").read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        total += int(status.split("\nvoluntary_ctxt_switches:")[1].split()[0])
+    return total
+
+
 def run_client(kind: str, port: int, size: int, calls: int, gap_ms: float) -> None:
-    """Prints one line: p50 p99 (µs) and CPU µs per call of this process (warm-up excluded)."""
+    """Prints one line: p50 p99 (µs), CPU µs per call of this process and its thread wake-ups per call."""
     import uvloop
 
     message = os.urandom(size)
+    woken = wakeups("self")
     cpu = time.process_time()
     if kind == "sync":
         lat = sync_calls(port, message, calls, gap_ms / 1000)
     else:
         lat = uvloop.run(client_calls(kind, port, message, calls, gap_ms / 1000))
     cpu_us = (time.process_time() - cpu) / (calls + 200) * 1e6
+    woken_per_call = (wakeups("self") - woken) / (calls + 200)
     lat.sort()
-    print(f"{lat[len(lat) // 2] * 1e6:.1f} {lat[int(len(lat) * 0.99)] * 1e6:.1f} {cpu_us:.1f}")
+    print(f"{lat[len(lat) // 2] * 1e6:.1f} {lat[int(len(lat) * 0.99)] * 1e6:.1f} {cpu_us:.1f} {woken_per_call:.2f}")
 
 
 # -- the comparison --------------------------------------------------------------------------------------------
@@ -465,7 +482,7 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
 def compare(ns: argparse.Namespace) -> None:
     me = [sys.executable, str(Path(__file__).resolve())]
     servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
-    results: dict[str, list[tuple[float, float, float, float]]] = {v: [] for v in ns.variants}
+    results: dict[str, list[tuple[float, ...]]] = {v: [] for v in ns.variants}
     try:
         for name in ns.variants:
             server_kind, _, env = VARIANTS[name]
@@ -478,13 +495,16 @@ def compare(ns: argparse.Namespace) -> None:
             for name in ns.variants:
                 _, client_kind, env = VARIANTS[name]
                 proc, port = servers[name]
-                before = cpu_seconds(proc.pid)
+                before, woken = cpu_seconds(proc.pid), wakeups(proc.pid)
                 argv = [*me, "client", client_kind, str(port), str(ns.size), str(ns.calls), str(ns.gap_ms)]
                 env_c = {**os.environ, **env}
-                out = subprocess.run(argv, env=env_c, capture_output=True, text=True, check=True, timeout=300)
+                out = subprocess.run(argv, check=False, env=env_c, capture_output=True, text=True, timeout=300)
+                if out.returncode != 0:
+                    raise SystemExit(f"client of {name} failed:\n{out.stderr[-3000:]}")
                 server_cpu = (cpu_seconds(proc.pid) - before) / (ns.calls + 200) * 1e6
-                p50, p99, client_cpu = (float(x) for x in out.stdout.split())
-                results[name].append((p50, p99, client_cpu, server_cpu))
+                server_woken = (wakeups(proc.pid) - woken) / (ns.calls + 200)
+                p50, p99, client_cpu, client_woken = (float(x) for x in out.stdout.split())
+                results[name].append((p50, p99, client_cpu, server_cpu, client_woken, server_woken))
             print(f"round {round_ + 1}/{ns.rounds}: " + ", ".join(f"{n} {results[n][-1][0]:.0f}" for n in ns.variants),
                   flush=True)  # fmt: skip
     finally:
@@ -495,14 +515,14 @@ def compare(ns: argparse.Namespace) -> None:
     floor = statistics.median(r[0] for r in results[ns.variants[0]])
     print(f"\n{ns.calls} sequential calls of {ns.size} B, {ns.gap_ms} ms apart, {ns.rounds} interleaved rounds; "
           f"medians over rounds; x: p50 over {ns.variants[0]}'s")  # fmt: skip
-    print(f"{'variant':<11} {'p50 µs':>8} {'p99 µs':>8} {'x':>6} {'client CPU µs/call':>19} {'server CPU µs/call':>19}")
+    print("CPU: µs per call; wake-ups: voluntary context switches per call, all threads (the client's include the")
+    print("gap's timer); both sides' CPU and wake-ups include the warm-up calls")
+    print(f"{'variant':<11} {'p50 µs':>8} {'p99 µs':>8} {'x':>6} {'CPU client':>11} {'CPU server':>11} "
+          f"{'wake-ups client':>16} {'wake-ups server':>16}")  # fmt: skip
     for name in ns.variants:
-        rows = results[name]
-        p50 = statistics.median(r[0] for r in rows)
-        p99 = statistics.median(r[1] for r in rows)
-        ccpu = statistics.median(r[2] for r in rows)
-        scpu = statistics.median(r[3] for r in rows)
-        print(f"{name:<11} {p50:>8.0f} {p99:>8.0f} {p50 / floor:>6.2f} {ccpu:>19.0f} {scpu:>19.0f}")
+        p50, p99, ccpu, scpu, cwake, swake = (statistics.median(r[i] for r in results[name]) for i in range(6))
+        print(f"{name:<11} {p50:>8.0f} {p99:>8.0f} {p50 / floor:>6.2f} {ccpu:>11.0f} {scpu:>11.0f} "
+              f"{cwake:>16.1f} {swake:>16.1f}")  # fmt: skip
 
 
 def main() -> int:
