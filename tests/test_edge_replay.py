@@ -198,3 +198,32 @@ async def test_cache_endpoints_need_admin(suite: Suite) -> None:
     async with httpx.AsyncClient(base_url=suite.edge_url) as anonymous:
         assert (await anonymous.get("/api/cache")).status_code == 401
         assert (await anonymous.delete("/api/cache")).status_code == 401
+
+
+async def test_cache_eligibility_follows_the_key_then_the_gateway_setting(
+    admin: httpx.AsyncClient, edges: tuple[str, str], upstream: FakeOpenAI, keys: tuple[str, str]
+) -> None:
+    await ready(edges, upstream, keys)
+    always = (await make_key(admin, cachePolicy="always"))[1]
+    never = (await make_key(admin, cachePolicy="never"))[1]
+    await config_synced(admin, list(edges))
+    sampled = chat(temperature=0.7, seed=uuid.uuid4().int % 100_000)
+    assert (await post(edges[0], sampled, always)).headers["x-omniroute-cache"] == "MISS"
+    assert (await post(edges[1], sampled, always)).headers["x-omniroute-cache"] == "HIT"
+    pinned = chat(temperature=0, seed=uuid.uuid4().int % 100_000)
+    before = len(upstream.requests)
+    for base in edges:
+        assert "x-omniroute-cache" not in (await post(base, pinned, never)).headers
+    assert len(upstream.requests) == before + 2
+
+    assert (await admin.put("/api/settings/cache", json={"policy": "always"})).status_code == 200
+    try:
+        await config_synced(admin, list(edges))
+        other = chat(temperature=1, seed=uuid.uuid4().int % 100_000)
+        assert (await post(edges[0], other, keys[0])).headers["x-omniroute-cache"] == "MISS"
+        assert (await post(edges[1], other, keys[0])).headers["x-omniroute-cache"] == "HIT"
+        assert "x-omniroute-cache" not in (await post(edges[0], other, never)).headers  # the key's own wins
+    finally:
+        assert (await admin.put("/api/settings/cache", json={"policy": "deterministic"})).status_code == 200
+        await config_synced(admin, list(edges))
+    assert "x-omniroute-cache" not in (await post(edges[0], chat(temperature=1), keys[0])).headers

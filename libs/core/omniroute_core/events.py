@@ -4,6 +4,9 @@
   ``Nats-Msg-Id`` = event id, so a producer's retry inside the duplicate window is stored once.
 - Configuration: the KV bucket ``omniroute_config``, key ``snapshot``. Each put is the announcement of a new
   config version; data-plane services watch the key and swap in the new snapshot.
+- Budget state: core NATS subject ``omniroute.budget.state`` (best effort, at most once), JSON
+  ``{"keyId", "state": "exceeded" | "updated"}``: the usage service announces a key that stored spend at or past
+  its budget, or whose budget changed, so every edge drops its cached budget answer for that key at once.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from nats.js.errors import BucketNotFoundError, NotFoundError
 from nats.js.kv import KeyValue
 
 __all__ = [
+    "BUDGET_STATE_SUBJECT",
     "CONFIG_BUCKET",
     "CONFIG_KEY",
     "USAGE_BATCH_ENCODING",
@@ -37,6 +41,7 @@ USAGE_DUPLICATE_WINDOW_S = 120.0
 # header marking a message whose body is a UsageEventBatch (absent: one UsageEvent)
 USAGE_ENCODING_HEADER = "Omniroute-Encoding"
 USAGE_BATCH_ENCODING = "batch"
+BUDGET_STATE_SUBJECT = "omniroute.budget.state"
 CONFIG_BUCKET = "omniroute_config"
 CONFIG_KEY = "snapshot"
 

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -23,6 +24,7 @@ from omniroute_core import jsonx
 from omniroute_core.events import CONFIG_KEY, config_bucket
 
 __all__ = [
+    "CACHE_POLICIES",
     "COMBO_STRATEGIES",
     "MAX_COMBO_DEPTH",
     "NO_LIMITS",
@@ -112,10 +114,15 @@ class RateLimits:
 NO_LIMITS = RateLimits()
 
 
+# when a reply may come from (and go into) the edge's caches; see omniroute_edge.cache.eligible
+CACHE_POLICIES = frozenset({"deterministic", "always", "never"})
+
+
 @dataclass(frozen=True, slots=True)
 class ApiKey:
     """A gateway key. ``allowed_models`` / ``blocked_models`` are fnmatch patterns matched against the model
-    string the client sent (empty allowed list: every model); ``rate_limits`` are enforced by the edge."""
+    string the client sent (empty allowed list: every model); ``rate_limits`` are enforced by the edge;
+    ``cache_policy`` (one of :data:`CACHE_POLICIES`, empty: the gateway's setting) overrides cache eligibility."""
 
     id: str
     name: str
@@ -127,9 +134,17 @@ class ApiKey:
     allowed_models: tuple[str, ...] = ()
     blocked_models: tuple[str, ...] = ()
     rate_limits: RateLimits = NO_LIMITS
+    cache_policy: str = ""
 
     def usable(self, now_ms: int) -> bool:
         return not self.revoked and (self.expires_at_ms is None or now_ms < self.expires_at_ms)
+
+    def may_use(self, model: str) -> bool:
+        """Whether the key's model patterns let it call ``model`` (a blocked match always wins; a non-empty
+        allowed list must match too). Case-sensitive, so the answer does not depend on the operating system."""
+        if any(fnmatchcase(model, pattern) for pattern in self.blocked_models):
+            return False
+        return not self.allowed_models or any(fnmatchcase(model, pattern) for pattern in self.allowed_models)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +232,7 @@ class ConfigSnapshot:
                         "allowedModels": list(k.allowed_models),
                         "blockedModels": list(k.blocked_models),
                         "rateLimits": k.rate_limits.to_json(),
+                        "cachePolicy": k.cache_policy or None,
                     }
                     for k in self.api_keys
                 ],
@@ -270,11 +286,16 @@ def parse_snapshot(data: bytes) -> ConfigSnapshot:
             allowed_models=tuple(str(m) for m in k.get("allowedModels") or ()),
             blocked_models=tuple(str(m) for m in k.get("blockedModels") or ()),
             rate_limits=RateLimits.parse(k.get("rateLimits")),
+            cache_policy=_cache_policy(k.get("cachePolicy")),
         )
         for k in doc.get("apiKeys", [])
     )
     combos = tuple(parse_combo(c) for c in doc.get("combos") or [])
     return ConfigSnapshot.build(int(doc["version"]), connections, keys, doc.get("settings") or {}, combos)
+
+
+def _cache_policy(raw: Any) -> str:
+    return raw if isinstance(raw, str) and raw in CACHE_POLICIES else ""
 
 
 def parse_combo(raw: Mapping[str, Any]) -> Combo:

@@ -20,9 +20,10 @@ async def make_provider(admin: httpx.AsyncClient, provider: str, base_url: str, 
     return str(resp.json()["id"])
 
 
-async def make_key(admin: httpx.AsyncClient, scopes: list[str] | None = None) -> tuple[str, str]:
-    """POST /api/keys; returns (id, key)."""
-    resp = await admin.post("/api/keys", json={"name": f"k-{uuid.uuid4().hex[:6]}", "scopes": scopes or ["chat"]})
+async def make_key(admin: httpx.AsyncClient, scopes: list[str] | None = None, **fields: object) -> tuple[str, str]:
+    """POST /api/keys (``fields`` are more of its JSON fields, e.g. ``cachePolicy``); returns (id, key)."""
+    body = {"name": f"k-{uuid.uuid4().hex[:6]}", "scopes": scopes or ["chat"], **fields}
+    resp = await admin.post("/api/keys", json=body)
     assert resp.status_code == 201, resp.text
     body = resp.json()
     return str(body["id"]), str(body["key"])

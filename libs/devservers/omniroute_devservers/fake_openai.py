@@ -1,4 +1,5 @@
-"""A fake OpenAI-compatible upstream (Chat Completions) that speaks the real wire format.
+"""A fake OpenAI-compatible upstream (Chat Completions, and embeddings, images and transcriptions through
+:mod:`omniroute_devservers.fake_media`) that speaks the real wire format.
 
 Without a script it answers like OpenAI: a JSON completion, or an SSE stream ending with ``[DONE]`` (with the
 usage chunk when ``stream_options.include_usage``); when the request offers tools it calls the first one. When the
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from omniroute_core import jsonx
+from omniroute_devservers.fake_media import openai_media
 from omniroute_devservers.fake_upstream import REASONING, TEXT, FakeUpstream, Recorded, Reply, tool_call_of, words
 
 __all__ = ["USAGE", "FakeOpenAI", "Recorded", "Reply"]
@@ -82,6 +84,9 @@ class FakeOpenAI(FakeUpstream):
         return out
 
     def default(self, request: Recorded) -> Reply:
+        media = openai_media(request)  # embeddings, images, transcriptions
+        if media is not None:
+            return media
         doc = request.json
         model = str(doc.get("model", ""))
         tools = [t["function"]["name"] for t in doc.get("tools") or []]

@@ -115,6 +115,8 @@ class FakeUpstream:
             await asyncio.sleep(reply.delay_s)
         if reply.raw is not None or reply.json is not None:
             data = reply.raw if reply.raw is not None else jsonx.dumps(reply.json)
+            if "Content-Type" in reply.headers:  # a raw reply of another media type (text, an image)
+                return web.Response(status=reply.status, body=data, headers=reply.headers)
             return web.Response(status=reply.status, body=data, headers=reply.headers, content_type="application/json")
         resp = web.StreamResponse(status=reply.status, headers={"Content-Type": reply.content_type, **reply.headers})
         await resp.prepare(request)

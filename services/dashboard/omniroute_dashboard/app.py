@@ -19,7 +19,18 @@ from redis.asyncio import Redis
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from omniroute_core.logging import REQUEST_ID
-from omniroute_dashboard import audit, auth, cache_routes, combos, keys, providers, resilience, system, usage_routes
+from omniroute_dashboard import (
+    audit,
+    auth,
+    cache_routes,
+    combos,
+    keys,
+    providers,
+    resilience,
+    sessions_routes,
+    system,
+    usage_routes,
+)
 from omniroute_dashboard.audit import AuditMiddleware, ensure_audit_schema
 from omniroute_dashboard.context import Context, build_cipher
 from omniroute_dashboard.credentials import announce_generated_password, ensure_admin_password
@@ -90,6 +101,8 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
     app.include_router(combos.router)
     app.include_router(resilience.router)
     app.include_router(cache_routes.router)
+    app.include_router(cache_routes.settings_router)
+    app.include_router(sessions_routes.router)
     app.include_router(ip_filter_router)
     app.include_router(rate_limit_router)
     app.include_router(audit.router)

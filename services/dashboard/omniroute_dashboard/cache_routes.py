@@ -1,17 +1,24 @@
-"""``GET /api/cache`` (statistics in the API reference's shape) and ``DELETE /api/cache`` (clear every tier).
+"""``GET /api/cache`` (statistics in the API reference's shape) and ``DELETE /api/cache`` (clear every tier);
+``GET/PUT /api/settings/cache``: which requests the caches may answer.
 
 The caches live in the data plane (each edge's in-process tier, Redis for the shared tiers and idempotency);
 this router reads and clears them through the Redis layout in :mod:`omniroute_core.cachekeys`. Edges report their
 in-process tier size into Redis every second; reports older than :data:`STALE_S` (a stopped edge) are ignored.
+
+The cache setting ``{"policy": "deterministic" | "always" | "never"}`` travels in the config snapshot (settings key
+``cache``): ``deterministic`` (the default) caches only requests that pin temperature to 0, the one case where a
+repeated answer is what the caller asked for. A key's own ``cachePolicy`` (``/api/keys``) overrides it, and an edge
+started with ``CACHE_POLICY=never`` has no cache at all (an operator's switch that no setting turns back on).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, cast
+from typing import Any, Literal, cast
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict
 
 from omniroute_core.cachekeys import (
     CACHE_CLEAR_CHANNEL,
@@ -22,12 +29,23 @@ from omniroute_core.cachekeys import (
     IDEMPOTENCY_PREFIX,
 )
 from omniroute_dashboard.auth import require_admin
-from omniroute_dashboard.context import ContextDep
-from omniroute_dashboard.web import json_response
+from omniroute_dashboard.context import ContextDep, config_change
+from omniroute_dashboard.store import read_setting, write_setting
+from omniroute_dashboard.web import json_response, parse_body
 
-__all__ = ["router"]
+__all__ = ["router", "settings_router"]
 
 router = APIRouter(prefix="/api/cache", dependencies=[Depends(require_admin)])
+settings_router = APIRouter(prefix="/api/settings/cache", dependencies=[Depends(require_admin)])
+
+_SETTING = "cache"
+_DEFAULT_POLICY = "deterministic"
+
+
+class _CacheSetting(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    policy: Literal["deterministic", "always", "never"]
+
 
 STALE_S = 10
 
@@ -84,3 +102,20 @@ async def _count(ctx: ContextDep, pattern: str, *, exclude_suffix: bytes) -> int
         if not key.endswith(exclude_suffix):
             count += 1
     return count
+
+
+@settings_router.get("")
+async def get_cache_setting(ctx: ContextDep) -> Response:
+    async with ctx.pool.acquire() as conn:
+        stored = await read_setting(conn, _SETTING)
+    return json_response({"policy": stored.get("policy", _DEFAULT_POLICY)})
+
+
+@settings_router.put("")
+async def put_cache_setting(request: Request, ctx: ContextDep) -> Response:
+    body = await parse_body(request, _CacheSetting)
+    async with config_change(ctx) as conn:
+        stored = await read_setting(conn, _SETTING, lock=True)
+        stored.update(body.model_dump())
+        await write_setting(conn, _SETTING, stored)
+    return json_response({"policy": stored["policy"]})

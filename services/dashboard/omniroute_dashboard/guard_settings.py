@@ -23,7 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, S
 
 from omniroute_dashboard.auth import require_admin
 from omniroute_dashboard.context import ContextDep, config_change
-from omniroute_dashboard.store import Conn
+from omniroute_dashboard.store import Conn, read_setting, write_setting
 from omniroute_dashboard.web import json_response, parse_body
 
 __all__ = ["ip_filter_router", "rate_limit_router"]
@@ -69,23 +69,6 @@ class _RateLimit(BaseModel):
     defaults: _Limits
 
 
-async def _stored(conn: Conn, key: str, *, lock: bool = False) -> dict[str, Any]:
-    sql = (
-        "SELECT value FROM settings WHERE key = $1 FOR UPDATE" if lock else "SELECT value FROM settings WHERE key = $1"
-    )
-    value = await conn.fetchval(sql, key)
-    return dict(value) if isinstance(value, dict) else {}
-
-
-async def _save(conn: Conn, key: str, value: dict[str, Any]) -> None:
-    await conn.execute(
-        "INSERT INTO settings (key, value) VALUES ($1, $2) "
-        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-        key,
-        value,
-    )
-
-
 def _ip_public(stored: dict[str, Any]) -> dict[str, Any]:
     return {
         "enabled": bool(stored.get("enabled", False)),
@@ -98,7 +81,7 @@ def _ip_public(stored: dict[str, Any]) -> dict[str, Any]:
 async def get_ip_filter(ctx: ContextDep) -> Response:
     """``{"enabled", "allowlist", "blocklist"}`` (disabled and empty when never set)."""
     async with ctx.pool.acquire() as conn:
-        return json_response(_ip_public(await _stored(conn, _IP_KEY)))
+        return json_response(_ip_public(await read_setting(conn, _IP_KEY)))
 
 
 @ip_filter_router.put("")
@@ -106,9 +89,9 @@ async def put_ip_filter(request: Request, ctx: ContextDep) -> Response:
     """Merge the given fields into the filter; 400 for an entry that is not an address or CIDR."""
     body = await parse_body(request, _IpFilter)
     async with config_change(ctx) as conn:
-        stored = _ip_public(await _stored(conn, _IP_KEY, lock=True))
+        stored = _ip_public(await read_setting(conn, _IP_KEY, lock=True))
         stored.update(body.model_dump(exclude_none=True))
-        await _save(conn, _IP_KEY, stored)
+        await write_setting(conn, _IP_KEY, stored)
     return json_response(stored)
 
 
@@ -136,7 +119,7 @@ async def _rate_public(conn: Conn, stored: dict[str, Any]) -> dict[str, Any]:
 async def get_rate_limit(ctx: ContextDep) -> Response:
     """The global rate-limit configuration: default per-key limits and how the edge enforces them."""
     async with ctx.pool.acquire() as conn:
-        return json_response(await _rate_public(conn, await _stored(conn, _RATE_KEY)))
+        return json_response(await _rate_public(conn, await read_setting(conn, _RATE_KEY)))
 
 
 @rate_limit_router.put("")
@@ -145,6 +128,6 @@ async def put_rate_limit(request: Request, ctx: ContextDep) -> Response:
     body = await parse_body(request, _RateLimit)
     stored = {"defaults": body.defaults.model_dump(exclude_none=True)}
     async with config_change(ctx) as conn:
-        await _save(conn, _RATE_KEY, stored)
+        await write_setting(conn, _RATE_KEY, stored)
         public = await _rate_public(conn, stored)
     return json_response(public)

@@ -4,8 +4,8 @@ A new key is returned once by ``POST``; only its SHA-256 (``hash_api_key``) and 
 stored. Scopes are described in :mod:`omniroute_dashboard.scopes`; omitted scopes default to ``["*"]``.
 ``expiresAt`` is ISO 8601 (a naive time is UTC) or Unix time, and must be in the future. ``DELETE`` removes the
 key; ``PATCH`` (or ``PUT``) is a partial update (``revoked``, ``name``, ``scopes``, ``noLog``, ``allowedModels``,
-``blockedModels``, ``rateLimits``; ``"expiresAt": null`` clears the expiry). Single-key responses carry the key's
-public fields at the top level, as OmniRoute's do.
+``blockedModels``, ``rateLimits``, ``cachePolicy``; ``"expiresAt": null`` clears the expiry). Single-key responses
+carry the key's public fields at the top level, as OmniRoute's do.
 
 Restrictions (enforced by the edge from the config snapshot):
 
@@ -13,13 +13,15 @@ Restrictions (enforced by the edge from the config snapshot):
   model string the client sent. An empty allowed list allows every model; a blocked match always wins.
 - ``rateLimits``: ``{"rpm", "tpm", "concurrent"}``, each a positive integer or null (no limit); a PATCH replaces
   the whole object (``null`` or ``{}`` clears it). Unknown fields are a 400.
+- ``cachePolicy``: ``"deterministic"`` (cache only temperature-0 requests), ``"always"`` or ``"never"``; null (the
+  default) follows the gateway's ``/api/settings/cache`` policy.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Depends, Request
@@ -41,20 +43,23 @@ router = APIRouter(prefix="/api/keys", dependencies=[Depends(require_admin)])
 PREFIX_LENGTH = 12  # "sk-omni-" plus 4 random characters: enough to tell keys apart, useless to an attacker
 # SQL is built only from these constants; every value travels as a bind parameter
 _COLUMNS = (
-    "id, name, key_prefix, scopes, revoked, expires_at, no_log, allowed_models, blocked_models, rate_limits, created_at"
+    "id, name, key_prefix, scopes, revoked, expires_at, no_log, allowed_models, blocked_models, rate_limits, "
+    "cache_policy, created_at"
 )
 _SELECT = f"SELECT {_COLUMNS} FROM api_keys"  # noqa: S608
 _INSERT = (
     "INSERT INTO api_keys (id, name, key_hash, key_prefix, scopes, expires_at, no_log, "  # noqa: S608
-    "allowed_models, blocked_models, rate_limits) "
-    f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}"
+    "allowed_models, blocked_models, rate_limits, cache_policy) "
+    f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {_COLUMNS}"
 )
 _UPDATE = (
     "UPDATE api_keys SET name = COALESCE($2, name), scopes = COALESCE($3, scopes), "  # noqa: S608
     "expires_at = CASE WHEN $4 THEN NULL ELSE COALESCE($5, expires_at) END, "
     "no_log = COALESCE($6, no_log), revoked = COALESCE($7, revoked), "
     "allowed_models = COALESCE($8, allowed_models), blocked_models = COALESCE($9, blocked_models), "
-    f"rate_limits = COALESCE($10, rate_limits) WHERE id = $1 RETURNING {_COLUMNS}"
+    "rate_limits = COALESCE($10, rate_limits), "
+    "cache_policy = CASE WHEN $11 THEN $12 ELSE cache_policy END "
+    f"WHERE id = $1 RETURNING {_COLUMNS}"
 )
 
 
@@ -92,6 +97,7 @@ Patterns = Annotated[
     list[Annotated[StrictStr, Field(max_length=200)]], Field(max_length=100), AfterValidator(_patterns)
 ]
 Limit = Annotated[StrictInt, Field(ge=1, le=1_000_000_000)]
+CachePolicy = Literal["deterministic", "always", "never"]
 
 
 class _RateLimits(BaseModel):
@@ -110,6 +116,7 @@ class _Create(BaseModel):
     allowed_models: Patterns = Field(default_factory=list)
     blocked_models: Patterns = Field(default_factory=list)
     rate_limits: _RateLimits | None = None
+    cache_policy: CachePolicy | None = None
 
 
 class _Update(BaseModel):
@@ -122,6 +129,7 @@ class _Update(BaseModel):
     allowed_models: Patterns | None = None
     blocked_models: Patterns | None = None
     rate_limits: _RateLimits | None = None
+    cache_policy: CachePolicy | None = None
 
 
 def _limits_doc(limits: _RateLimits | None) -> dict[str, int]:
@@ -147,6 +155,7 @@ def _public(row: asyncpg.Record) -> dict[str, Any]:
         "allowedModels": list(row["allowed_models"]),
         "blockedModels": list(row["blocked_models"]),
         "rateLimits": RateLimits.parse(row["rate_limits"]).to_json(),
+        "cachePolicy": row["cache_policy"],
         "createdAt": row["created_at"].isoformat(),
     }
 
@@ -182,6 +191,7 @@ async def create_key(request: Request, ctx: ContextDep) -> Response:
             body.allowed_models,
             body.blocked_models,
             _limits_doc(body.rate_limits),
+            body.cache_policy,
         )
     assert row is not None
     return json_response({**_public(row), "key": key}, status=201)
@@ -213,6 +223,8 @@ async def update_key(key_id: str, request: Request, ctx: ContextDep) -> Response
             body.allowed_models,
             body.blocked_models,
             _limits_doc(body.rate_limits) if "rate_limits" in body.model_fields_set else None,
+            "cache_policy" in body.model_fields_set,
+            body.cache_policy,
         )
         if row is None:
             raise _not_found(key_id)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from omniroute_dashboard.auth import require_admin
 from omniroute_dashboard.context import ContextDep, config_change
-from omniroute_dashboard.store import Conn
+from omniroute_dashboard.store import read_setting, write_setting
 from omniroute_dashboard.web import json_response, parse_body
 
 __all__ = ["DEFAULTS", "router"]
@@ -72,23 +72,6 @@ class _Update(BaseModel):
     profiles: _Profiles
 
 
-async def _stored(conn: Conn, *, lock: bool) -> dict[str, Any]:
-    sql = (
-        "SELECT value FROM settings WHERE key = $1 FOR UPDATE" if lock else "SELECT value FROM settings WHERE key = $1"
-    )
-    value = await conn.fetchval(sql, _KEY)
-    return dict(value) if isinstance(value, dict) else {}
-
-
-async def _save(conn: Conn, value: dict[str, Any]) -> None:
-    await conn.execute(
-        "INSERT INTO settings (key, value) VALUES ($1, $2) "
-        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
-        _KEY,
-        value,
-    )
-
-
 def _public(stored: dict[str, Any]) -> dict[str, Any]:
     overrides = stored.get("profiles") or {}
     return {
@@ -101,7 +84,7 @@ def _public(stored: dict[str, Any]) -> dict[str, Any]:
 async def get_resilience(ctx: ContextDep) -> Response:
     """``{"profiles": {"provider": {...}, "connection": {...}}, "resetEpoch": n}`` (defaults filled in)."""
     async with ctx.pool.acquire() as conn:
-        return json_response(_public(await _stored(conn, lock=False)))
+        return json_response(_public(await read_setting(conn, _KEY)))
 
 
 @router.put("")
@@ -109,12 +92,12 @@ async def update_resilience(request: Request, ctx: ContextDep) -> Response:
     """Merge ``{"profiles": {name: {field: value}}}`` into the stored thresholds; 400 for unknown names/fields."""
     body = await parse_body(request, _Update)
     async with config_change(ctx) as conn:
-        stored = await _stored(conn, lock=True)
+        stored = await read_setting(conn, _KEY, lock=True)
         profiles = dict(stored.get("profiles") or {})
         for name, given in body.profiles.model_dump(exclude_none=True).items():
             profiles[name] = {**(profiles.get(name) or {}), **given}
         stored["profiles"] = profiles
-        await _save(conn, stored)
+        await write_setting(conn, _KEY, stored)
     return json_response(_public(stored))
 
 
@@ -122,7 +105,7 @@ async def update_resilience(request: Request, ctx: ContextDep) -> Response:
 async def reset_resilience(ctx: ContextDep) -> Response:
     """Close every circuit breaker and end every cooldown on every executor replica."""
     async with config_change(ctx) as conn:
-        stored = await _stored(conn, lock=True)
+        stored = await read_setting(conn, _KEY, lock=True)
         stored["resetEpoch"] = int(stored.get("resetEpoch") or 0) + 1
-        await _save(conn, stored)
+        await write_setting(conn, _KEY, stored)
     return json_response({"reset": True, "resetEpoch": stored["resetEpoch"]})

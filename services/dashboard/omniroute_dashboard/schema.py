@@ -90,6 +90,10 @@ STEPS: tuple[str, ...] = (
         ADD COLUMN blocked_models text[] NOT NULL DEFAULT '{}',
         ADD COLUMN rate_limits jsonb NOT NULL DEFAULT '{}'::jsonb;
     """,
+    # per-key cache eligibility ('deterministic' | 'always' | 'never'); NULL: the gateway's cache setting
+    """
+    ALTER TABLE api_keys ADD COLUMN cache_policy text;
+    """,
 )
 
 

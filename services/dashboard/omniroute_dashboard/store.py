@@ -11,7 +11,7 @@ from asyncpg.pool import PoolConnectionProxy
 from omniroute_core import jsonx
 from omniroute_core.snapshot import ApiKey, ConfigSnapshot, ProviderConnection, RateLimits, parse_combo
 
-__all__ = ["Conn", "Pool", "bump_version", "create_pool", "load_snapshot", "to_ms"]
+__all__ = ["Conn", "Pool", "bump_version", "create_pool", "load_snapshot", "read_setting", "to_ms", "write_setting"]
 
 Pool: TypeAlias = "asyncpg.Pool[asyncpg.Record]"
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
@@ -41,6 +41,28 @@ async def bump_version(conn: Conn, at_least: int = 0) -> int:
     return int(version)
 
 
+_READ_SETTING = "SELECT value FROM settings WHERE key = $1"
+_READ_SETTING_LOCKED = _READ_SETTING + " FOR UPDATE"
+
+
+async def read_setting(conn: Conn, key: str, *, lock: bool = False) -> dict[str, Any]:
+    """The JSON object stored under ``key`` in ``settings`` (``{}`` when unset); ``lock`` holds the row until the
+    transaction ends, for a read-modify-write."""
+    sql = _READ_SETTING_LOCKED if lock else _READ_SETTING
+    value = await conn.fetchval(sql, key)
+    return dict(value) if isinstance(value, dict) else {}
+
+
+async def write_setting(conn: Conn, key: str, value: dict[str, Any]) -> None:
+    """Store ``value`` under ``key`` (inserted or replaced). The caller's transaction publishes the change."""
+    await conn.execute(
+        "INSERT INTO settings (key, value) VALUES ($1, $2) "
+        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+        key,
+        value,
+    )
+
+
 def to_ms(value: datetime | None) -> int | None:
     return None if value is None else int(value.timestamp() * 1000)
 
@@ -55,7 +77,7 @@ async def load_snapshot(pool: Pool) -> ConfigSnapshot:
         )
         keys = await conn.fetch(
             "SELECT id, name, key_hash, scopes, revoked, expires_at, no_log, allowed_models, blocked_models, "
-            "rate_limits FROM api_keys ORDER BY id"
+            "rate_limits, cache_policy FROM api_keys ORDER BY id"
         )
         settings_rows = await conn.fetch("SELECT key, value FROM settings ORDER BY key")
         combo_rows = await conn.fetch("SELECT id, name, strategy, models, config FROM combos ORDER BY name")
@@ -84,6 +106,7 @@ async def load_snapshot(pool: Pool) -> ConfigSnapshot:
             allowed_models=tuple(r["allowed_models"]),
             blocked_models=tuple(r["blocked_models"]),
             rate_limits=RateLimits.parse(r["rate_limits"]),
+            cache_policy=r["cache_policy"] or "",
         )
         for r in keys
     )

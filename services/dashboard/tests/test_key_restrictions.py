@@ -79,3 +79,51 @@ def test_snapshots_without_restrictions_still_parse() -> None:
     assert key.allowed_models == key.blocked_models == ()
     assert not key.rate_limits.any
     assert parse_snapshot(parse_snapshot(old).to_json()).api_keys == (key,)
+
+
+async def test_cache_policy_per_key_round_trips_and_clears(dash: Dashboard) -> None:
+    created = (await dash.admin.post("/api/keys", json={"name": "c", "cachePolicy": "always"})).json()
+    assert created["cachePolicy"] == "always"
+    assert (await dash.admin.post("/api/keys", json={"name": "d"})).json()["cachePolicy"] is None
+    key_id = created["id"]
+    snap = await load_snapshot(dash.ctx.pool)
+    assert next(k for k in snap.api_keys if k.id == key_id).cache_policy == "always"
+    kept = (await dash.admin.patch(f"/api/keys/{key_id}", json={"name": "c2"})).json()
+    assert kept["cachePolicy"] == "always"
+    never = (await dash.admin.patch(f"/api/keys/{key_id}", json={"cachePolicy": "never"})).json()
+    assert never["cachePolicy"] == "never"
+    cleared = (await dash.admin.patch(f"/api/keys/{key_id}", json={"cachePolicy": None})).json()
+    assert cleared["cachePolicy"] is None
+    snap = await load_snapshot(dash.ctx.pool)
+    assert next(k for k in snap.api_keys if k.id == key_id).cache_policy == ""
+
+
+@pytest.mark.parametrize("value", ["sometimes", "", 1, ["always"]])
+async def test_bad_cache_policy_is_400(dash: Dashboard, value: Any) -> None:
+    response = await dash.admin.post("/api/keys", json={"name": "bad", "cachePolicy": value})
+    assert_error(response, 400, "invalid_request_error")
+    assert response.json()["error"]["param"].startswith("cachePolicy")
+
+
+def test_snapshots_keep_the_cache_policy_and_ignore_unknown_ones() -> None:
+    from omniroute_core.snapshot import parse_snapshot
+
+    doc = b'{"version": 3, "apiKeys": [{"id": "a", "keyHash": "h", "cachePolicy": "never"},' \
+          b' {"id": "b", "keyHash": "i", "cachePolicy": "whenever"}]}'  # fmt: skip
+    a, b = parse_snapshot(doc).api_keys
+    assert (a.cache_policy, b.cache_policy) == ("never", "")
+    assert parse_snapshot(parse_snapshot(doc).to_json()).api_keys == (a, b)
+
+
+async def test_the_gateway_cache_setting(dash: Dashboard) -> None:
+    assert (await dash.admin.get("/api/settings/cache")).json() == {"policy": "deterministic"}
+    resp = await dash.admin.put("/api/settings/cache", json={"policy": "always"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json() == {"policy": "always"}
+    assert (await dash.admin.get("/api/settings/cache")).json() == {"policy": "always"}
+    snap = await load_snapshot(dash.ctx.pool)
+    assert snap.settings["cache"] == {"policy": "always"}
+    for bad in ({"policy": "maybe"}, {}, {"policy": "never", "ttl": 5}, ["always"]):
+        assert_error(await dash.admin.put("/api/settings/cache", json=bad), 400, "invalid_request_error")
+    assert_error(await dash.client.get("/api/settings/cache"), 401, "authentication_error")
+    assert_error(await dash.client.put("/api/settings/cache", json={"policy": "never"}), 401, "authentication_error")

@@ -45,6 +45,7 @@ async def test_create_shows_the_key_once_and_stores_only_its_hash(dash: Dashboar
         "allowedModels",
         "blockedModels",
         "rateLimits",
+        "cachePolicy",
     }
     assert key not in str(listed)
     assert row["key_hash"] not in str(listed)

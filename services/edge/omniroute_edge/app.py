@@ -14,6 +14,7 @@ from typing import Any, cast
 import grpc
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry
 from starlette.requests import Request
 from starlette.responses import Response
@@ -35,6 +36,7 @@ from omniroute_edge.ratelimit import RateLimiter
 from omniroute_edge.relay import EdgeContext, EdgeMetrics, Relay
 from omniroute_edge.replay import ReplayPolicy
 from omniroute_edge.routes import ROUTES
+from omniroute_edge.sessions import SessionTracker
 from omniroute_edge.settings import EdgeSettings
 
 __all__ = ["create_app"]
@@ -77,6 +79,8 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> DataPlane
         )
         if cache is not None:
             await cache.start()
+        sessions = SessionTracker(redis)
+        await sessions.start()
         replay = ReplayPolicy(
             idempotency=Idempotency(
                 redis, window_ms=settings.idempotency_window_ms, max_wait_s=settings.request_timeout_s
@@ -85,6 +89,22 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> DataPlane
             cache_policy=settings.cache_policy,
             max_stored_bytes=settings.replay_max_bytes,
         )
+        budgets = BudgetGuard(
+            usage_pb2_grpc.UsageServiceStub(usage_channel),
+            budget_metrics,
+            ttl_s=settings.budget_cache_ttl_s,
+            timeout_s=settings.budget_check_timeout_s,
+        )
+
+        async def on_budget_state(msg: Msg) -> None:
+            try:
+                key_id = jsonx.loads(msg.data)["keyId"]
+            except (jsonx.JSONDecodeError, KeyError, TypeError):
+                log.warning("ignoring a malformed budget state notice")
+                return
+            budgets.invalidate(str(key_id))
+
+        budget_sub = await nc.subscribe(events.BUDGET_STATE_SUBJECT, cb=on_budget_state)
         ctx = EdgeContext(
             snapshot=lambda: watcher.current,
             executor=executor_pb2_grpc.ExecutorStub(executor_channel),
@@ -97,19 +117,18 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> DataPlane
             guards=Guards(
                 # a slot leaked by a crashed edge frees itself a minute after the longest possible request
                 RateLimiter(redis, inflight_ttl_ms=int((settings.request_timeout_s + 60) * 1000)),
-                BudgetGuard(
-                    usage_pb2_grpc.UsageServiceStub(usage_channel),
-                    budget_metrics,
-                    ttl_s=settings.budget_cache_ttl_s,
-                    timeout_s=settings.budget_check_timeout_s,
-                ),
+                budgets,
                 guard_metrics,
             ),
+            sessions=sessions,
         )
         log.info("edge ready", extra={"config_version": watcher.current.version})
         try:
             yield {"edge": ctx, "proxy": proxy, "watcher": watcher}
         finally:
+            with contextlib.suppress(Exception):
+                await budget_sub.unsubscribe()
+            await sessions.stop()
             if cache is not None:
                 await cache.stop()
             await redis.aclose()

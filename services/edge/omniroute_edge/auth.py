@@ -13,6 +13,8 @@ from omniroute_core.snapshot import ApiKey, ConfigSnapshot
 __all__ = ["AuthError", "Caller", "authenticate", "presented_key"]
 
 _KEY_HEADERS = (b"x-api-key", b"x-goog-api-key")
+# the data-plane scopes: a route with no scope of its own (a listing) admits a key holding any of them
+_DATA_SCOPES = frozenset({"chat", "embeddings", "images", "audio", "*"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,8 @@ def presented_key(headers: list[tuple[bytes, bytes]], query_key: str | None) -> 
 
 
 def authenticate(key: str | None, snapshot: ConfigSnapshot, *, required: bool, scope: str) -> Caller:
-    """Who is calling. Raises :class:`AuthError` (401 bad/missing key, 403 missing scope).
+    """Who is calling. Raises :class:`AuthError` (401 bad/missing key, 403 missing scope). An empty ``scope`` (a
+    listing) admits a key holding any data-plane scope.
 
     When keys are not required, an unknown key is treated as anonymous: SDKs always send *some* key, and a
     newcomer's placeholder must not break them. A known key is always checked (revoked, expired, scopes).
@@ -55,6 +58,9 @@ def authenticate(key: str | None, snapshot: ConfigSnapshot, *, required: bool, s
         return Caller(None)
     if not record.usable(int(time.time() * 1000)):
         raise AuthError(hub_error(401, "API key revoked or expired", code="invalid_api_key"))
-    if record.scopes and scope not in record.scopes and "*" not in record.scopes:
+    if not scope:
+        if record.scopes and not _DATA_SCOPES.intersection(record.scopes):
+            raise AuthError(hub_error(403, "API key has no data-plane scope", code="insufficient_scope"))
+    elif record.scopes and scope not in record.scopes and "*" not in record.scopes:
         raise AuthError(hub_error(403, f"API key lacks the {scope!r} scope", code="insufficient_scope"))
     return Caller(record)

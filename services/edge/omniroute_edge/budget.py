@@ -6,6 +6,10 @@ whether or not it has a budget, and concurrent requests of one key share a singl
 the cache is overshoot: spend recorded after the answer was cached is seen up to ``ttl_s`` later (plus the usage
 pipeline's own delay); across N replicas a key can overshoot by what it spends in that time on all of them.
 
+The usage service announces on NATS (``omniroute.budget.state``) every key whose stored spend reached its limit and
+every budget that changed; :meth:`BudgetGuard.invalidate` then drops that key's cached answer, so the next request
+asks again. The cache bounds overshoot only when such a notice is lost (NATS core is at most once).
+
 When the usage service cannot answer, the check **fails open** (the request is admitted, a warning is logged and
 ``omniroute_edge_budget_check_failures_total`` counts it) and that answer is cached like any other: a budget is
 a cost control whose spend is still recorded (usage events queue in JetStream) and enforced again once the
@@ -72,6 +76,15 @@ class BudgetGuard:
         self._clock = clock
         self._answers: dict[str, _Answer] = {}
         self._pending: dict[str, asyncio.Future[_Answer]] = {}
+        # bumped by invalidate(): an answer asked for before the bump is returned but not kept
+        self._epochs: dict[str, int] = {}
+
+    def invalidate(self, key_id: str) -> None:
+        """Forget ``key_id``'s cached answer (its budget or spend changed); the next request asks again."""
+        self._answers.pop(key_id, None)
+        if len(self._epochs) >= _MAX_ENTRIES:
+            self._epochs.clear()
+        self._epochs[key_id] = self._epochs.get(key_id, 0) + 1
 
     async def refusal(self, key_id: str) -> common_pb2.Error | None:
         """A 429 ``insufficient_quota`` when ``key_id`` has spent its budget for the period, else None."""
@@ -98,10 +111,12 @@ class BudgetGuard:
         future: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
         self._pending[key_id] = future
         try:
+            epoch = self._epochs.get(key_id, 0)
             answer = _Answer(self._clock(), await self._ask(key_id))
             if len(self._answers) >= _MAX_ENTRIES:
                 self._answers.clear()
-            self._answers[key_id] = answer
+            if self._epochs.get(key_id, 0) == epoch:
+                self._answers[key_id] = answer
             future.set_result(answer)
             return answer
         except BaseException as exc:

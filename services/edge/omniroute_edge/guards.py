@@ -99,7 +99,7 @@ class Guards:
         """Admit the request or raise :class:`Refused` (403 model, 429 budget, 429 rate limit)."""
         if key is None:
             return NOTHING
-        error = model_refusal(key, model)
+        error = model_refusal(key, model) if model else None  # a listing names no model
         if error is not None:
             self._metrics.refusals.labels("model").inc()
             raise Refused(error)

@@ -16,26 +16,28 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from omniroute.v1 import common_pb2, executor_pb2, executor_pb2_grpc
-from omniroute_core import jsonx
+from omniroute_core.catalog import Catalog, load_catalog
 from omniroute_core.errors import hub_error
 from omniroute_core.grpcx import UPSTREAM_TIMING_KEY, call_metadata
 from omniroute_core.logging import REQUEST_ID
 from omniroute_core.snapshot import ConfigSnapshot
 from omniroute_edge.auth import AuthError, authenticate, presented_key
+from omniroute_edge.bodies import BodyError, read_request
 from omniroute_edge.errors import ErrorRenderer
 from omniroute_edge.guards import NOTHING, Guards, Refused, with_headers
 from omniroute_edge.ipfilter import CLIENT_IP
 from omniroute_edge.progress import Progress
 from omniroute_edge.refusals import send_error
-from omniroute_edge.replay import ReplayPolicy, RequestFacts, serve
+from omniroute_edge.replay import ReplayPolicy, RequestFacts, cache_policy, serve
 from omniroute_edge.routes import Route
+from omniroute_edge.sessions import SessionTracker, session_id
 
 __all__ = ["EdgeContext", "EdgeMetrics", "Relay"]
 
@@ -93,6 +95,9 @@ class EdgeContext:
     request_timeout_s: float
     replay: ReplayPolicy | None = None
     guards: Guards | None = None
+    sessions: SessionTracker | None = None
+    # provider ids and aliases, for the dedicated /v1/providers/{provider}/... routes
+    catalog: Catalog = field(default_factory=load_catalog)
 
 
 class _Refusal(Exception):
@@ -132,28 +137,47 @@ class Relay:
                 required=ctx.require_api_key,
                 scope=self.route.scope,
             )
-            doc, model, stream, operation = _target(self.route, body, scope.get("path_params", {}))
+            content_type = _header(scope, b"content-type") if self.route.body != "json" else ""
+            parsed = read_request(self.route, body, content_type, scope.get("path_params", {}), ctx.catalog)
+            doc, model, stream, operation = parsed.doc, parsed.model, parsed.stream, parsed.operation
             admission = NOTHING
             if ctx.guards is not None:
                 paths = self.route.max_tokens_paths
-                admission = await ctx.guards.admit(snapshot, caller.key, model, doc, len(body), paths, rid)
-        except (_Refusal, AuthError, Refused) as exc:
+                admission = await ctx.guards.admit(snapshot, caller.key, model, doc, parsed.token_bytes, paths, rid)
+        except (_Refusal, AuthError, Refused, BodyError) as exc:
             return await send_error(ctx.errors, fmt, exc.error, send, rid, getattr(exc, "headers", ()))
+        client_ip = scope.get(CLIENT_IP) or _client_ip(scope)
+        key_id = caller.key.id if caller.key else ""
+        if ctx.sessions is not None and operation == common_pb2.OPERATION_CHAT:
+            session = session_id(scope["headers"], fmt, doc, key_id or "ip:" + client_ip, model)
+            if session is not None:
+                ctx.sessions.touch(session, key_id, model)
         meta = common_pb2.RequestMeta(
             request_id=rid,
-            key_id=caller.key.id if caller.key else "",
+            key_id=key_id,
             client_format=fmt,
             operation=operation,
             model=model,
             stream=stream,
             deadline_unix_ms=int((time.time() + ctx.request_timeout_s) * 1000),
-            client_ip=scope.get(CLIENT_IP) or _client_ip(scope),
+            client_ip=client_ip,
             endpoint=self.route.path,
             no_log=bool(caller.key and caller.key.no_log),
+            content_type=parsed.content_type,
+            list_operations=self.route.list_operations,
         )
         try:
             return await self._dispatch(
-                ctx, scope, receive, with_headers(send, admission.headers), rid, meta, doc, body, started
+                ctx,
+                scope,
+                receive,
+                with_headers(send, admission.headers),
+                rid,
+                meta,
+                doc,
+                body,
+                cache_policy(caller.key, snapshot),
+                started,
             )
         finally:
             if admission.release is not None:
@@ -169,6 +193,7 @@ class Relay:
         meta: common_pb2.RequestMeta,
         doc: dict[str, Any],
         body: bytes,
+        policy: str,
         started: float,
     ) -> int:
         """Run the request through the executor, behind idempotency and the exact cache when they apply.
@@ -192,6 +217,7 @@ class Relay:
             stream=stream,
             idempotency_token=token,
             no_cache=_header(scope, b"x-omniroute-no-cache").lower() == "true",
+            cache_policy=policy,
         )
         return await serve(ctx.replay, self.route, facts, send, rid, run)
 
@@ -389,32 +415,6 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-def _target(
-    route: Route, body: bytes, path_params: dict[str, str]
-) -> tuple[dict[str, Any], str, bool, common_pb2.Operation.ValueType]:
-    """The parsed body, the model, the stream flag and the operation, from where ``route`` says they are."""
-    try:
-        doc = jsonx.loads(body)
-    except jsonx.JSONDecodeError as exc:
-        raise _Refusal(hub_error(400, f"request body is not valid JSON: {exc}", code="invalid_json")) from exc
-    if not isinstance(doc, dict):
-        raise _Refusal(hub_error(400, "request body must be a JSON object", code="invalid_json"))
-    if route.path_actions:
-        model, _, action_name = path_params.get("target", "").rpartition(":")
-        action = route.path_actions.get(action_name)
-        if action is None or not model:
-            known = ", ".join(sorted(route.path_actions))
-            raise _Refusal(hub_error(404, f"unknown method {action_name!r}; expected <model>:<{known}>"))
-        return doc, model.removeprefix("models/"), action.stream, action.operation
-    body_model = doc.get("model")
-    if not isinstance(body_model, str) or not body_model:
-        raise _Refusal(hub_error(400, "'model' is required and must be a string", param="model"))
-    stream = doc.get("stream", route.stream_default)
-    if not isinstance(stream, bool):
-        raise _Refusal(hub_error(400, "'stream' must be a boolean", param="stream"))
-    return doc, body_model, stream, route.operation
 
 
 async def _wait_disconnect(receive: Receive) -> None:

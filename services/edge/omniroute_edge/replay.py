@@ -12,12 +12,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from omniroute_core.snapshot import CACHE_POLICIES, ApiKey, ConfigSnapshot
 from omniroute_edge.cache import ExactCache, eligible
 from omniroute_edge.idempotency import Claim, Idempotency
 from omniroute_edge.replies import Recorder, StoredReply
 from omniroute_edge.routes import Route
 
-__all__ = ["ReplayPolicy", "RequestFacts", "serve"]
+__all__ = ["ReplayPolicy", "RequestFacts", "cache_policy", "serve"]
 
 Send = Callable[[dict[str, Any]], Any]
 Header = tuple[bytes, bytes]
@@ -30,7 +31,7 @@ IDEMPOTENT = (b"x-omniroute-idempotent", b"true")
 class ReplayPolicy:
     idempotency: Idempotency | None
     cache: ExactCache | None
-    cache_policy: str  # "deterministic" | "always" | "never"
+    cache_policy: str  # the default when neither the key nor the settings name one
     max_stored_bytes: int
 
 
@@ -42,6 +43,7 @@ class RequestFacts:
     stream: bool
     idempotency_token: str
     no_cache: bool
+    cache_policy: str = ""  # the key's or the gateway setting's; empty: ReplayPolicy.cache_policy
 
 
 async def serve(policy: ReplayPolicy, route: Route, facts: RequestFacts, send: Send, rid: str, run: Run) -> int:
@@ -82,10 +84,20 @@ async def serve(policy: ReplayPolicy, route: Route, facts: RequestFacts, send: S
                 await idem.release(claim)
 
 
+def cache_policy(key: ApiKey | None, snapshot: ConfigSnapshot) -> str:
+    """The cache policy of a request: its key's own, else the gateway's ``cache`` setting, else "" (the edge's
+    configured default applies)."""
+    if key is not None and key.cache_policy:
+        return key.cache_policy
+    setting = snapshot.settings.get("cache")
+    policy = setting.get("policy") if isinstance(setting, dict) else None
+    return policy if isinstance(policy, str) and policy in CACHE_POLICIES else ""
+
+
 def _cache_key(policy: ReplayPolicy, route: Route, facts: RequestFacts) -> str | None:
-    if policy.cache is None or facts.no_cache or not isinstance(facts.doc, dict):
+    if policy.cache is None or not route.cacheable or facts.no_cache or not isinstance(facts.doc, dict):
         return None
-    if not eligible(facts.doc, route.temperature_path, policy.cache_policy):
+    if not eligible(facts.doc, route.temperature_path, facts.cache_policy or policy.cache_policy):
         return None
     return policy.cache.key_for(facts.scope, facts.path, facts.doc)
 

@@ -68,3 +68,11 @@ def test_scope_is_checked() -> None:
     assert exc.value.error.status == 403
     assert authenticate(KEY, snapshot(scopes=("*",)), required=True, scope="chat").key is not None
     assert authenticate(KEY, snapshot(scopes=()), required=True, scope="chat").key is not None
+
+
+def test_a_listing_admits_any_data_plane_scope_but_not_admin_alone() -> None:
+    for scopes in (("embeddings",), ("audio",), ("*",), ()):
+        assert authenticate(KEY, snapshot(scopes=scopes), required=True, scope="").key is not None
+    with pytest.raises(AuthError) as exc:
+        authenticate(KEY, snapshot(scopes=("admin",)), required=True, scope="")
+    assert exc.value.error.status == 403

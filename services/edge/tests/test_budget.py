@@ -85,3 +85,33 @@ async def test_usage_down_fails_open_and_is_counted() -> None:
     assert await budget.refusal("k") is None
     assert usage.calls == 1  # the failure is cached too: an outage adds no latency per request
     assert metrics.failures._value.get() == 1
+
+
+OVER = usage_pb2.CheckBudgetReply(allowed=False, has_budget=True, limit_usd=1.0, spent_usd=1.01, period="daily")
+
+
+async def test_invalidate_makes_the_next_request_ask_again() -> None:
+    usage, clock = FakeUsage(), Clock()
+    budget, _ = guard(usage, clock)
+    assert await budget.refusal("k") is None
+    usage.reply = OVER
+    assert await budget.refusal("k") is None  # still the cached answer
+    budget.invalidate("k")
+    assert await budget.refusal("k") is not None
+    assert usage.calls == 2
+    budget.invalidate("other")  # another key's notice leaves this one cached
+    assert await budget.refusal("k") is not None
+    assert usage.calls == 2
+
+
+async def test_an_answer_asked_before_a_notice_is_not_kept() -> None:
+    usage, clock = FakeUsage(), Clock()
+    usage.delay_s = 0.05
+    budget, _ = guard(usage, clock)
+    asking = asyncio.ensure_future(budget.refusal("k"))
+    await asyncio.sleep(0.01)
+    budget.invalidate("k")  # the spend changed while that answer was on its way
+    assert await asking is None
+    usage.reply, usage.delay_s = OVER, 0.0
+    assert await budget.refusal("k") is not None
+    assert usage.calls == 2

@@ -7,8 +7,10 @@ from starlette.routing import Match
 from starlette.routing import Route as StarletteRoute
 
 from omniroute.v1 import common_pb2
-from omniroute_edge.relay import Relay, _target
+from omniroute_edge.relay import Relay
 from omniroute_edge.routes import ROUTES
+
+from .test_bodies import target as _target
 
 
 def _matching(path: str) -> Relay:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from omniroute.v1 import common_pb2
-from omniroute_edge.relay import _Refusal, _target
+from omniroute_edge.bodies import BodyError
 from omniroute_edge.routes import ROUTES, Route
+
+from .test_bodies import target as _target
 
 CHAT = common_pb2.OPERATION_CHAT
 BY_PATH = {r.path: r for r in ROUTES}
@@ -41,7 +43,7 @@ def test_gemini_takes_model_and_stream_from_the_path() -> None:
 
 @pytest.mark.parametrize("target", ["gemini-2.5-pro:embedContent", "gemini-2.5-pro", ":generateContent"])
 def test_gemini_unknown_method_is_404(target: str) -> None:
-    with pytest.raises(_Refusal) as exc:
+    with pytest.raises(BodyError) as exc:
         _model_and_stream(b"{}", BY_PATH["/v1beta/models/{target:path}"], target)
     assert exc.value.error.status == 404
 
@@ -58,7 +60,25 @@ def test_gemini_unknown_method_is_404(target: str) -> None:
     ],
 )
 def test_bad_bodies_are_400(body: bytes, param: str) -> None:
-    with pytest.raises(_Refusal) as exc:
+    with pytest.raises(BodyError) as exc:
         _model_and_stream(body)
     assert exc.value.error.status == 400
     assert exc.value.error.param == param
+
+
+def test_cache_policy_precedence_key_then_setting_then_default() -> None:
+    from omniroute_core.snapshot import ApiKey, ConfigSnapshot
+    from omniroute_edge.replay import cache_policy
+
+    plain, never = ApiKey("a", "a", "h1"), ApiKey("b", "b", "h2", cache_policy="never")
+    bare = ConfigSnapshot.build(1, (), (plain, never), {})
+    assert cache_policy(plain, bare) == ""  # the edge's own default applies
+    assert cache_policy(None, bare) == ""
+    assert cache_policy(never, bare) == "never"
+    always = ConfigSnapshot.build(2, (), (plain, never), {"cache": {"policy": "always"}})
+    assert cache_policy(plain, always) == "always"
+    assert cache_policy(None, always) == "always"
+    assert cache_policy(never, always) == "never"
+    odd = ConfigSnapshot.build(3, (), (plain,), {"cache": {"policy": "sometimes"}})
+    assert cache_policy(plain, odd) == ""
+    assert cache_policy(plain, ConfigSnapshot.build(4, (), (plain,), {"cache": "always"})) == ""

@@ -20,16 +20,18 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from omniroute.v1 import common_pb2, executor_pb2, translator_pb2, usage_pb2
-from omniroute_core import jsonx
+from omniroute.v1 import common_pb2, executor_pb2, usage_pb2
 from omniroute_core.catalog import Catalog
 from omniroute_core.errors import hub_error
 from omniroute_core.snapshot import ConfigSnapshot
-from omniroute_executor.attempts import Attempt, Kind, Outcome, classify, retry_after_ms
+from omniroute_executor.attempts import Attempt, Kind, Outcome
 from omniroute_executor.count_tokens import count_tokens
-from omniroute_executor.passthrough import usage_from
+from omniroute_executor.listing import list_models
+from omniroute_executor.local import LocalEmbedder
+from omniroute_executor.modalities import OPERATION_NAMES, ModalityRunner, Source, parse_source
 from omniroute_executor.prepare import Credentials, Prepared, prepare
-from omniroute_executor.relay_stream import EarlyFailure, StreamRelay, relayed_headers
+from omniroute_executor.relay_stream import EarlyFailure, StreamRelay
+from omniroute_executor.replies import Replies
 from omniroute_executor.resilience import HealthStore, Profile, profiles_from
 from omniroute_executor.resolve import ResolveError, Target
 from omniroute_executor.routing import Plan, RoutingStats, build_plan
@@ -41,7 +43,6 @@ __all__ = ["Engine", "EventSink"]
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
-_OPERATION_PATH = {common_pb2.OPERATION_CHAT: "chat"}
 
 
 class EventSink(Protocol):
@@ -57,6 +58,7 @@ class _Request:
     parsed: dict[str, Any]
     plan: Plan
     profiles: dict[str, Profile]
+    source: Source
     upstream: UpstreamClock  # time spent waiting on providers (the edge's overhead histogram subtracts it)
 
 
@@ -74,6 +76,7 @@ class Engine:
         stats: RoutingStats | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        modalities: ModalityRunner | None = None,
     ) -> None:
         self._catalog = catalog
         self._snapshot = snapshot
@@ -86,6 +89,9 @@ class Engine:
         self._rng = rng or random.Random()
         self._clock = clock
         self._relay = StreamRelay(translator, clock)
+        self._replies = Replies(translator)
+        # embeddings, images and transcription: the same loop, their own dialects (omniroute_executor.modalities)
+        self._modalities = modalities or ModalityRunner(upstream, credentials, LocalEmbedder())
 
     # -- non-streaming -------------------------------------------------------------------------------------
 
@@ -93,6 +99,8 @@ class Engine:
         meta = req.meta
         if meta.operation == common_pb2.OPERATION_COUNT_TOKENS:
             return await self._count_tokens(meta, req.body)
+        if meta.operation == common_pb2.OPERATION_LIST_MODELS:
+            return await list_models(meta, self._catalog, self._snapshot(), self._translator)
         try:
             request = await self._begin(meta, req.body)
         except ResolveError as exc:
@@ -120,6 +128,8 @@ class Engine:
 
     async def _try_once(self, request: _Request, target: Target, attempt: Attempt) -> Outcome:
         meta = request.meta
+        if meta.operation != common_pb2.OPERATION_CHAT:
+            return await self._try_modality(request, target, attempt)
         try:
             prepared = await self._prepare(request, target)
         except ResolveError as exc:
@@ -141,89 +151,29 @@ class Engine:
         attempt.status = resp.status
         if resp.status >= 400:
             attempt.error_type = "upstream_status"
-            return await self._upstream_failure(meta, prepared, resp, body)
-        reply = await self._success_reply(meta, prepared, resp, body, attempt)
+            return await self._replies.upstream_failure(meta, prepared, resp, body)
+        reply = await self._replies.success(meta, prepared, resp, body, attempt)
         return Outcome(Kind.OK if reply.status < 400 else Kind.NEXT, reply)
 
-    async def _success_reply(
-        self, meta: common_pb2.RequestMeta, prepared: Prepared, resp: UpstreamResponse, body: bytes, attempt: Attempt
-    ) -> executor_pb2.ExecuteReply:
-        if prepared.passthrough is not None:
-            try:
-                usage = usage_from(prepared.passthrough, jsonx.loads(body))
-            except jsonx.JSONDecodeError:
-                usage = None
-            out = body
-        else:
-            translated = await self._translator.response(
-                translator_pb2.TranslateResponseIn(
-                    source=prepared.target.provider.format,
-                    target=meta.client_format,
-                    body=body,
-                    model=meta.model,
-                    request_id=meta.request_id,
-                    created_unix=int(time.time()),
-                )
-            )
-            if translated.HasField("error"):
-                attempt.status, attempt.error_type = translated.error.status, "translation"
-                return await self._error_reply(meta, translated.error, attempt)
-            usage, out = translated.usage, translated.body
-        if usage is not None:
-            attempt.usage = usage
-        return executor_pb2.ExecuteReply(
-            status=resp.status,
-            content_type=JSON,
-            body=out,
-            headers=relayed_headers(resp),
-            usage=attempt.usage,
-            provider=prepared.target.provider.id,
-            model=prepared.target.model,
-        )
-
-    async def _upstream_failure(
-        self, meta: common_pb2.RequestMeta, prepared: Prepared, resp: UpstreamResponse, body: bytes
-    ) -> Outcome:
-        """A provider's own error status. Same format: relayed as sent, when it is that format's JSON envelope."""
-        wait = retry_after_ms(resp.headers)
-        kind = classify(resp.status)
-        outcome = Outcome(
-            kind,
-            executor_pb2.ExecuteReply(),
-            retry_after_ms=wait,
-            rate_limited=resp.status == 429,
-            counts_as_failure=kind is Kind.RETRY,
-        )
-        if prepared.passthrough is not None and _is_json_object(body):
-            outcome.reply = executor_pb2.ExecuteReply(
-                status=resp.status,
-                content_type=JSON,
-                body=body,
-                headers=relayed_headers(resp),
-                provider=prepared.target.provider.id,
-            )
-            return outcome
-        snippet = body[:300].decode("utf-8", "replace")
-        err = hub_error(
-            resp.status,
-            f"provider {prepared.target.provider.id!r} returned HTTP {resp.status}: {snippet}",
-            type_="upstream_error",
-            retry_after_ms=wait,
-        )
-        rendered = await self._translator.render_error(meta.client_format, err)
-        outcome.reply = executor_pb2.ExecuteReply(
-            status=resp.status, content_type=JSON, body=rendered, headers=relayed_headers(resp)
-        )
+    async def _try_modality(self, request: _Request, target: Target, attempt: Attempt) -> Outcome:
+        """An embeddings, image or transcription attempt (:mod:`omniroute_executor.modalities`)."""
+        self.stats.begin(target.key)
+        operation = OPERATION_NAMES[request.meta.operation]
+        try:
+            async with asyncio.timeout(request.plan.config.timeout_s or None):
+                # the whole attempt counts as the provider's time (its request building is small beside it)
+                request.upstream.start()
+                outcome = await self._modalities.attempt(operation, request.source, target, attempt)
+        except TimeoutError:
+            err = hub_error(504, "provider timed out: per-target timeout")
+            return Outcome(Kind.RETRY, await self._error_reply(request.meta, err, attempt), counts_as_failure=True)
+        attempt.ttft_ms = self._elapsed_ms(attempt)
         return outcome
 
     async def _error_reply(
         self, meta: common_pb2.RequestMeta, error: common_pb2.Error, attempt: Attempt
     ) -> executor_pb2.ExecuteReply:
-        attempt.status = attempt.status or error.status
-        attempt.error_type = attempt.error_type or error.type
-        body = await self._translator.render_error(meta.client_format, error)
-        headers = {"retry-after": str(max(1, -(-error.retry_after_ms // 1000)))} if error.retry_after_ms else {}
-        return executor_pb2.ExecuteReply(status=error.status, content_type=JSON, body=body, headers=headers)
+        return await self._replies.error(meta, error, attempt)
 
     # -- streaming -----------------------------------------------------------------------------------------
 
@@ -233,8 +183,8 @@ class Engine:
         """First chunk: status and headers (and, on failure before any content, the whole error body).
         ``timing`` is kept up to date with the time spent waiting on providers (for the trailing metadata)."""
         meta = req.meta
-        if meta.operation == common_pb2.OPERATION_COUNT_TOKENS:  # a count never streams: one chunk, the reply
-            yield _as_chunk(await self._count_tokens(meta, req.body))
+        if meta.operation != common_pb2.OPERATION_CHAT:  # counts, listings and the other operations never stream
+            yield _as_chunk(await self.execute(req))
             return
         try:
             request = await self._begin(meta, req.body)
@@ -311,20 +261,15 @@ class Engine:
             finally:
                 resp.close()
             attempt.status, attempt.error_type = resp.status, "upstream_status"
-            return await self._upstream_failure(meta, prepared, resp, body)
+            return await self._replies.upstream_failure(meta, prepared, resp, body)
         return prepared, resp
 
     # -- the loop --------------------------------------------------------------------------------------------
 
     async def _begin(self, meta: common_pb2.RequestMeta, body: bytes) -> _Request:
-        try:
-            parsed: Any = jsonx.loads(body)
-        except jsonx.JSONDecodeError as exc:
-            raise ResolveError(hub_error(400, f"request body is not valid JSON: {exc}")) from exc
-        if not isinstance(parsed, dict):
-            raise ResolveError(hub_error(400, "request body must be a JSON object"))
-        if meta.operation not in _OPERATION_PATH:
-            raise ResolveError(hub_error(400, "this operation is not supported yet"))
+        if meta.operation not in OPERATION_NAMES:
+            raise ResolveError(hub_error(400, "this operation is not supported"))
+        source = parse_source(meta, body)
         snapshot = self._snapshot()
         resilience = snapshot.settings.get("resilience")
         epoch = resilience.get("resetEpoch", 0) if isinstance(resilience, dict) else 0
@@ -338,7 +283,9 @@ class Engine:
             rng=self._rng,
             blocked_until=lambda t: self.health.blocked_until(*_health_keys(t)),
         )
-        return _Request(meta, body, parsed, plan, profiles_from(snapshot.settings), UpstreamClock(self._clock))
+        parsed = source.parsed if isinstance(source.parsed, dict) else {}
+        clock = UpstreamClock(self._clock)
+        return _Request(meta, body, parsed, plan, profiles_from(snapshot.settings), source, clock)
 
     async def _attempts(
         self, request: _Request, outcomes: list[Outcome]
@@ -439,7 +386,7 @@ class Engine:
 
     async def _prepare(self, request: _Request, target: Target) -> Prepared:
         self.stats.begin(target.key)
-        operation = _OPERATION_PATH[request.meta.operation]
+        operation = OPERATION_NAMES[request.meta.operation]
         return await prepare(
             target, request.meta, request.body, request.parsed, self._credentials, self._translator, operation
         )
@@ -501,10 +448,3 @@ def _as_chunk(reply: executor_pb2.ExecuteReply) -> executor_pb2.ExecuteChunk:
     return executor_pb2.ExecuteChunk(
         status=reply.status, content_type=reply.content_type, headers=reply.headers, data=reply.body
     )
-
-
-def _is_json_object(body: bytes) -> bool:
-    try:
-        return isinstance(jsonx.loads(body), dict)
-    except jsonx.JSONDecodeError:
-        return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 import uvloop
@@ -18,6 +19,8 @@ from omniroute_core.logging import configure_logging
 from omniroute_core.metrics import new_registry, serve_metrics
 from omniroute_core.snapshot import SnapshotWatcher
 from omniroute_executor.engine import Engine
+from omniroute_executor.local import LocalEmbedder
+from omniroute_executor.modalities import ModalityRunner
 from omniroute_executor.prepare import Credentials
 from omniroute_executor.resilience import HealthStore
 from omniroute_executor.server import ExecutorServicer
@@ -52,14 +55,24 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         log.warning("OMNIROUTE_ENCRYPTION_KEY is not set: connections with credentials cannot be used")
     # short timeouts: breaker state is advisory, a slow Redis must not slow requests (the store falls back to local)
     redis = Redis.from_url(settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
+    credentials = Credentials(cipher)
+    local = LocalEmbedder(concurrency=settings.local_embedding_concurrency)
+    modalities = ModalityRunner(
+        upstream,
+        credentials,
+        local,
+        poll_interval_s=settings.transcription_poll_interval_s,
+        max_wait_s=settings.transcription_max_wait_s,
+    )
     engine = Engine(
         catalog=load_catalog(),
         snapshot=lambda: watcher.current,
-        credentials=Credentials(cipher),
+        credentials=credentials,
         upstream=upstream,
         translator=TranslatorClient(translator_channel),
         publisher=publisher,
         health=HealthStore(redis),
+        modalities=modalities,
     )
     server = grpcx.Server(f"{settings.bind_host}:{settings.executor_port}", ["omniroute.v1.Executor"])
     executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(engine), server.server)
@@ -72,6 +85,7 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         await publisher.close()
         await watcher.stop()
         await upstream.close()
+        local.close()
         await translator_channel.close()
         await redis.aclose()
         with contextlib.suppress(Exception):
@@ -81,6 +95,10 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
 def main() -> None:
     settings = ExecutorSettings()
     configure_logging("executor", settings.log_level)
+    # before NumPy is first imported (by the local model, on first use): one BLAS thread per encode, so the
+    # model's CPU is bounded by LOCAL_EMBEDDING_CONCURRENCY and never competes with the event loop's core
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -14,14 +14,23 @@ from omniroute_executor.passthrough import PASSTHROUGH, PassthroughSpec, wants_s
 from omniroute_executor.resolve import ResolveError, Target
 from omniroute_executor.translate import TranslatorClient
 
-__all__ = ["Credentials", "Prepared", "prepare"]
+__all__ = ["Credentials", "Prepared", "auth_header", "prepare"]
 
+# auth style → (header, value template)
 _AUTH_HEADER = {
-    "bearer": "Authorization",
-    "x-api-key": "x-api-key",
-    "x-goog-api-key": "x-goog-api-key",
-    "api-key": "api-key",
+    "bearer": ("Authorization", "Bearer {}"),
+    "token": ("Authorization", "Token {}"),  # Deepgram
+    "raw": ("Authorization", "{}"),  # AssemblyAI: the key alone
+    "x-api-key": ("x-api-key", "{}"),
+    "x-goog-api-key": ("x-goog-api-key", "{}"),
+    "api-key": ("api-key", "{}"),
 }
+
+
+def auth_header(auth: str, key: str) -> tuple[str, str] | None:
+    """The header carrying ``key`` in the provider's ``auth`` style, or None (no key, or ``auth: none``)."""
+    style = _AUTH_HEADER.get(auth)
+    return (style[0], style[1].format(key)) if key and style else None
 
 
 class Credentials:
@@ -78,10 +87,9 @@ async def prepare(
         raise ResolveError(hub_error(400, f"provider {target.provider.id!r} does not support {operation_path}"))
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if meta.stream else "application/json"}
     headers.update(target.provider.headers)
-    key = credentials.key_for(target)
-    header = _AUTH_HEADER.get(target.provider.auth)
-    if key and header:
-        headers[header] = f"Bearer {key}" if target.provider.auth == "bearer" else key
+    auth = auth_header(target.provider.auth, credentials.key_for(target))
+    if auth is not None:
+        headers[auth[0]] = auth[1]
     headers.update(target.connection.headers)
 
     spec = PASSTHROUGH.get(target.provider.format) if target.provider.format == meta.client_format else None

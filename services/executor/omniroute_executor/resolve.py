@@ -15,7 +15,7 @@ from omniroute_core.catalog import Catalog, ProviderSpec
 from omniroute_core.errors import hub_error
 from omniroute_core.snapshot import ConfigSnapshot, ProviderConnection
 
-__all__ = ["ResolveError", "Target", "active_connections", "resolve_model"]
+__all__ = ["ResolveError", "Target", "active_connections", "builtin_connection", "resolve_model"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +74,17 @@ def resolve_model(model: str, catalog: Catalog) -> tuple[ProviderSpec, str]:
     return candidates[0], model
 
 
+def builtin_connection(spec: ProviderSpec) -> ProviderConnection:
+    """The one implicit connection of a built-in provider (no account, no key)."""
+    return ProviderConnection(id=f"builtin:{spec.id}", provider=spec.id, name="built-in", base_url="", api_key_enc="")
+
+
 def active_connections(spec: ProviderSpec, snapshot: ConfigSnapshot) -> tuple[ProviderConnection, ...]:
-    """The provider's active connections in priority order. Raises :class:`ResolveError` (400) when none."""
+    """The provider's active connections in priority order (a built-in provider's implicit one when it has none
+    configured). Raises :class:`ResolveError` (400) when none."""
     conns = tuple(c for c in snapshot.connections_by_provider.get(spec.id, ()) if c.is_active)
+    if not conns and spec.builtin:
+        return (builtin_connection(spec),)
     if not conns:
         raise ResolveError(
             hub_error(

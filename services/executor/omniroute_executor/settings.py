@@ -22,6 +22,12 @@ class ExecutorSettings(CommonSettings):
     # else the temp folder. Give each replica its own persistent folder (a volume) in production.
     usage_spool_dir: str = ""
     omniroute_data_dir: str = ""
+    # the built-in `local` embedding model: encodes run one at a time per thread, in this many threads (each also
+    # limits its BLAS library to one thread, so the model never takes more cores than this)
+    local_embedding_concurrency: int = 1
+    # AssemblyAI's transcript jobs: how often to poll, and for how long at most
+    transcription_poll_interval_s: float = 1.0
+    transcription_max_wait_s: float = 600.0
 
     def spool_folder(self) -> Path:
         if self.usage_spool_dir:

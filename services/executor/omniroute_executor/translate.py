@@ -42,6 +42,9 @@ class TranslatorClient:
     async def count_tokens(self, msg: translator_pb2.CountTokensIn) -> translator_pb2.CountTokensOut:
         return await self._stub.CountTokens(msg, metadata=call_metadata())
 
+    async def render_models(self, msg: translator_pb2.RenderModelsIn) -> translator_pb2.RenderModelsOut:
+        return await self._stub.RenderModels(msg, metadata=call_metadata())
+
     def stream(self, requests: AsyncIterator[translator_pb2.StreamIn]) -> AsyncIterator[translator_pb2.StreamOut]:
         call = self._stub.TranslateStream(requests, metadata=call_metadata())
         return call.__aiter__()

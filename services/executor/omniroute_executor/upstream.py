@@ -75,10 +75,22 @@ class Upstream:
             self._sessions[pool] = session
         return session
 
-    async def post(self, pool: str, url: str, headers: Mapping[str, str], body: bytes) -> UpstreamResponse:
+    async def post(self, pool: str, url: str, headers: Mapping[str, str], body: bytes | memoryview) -> UpstreamResponse:
         """Send a POST and return once the status line and headers arrived. The caller must ``close()``."""
         try:
             resp = await self._session(pool).post(url, data=body, headers=dict(headers))
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            raise UpstreamTimeout(f"no response from {url}") from exc
+        except aiohttp.ClientConnectorError as exc:
+            raise UpstreamConnectError(f"cannot connect to {url}: {exc.os_error or exc}") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectError(f"request to {url} failed: {exc}") from exc
+        return UpstreamResponse(resp.status, resp.headers, resp)
+
+    async def get(self, pool: str, url: str, headers: Mapping[str, str]) -> UpstreamResponse:
+        """Send a GET (a poll of a provider's job); like :meth:`post` otherwise."""
+        try:
+            resp = await self._session(pool).get(url, headers=dict(headers))
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(f"no response from {url}") from exc
         except aiohttp.ClientConnectorError as exc:

@@ -14,9 +14,18 @@ from omniroute_core.errors import hub_error
 from omniroute_core.formats import FORMAT_BY_NAME, format_name
 from omniroute_translator.codecs.base import Codec, CodecError, Context, HubChunk, StreamDecoder, StreamEncoder
 from omniroute_translator.codecs.hub import error_from_chunk, has_content, is_error_chunk, usage_to_proto
+from omniroute_translator.codecs.listings import LISTINGS
 from omniroute_translator.rawjson import replace_top_level_string
 
-__all__ = ["CodecTable", "StreamSession", "open_stream", "render_error", "translate_request", "translate_response"]
+__all__ = [
+    "CodecTable",
+    "StreamSession",
+    "open_stream",
+    "render_error",
+    "render_models",
+    "translate_request",
+    "translate_response",
+]
 
 CodecTable = Mapping[common_pb2.Format.ValueType, Codec]
 
@@ -95,6 +104,17 @@ def translate_response(
         return translator_pb2.TranslateResponseOut(body=req.body, usage=decoded.usage)
     ctx = Context(model=req.model, request_id=req.request_id, created_unix=req.created_unix)
     return translator_pb2.TranslateResponseOut(body=tgt.encode_response(decoded.hub, ctx), usage=decoded.usage)
+
+
+def render_models(req: translator_pb2.RenderModelsIn) -> translator_pb2.RenderModelsOut:
+    """A model listing in ``req.target``'s shape; a 404 for a format that has no listing endpoint."""
+    render = LISTINGS.get(req.target)
+    if render is None:
+        return translator_pb2.RenderModelsOut(
+            error=hub_error(404, f"format {format_name(req.target)!r} has no model listing", code="unsupported_format")
+        )
+    body = render([(m.id, m.owned_by, m.created_unix) for m in req.models])
+    return translator_pb2.RenderModelsOut(body=body, content_type="application/json")
 
 
 def render_error(table: CodecTable, req: translator_pb2.RenderErrorIn) -> translator_pb2.RenderErrorOut:

@@ -75,6 +75,17 @@ class TranslatorService(translator_pb2_grpc.TranslatorServicer):
         self._observe("RenderError", common_pb2.FORMAT_UNSPECIFIED, request.target, "ok", time.perf_counter() - start)
         return reply
 
+    async def RenderModels(
+        self, request: translator_pb2.RenderModelsIn, context: Any
+    ) -> translator_pb2.RenderModelsOut:
+        start = time.perf_counter()
+        reply = pipeline.render_models(request)
+        outcome = "error" if reply.HasField("error") else "ok"
+        self._observe(
+            "RenderModels", common_pb2.FORMAT_UNSPECIFIED, request.target, outcome, time.perf_counter() - start
+        )
+        return reply
+
     async def CountTokens(self, request: translator_pb2.CountTokensIn, context: Any) -> translator_pb2.CountTokensOut:
         """Counted in a worker thread: tokenizing a long prompt (or loading a table on first use) must not stall
         the event loop that serves every other call."""

@@ -10,6 +10,12 @@ The warning fires once per key and period, whichever replica stores the event th
 replicas cannot both claim it. It is logged, counted and published on core NATS subject
 ``omniroute.budget.warning`` as JSON (``{"keyId", "limit", "spent", "ratio", "period", "periodStart",
 "resetAt"}``); publication is best effort (at most once).
+
+A stored batch that leaves a key at or past its limit is also announced on ``omniroute.budget.state``
+(:data:`omniroute_core.events.BUDGET_STATE_SUBJECT`, ``{"keyId", "state": "exceeded"}``), after every batch that
+does (not once): edges cache budget answers for a couple of seconds, and this notice makes each of them ask again
+right away, so a key's overshoot is bounded by the metering pipeline's delay rather than by that cache. Keys well
+under their budget cost one read per batch (the warning share filters them), as before.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import asyncpg
 from prometheus_client import Counter
 
 from omniroute_core import jsonx
+from omniroute_core.events import BUDGET_STATE_SUBJECT
 
 __all__ = [
     "PERIODS",
@@ -58,6 +65,11 @@ SELECT b.key_id, b.limit_usd, b.period, p.start, p.start + p.length AS reset_at,
 FROM usage_budgets b {_PERIOD}
 WHERE $1::text IS NULL OR b.key_id = $1
 ORDER BY b.key_id
+"""  # noqa: S608
+_NEAR_LIMIT = f"""
+SELECT b.key_id, b.limit_usd, b.period, p.start, p.start + p.length AS reset_at, s.spent
+FROM usage_budgets b {_PERIOD}
+WHERE b.key_id = ANY($1::text[]) AND s.spent >= b.limit_usd * $2
 """  # noqa: S608
 _CLAIM_WARNINGS = f"""
 WITH due AS (
@@ -150,20 +162,34 @@ class BudgetWarner:
         self._ratio = Decimal(str(ratio))
 
     async def check(self, key_ids: Collection[str]) -> list[BudgetStatus]:
-        """Claim and send the warnings now due for ``key_ids``; returns them. Never raises: a failure is logged
-        and the next batch of the key checks again (nothing was claimed)."""
+        """Claim and send the warnings now due for ``key_ids`` and announce the keys now over their limit;
+        returns the warnings sent. Never raises: a failure is logged and the next batch of the key checks again
+        (nothing was claimed)."""
         keys = [k for k in key_ids if k]
         if not keys:
             return []
         try:
-            rows = await self._pool.fetch(_CLAIM_WARNINGS, keys, self._ratio)
+            near = [_status(r) for r in await self._pool.fetch(_NEAR_LIMIT, keys, self._ratio)]
+            if not near:
+                return []
+            rows = await self._pool.fetch(_CLAIM_WARNINGS, [s.key_id for s in near], self._ratio)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("budget warning check failed: %r", exc)
             return []
+        for status in near:
+            if not status.allowed:
+                await self.announce(status.key_id, "exceeded")
         due = [_status(r) for r in rows]
         for status in due:
             await self._send(status)
         return due
+
+    async def announce(self, key_id: str, state: str) -> None:
+        """Tell the edges that ``key_id``'s budget answer changed (best effort)."""
+        try:
+            await self._publish(BUDGET_STATE_SUBJECT, jsonx.dumps({"keyId": key_id, "state": state}))
+        except Exception as exc:  # NATS down or closing: the edges' cached answers expire on their own
+            log.warning("budget state not published: %r", exc)
 
     async def _send(self, status: BudgetStatus) -> None:
         ratio = float(status.spent / status.limit)

@@ -125,7 +125,7 @@ class UsageService:
             sub = await writer.subscribe()
             server = grpcx.Server(f"{settings.bind_host}:{settings.usage_port}", [SERVICE_NAME])
             usage_pb2_grpc.add_UsageServiceServicer_to_server(
-                UsageServicer(store, pricing, settings.budget_warn_ratio), server.server
+                UsageServicer(store, pricing, settings.budget_warn_ratio, warner), server.server
             )
             await server.start()
             serve_metrics(registry, settings.bind_host, settings.metrics_port)

@@ -15,6 +15,7 @@ from omniroute_core import jsonx
 from omniroute_usage import queries
 from omniroute_usage.api import BadRequest, NotFound
 from omniroute_usage.budget_api import check_budget, get_budgets, post_budget
+from omniroute_usage.budgets import BudgetWarner
 from omniroute_usage.pricing import load_shipped
 from omniroute_usage.pricing_api import get_pricing, set_pricing
 from omniroute_usage.pricing_db import PricingSource
@@ -37,7 +38,15 @@ _DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceErr
 class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
     """Answers from PostgreSQL. ``pricing`` defaults to the shipped prices plus the stored overrides."""
 
-    def __init__(self, store: UsageStore, pricing: PricingSource | None = None, warn_ratio: float = 0.8) -> None:
+    def __init__(
+        self,
+        store: UsageStore,
+        pricing: PricingSource | None = None,
+        warn_ratio: float = 0.8,
+        budgets: BudgetWarner | None = None,
+    ) -> None:
+        """``budgets`` announces changed budgets to the edges (``None``: they notice when their cache expires)."""
+        self._budgets = budgets
         self._store = store
         self._warn_ratio = warn_ratio
         self._pool = store.pool
@@ -122,7 +131,10 @@ class UsageServicer(usage_pb2_grpc.UsageServiceServicer):
         self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> usage_pb2.ManageReply:
         """Create or replace one key's budget (:func:`omniroute_usage.budget_api.post_budget`)."""
-        return await self._manage(context, post_budget(self._pool, request.body_json, self._warn_ratio))
+        reply = await self._manage(context, post_budget(self._pool, request.body_json, self._warn_ratio))
+        if self._budgets is not None:
+            await self._budgets.announce(jsonx.loads(reply.body_json)["budget"]["keyId"], "updated")
+        return reply
 
     async def GetUsageHistory(
         self, request: usage_pb2.ManageRequest, context: grpc.aio.ServicerContext[object, object]

@@ -8,7 +8,7 @@ import datetime as dt
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import grpc
@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 
 from omniroute.v1 import common_pb2, usage_pb2, usage_pb2_grpc
 from omniroute_core import grpcx, jsonx
+from omniroute_core.events import BUDGET_STATE_SUBJECT
 from omniroute_usage.budget_api import post_budget
 from omniroute_usage.budgets import WARNING_SUBJECT, BudgetWarner
 from omniroute_usage.metrics import WriterMetrics
@@ -195,3 +196,78 @@ async def test_warning_at_80_percent_is_published_once(
 async def _spent_at_least(pool: asyncpg.Pool, key: str, amount: Decimal) -> bool:
     spent = await pool.fetchval("SELECT coalesce(sum(cost_usd), 0) FROM usage_rollup_day WHERE key_id = $1", key)
     return bool(spent >= amount)
+
+
+async def test_keys_over_their_limit_and_changed_budgets_are_announced(
+    nc: NATS, js: JetStreamContext, store: UsageStore, pool: asyncpg.Pool, lane: Lane
+) -> None:
+    received: list[dict[str, Any]] = []
+
+    async def collect(msg: Msg) -> None:
+        received.append(jsonx.loads(msg.data))
+
+    sub = await nc.subscribe(BUDGET_STATE_SUBJECT, cb=collect)
+    metrics = WriterMetrics.create(CollectorRegistry())
+    warner = BudgetWarner(pool, nc.publish, metrics.budget_warnings)
+    key, idle = f"key-{lane.provider}", f"idle-{lane.provider}"
+    await post_budget(pool, jsonx.dumps({"keyId": key, "limit": 0.005, "period": "daily"}), 0.8)
+    await post_budget(pool, jsonx.dumps({"keyId": idle, "limit": 100, "period": "daily"}), 0.8)
+    writer, task = await start_writer(js, store, lane, metrics, budgets=warner)
+    try:
+        # 1000 gpt-4o input tokens cost 0.0025: the first event stays under the limit, the second reaches it
+        await publish(js, lane, _event(lane.provider, 0, key, 1000, model="gpt-4o"))
+        await publish(js, lane, _event(lane.provider, 1, idle, 1000, model="gpt-4o"))
+        await eventually(lambda: _spent_at_least(pool, key, Decimal("0.0025")))
+        await asyncio.sleep(0.3)
+        assert received == []
+        await publish(js, lane, _event(lane.provider, 2, key, 1000, model="gpt-4o"))
+
+        async def announced() -> bool:
+            return {"keyId": key, "state": "exceeded"} in received
+
+        await eventually(announced)
+        # every later batch of an exhausted key is announced again (a lost notice must not stick)
+        await publish(js, lane, _event(lane.provider, 3, key, 1000, model="gpt-4o"))
+
+        async def again() -> bool:
+            return received.count({"keyId": key, "state": "exceeded"}) >= 2
+
+        await eventually(again)
+        await warner.announce(idle, "updated")
+
+        async def updated() -> bool:
+            return {"keyId": idle, "state": "updated"} in received
+
+        await eventually(updated)
+    finally:
+        writer.stop()
+        await asyncio.wait_for(task, 10)
+        await sub.unsubscribe()
+    assert all(r["keyId"] == key or r["state"] == "updated" for r in received)
+
+
+async def test_setting_a_budget_over_grpc_announces_it(nc: NATS, store: UsageStore, pool: asyncpg.Pool) -> None:
+    received: list[dict[str, Any]] = []
+
+    async def collect(msg: Msg) -> None:
+        received.append(jsonx.loads(msg.data))
+
+    sub = await nc.subscribe(BUDGET_STATE_SUBJECT, cb=collect)
+    warner = BudgetWarner(pool, nc.publish, WriterMetrics.create(CollectorRegistry()).budget_warnings)
+    server = grpcx.Server("127.0.0.1:0", [SERVICE_NAME])
+    usage_pb2_grpc.add_UsageServiceServicer_to_server(UsageServicer(store, budgets=warner), server.server)
+    await server.start()
+    try:
+        async with grpcx.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = usage_pb2_grpc.UsageServiceStub(channel)
+            await stub.SetBudget(_body({"keyId": "announced", "limit": 3, "period": "weekly"}))
+            with pytest.raises(grpc.aio.AioRpcError):
+                await stub.SetBudget(_body({"keyId": "refused", "limit": -1, "period": "weekly"}))
+
+            async def announced() -> bool:
+                return received == [{"keyId": "announced", "state": "updated"}]
+
+            await eventually(announced)
+    finally:
+        await server.stop(0)
+        await sub.unsubscribe()

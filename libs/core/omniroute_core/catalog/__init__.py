@@ -12,13 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 from urllib.parse import quote
 
 from omniroute.v1 import common_pb2
 from omniroute_core import jsonx
 from omniroute_core.formats import FORMAT_BY_NAME
 
-__all__ = ["Catalog", "ProviderSpec", "load_catalog"]
+__all__ = ["NO_FORMAT", "Catalog", "ProviderSpec", "load_catalog"]
+
+# the catalog's "format" of a provider that speaks no chat format (a transcription-only API, the built-in model)
+NO_FORMAT = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +30,7 @@ class ProviderSpec:
     id: str
     format: common_pb2.Format.ValueType
     base_url: str
-    auth: str  # "bearer" | "x-api-key" | "x-goog-api-key" | "api-key" | "none"
+    auth: str  # "bearer" | "token" (Deepgram) | "raw" (the key alone in Authorization) | "x-api-key" | ... | "none"
     paths: Mapping[str, str]
     aliases: tuple[str, ...] = ()
     capabilities: frozenset[str] = frozenset()
@@ -34,6 +38,29 @@ class ProviderSpec:
     headers: Mapping[str, str] = field(default_factory=dict)  # sent on every request (e.g. API versions)
     # USD per million tokens, {"model": {"input": 2.5, "output": 10}}; optional, read by cost-optimized routing
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    # models of the other operations, {"embeddings": [...], "images": [...], "transcription": [...]}; `models`
+    # are the chat models
+    operation_models: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # the wire dialect of an operation when it is not the provider's format ({"images": "together"})
+    dialects: Mapping[str, str] = field(default_factory=dict)
+    # members added to a request body that lacks them ({"embeddings": {"input_type": "query"}})
+    request_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # members the provider refuses, removed from the request body ({"images": ["size", "quality", "style"]})
+    request_omit: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # served inside the gateway (the `local` embedding model): usable without a configured connection
+    builtin: bool = False
+
+    def supports(self, operation: str) -> bool:
+        """Whether the provider serves ``operation`` ("chat", "embeddings", "images", "transcription")."""
+        return operation in self.paths
+
+    def models_for(self, operation: str) -> tuple[str, ...]:
+        """The catalog's models of ``operation`` (for chat: ``models``)."""
+        return self.models if operation == "chat" else self.operation_models.get(operation, ())
+
+    def dialect(self, operation: str, default: str) -> str:
+        """The wire dialect ``operation`` is spoken in: the catalog's, else ``default`` (the format's own)."""
+        return self.dialects.get(operation, default)
 
     def price(self, model: str) -> float | None:
         """Input plus output price per million tokens of ``model``, or None when the catalog has none."""
@@ -57,8 +84,12 @@ class Catalog:
         return self.by_prefix.get(prefix.lower())
 
     def providers_of_model(self, model: str) -> list[ProviderSpec]:
-        """Catalog inference for a bare model name: every provider that lists it."""
-        return [p for p in self.providers.values() if model in p.models]
+        """Catalog inference for a bare model name: every provider that lists it (for any operation)."""
+        return [
+            p
+            for p in self.providers.values()
+            if model in p.models or any(model in models for models in p.operation_models.values())
+        ]
 
 
 def parse_catalog(doc: Mapping[str, object]) -> Catalog:
@@ -69,7 +100,7 @@ def parse_catalog(doc: Mapping[str, object]) -> Catalog:
     if not isinstance(entries, list):
         raise ValueError("catalog: 'providers' must be a list")
     for raw in entries:
-        fmt = FORMAT_BY_NAME.get(raw["format"])
+        fmt = common_pb2.FORMAT_UNSPECIFIED if raw["format"] == NO_FORMAT else FORMAT_BY_NAME.get(raw["format"])
         if fmt is None:
             raise ValueError(f"catalog: provider {raw['id']!r} has unknown format {raw['format']!r}")
         spec = ProviderSpec(
@@ -83,6 +114,11 @@ def parse_catalog(doc: Mapping[str, object]) -> Catalog:
             models=tuple(raw.get("models", ())),
             headers=dict(raw.get("headers", {})),
             prices={m: dict(p) for m, p in raw.get("prices", {}).items()},
+            operation_models={op: tuple(ms) for op, ms in raw.get("operationModels", {}).items()},
+            dialects=dict(raw.get("dialects", {})),
+            request_defaults={op: dict(d) for op, d in raw.get("requestDefaults", {}).items()},
+            request_omit={op: tuple(names) for op, names in raw.get("requestOmit", {}).items()},
+            builtin=bool(raw.get("builtin", False)),
         )
         providers[spec.id] = spec
         for prefix in (spec.id, *spec.aliases):

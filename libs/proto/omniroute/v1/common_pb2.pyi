@@ -5,8 +5,10 @@ Shared messages of the OmniRoute services. Bodies travel as JSON bytes, never go
 (Struct turns every integer into a double).
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -65,6 +67,8 @@ class _OperationEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Operation.V
     OPERATION_EMBEDDINGS: _Operation.ValueType  # 3
     OPERATION_IMAGES: _Operation.ValueType  # 4
     OPERATION_TRANSCRIPTION: _Operation.ValueType  # 5
+    OPERATION_LIST_MODELS: _Operation.ValueType  # 6
+    """a model listing (GET /v1/models, /v1beta/models, /api/tags, ...)"""
 
 class Operation(_Operation, metaclass=_OperationEnumTypeWrapper):
     """What the client asked for, independent of the format it spoke."""
@@ -75,6 +79,8 @@ OPERATION_COUNT_TOKENS: Operation.ValueType  # 2
 OPERATION_EMBEDDINGS: Operation.ValueType  # 3
 OPERATION_IMAGES: Operation.ValueType  # 4
 OPERATION_TRANSCRIPTION: Operation.ValueType  # 5
+OPERATION_LIST_MODELS: Operation.ValueType  # 6
+"""a model listing (GET /v1/models, /v1beta/models, /api/tags, ...)"""
 Global___Operation: _TypeAlias = Operation  # noqa: Y015
 
 @_typing.final
@@ -93,6 +99,8 @@ class RequestMeta(_message.Message):
     CLIENT_IP_FIELD_NUMBER: _builtins.int
     ENDPOINT_FIELD_NUMBER: _builtins.int
     NO_LOG_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    LIST_OPERATIONS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     key_id: _builtins.str
     """API key id; empty for an anonymous request"""
@@ -108,6 +116,12 @@ class RequestMeta(_message.Message):
     """the public path the client called, e.g. /v1/chat/completions"""
     no_log: _builtins.bool
     """the key asks that request content is not logged"""
+    content_type: _builtins.str
+    """the body's media type when it is not JSON (multipart/form-data; boundary=...)"""
+    @_builtins.property
+    def list_operations(self) -> _containers.RepeatedScalarFieldContainer[Global___Operation.ValueType]:
+        """OPERATION_LIST_MODELS: list the models that serve these operations (empty: every operation)"""
+
     def __init__(
         self,
         *,
@@ -121,10 +135,12 @@ class RequestMeta(_message.Message):
         client_ip: _builtins.str = ...,
         endpoint: _builtins.str = ...,
         no_log: _builtins.bool = ...,
+        content_type: _builtins.str = ...,
+        list_operations: _abc.Iterable[Global___Operation.ValueType] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_format", b"client_format", "client_ip", b"client_ip", "deadline_unix_ms", b"deadline_unix_ms", "endpoint", b"endpoint", "key_id", b"key_id", "model", b"model", "no_log", b"no_log", "operation", b"operation", "request_id", b"request_id", "stream", b"stream"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_format", b"client_format", "client_ip", b"client_ip", "content_type", b"content_type", "deadline_unix_ms", b"deadline_unix_ms", "endpoint", b"endpoint", "key_id", b"key_id", "list_operations", b"list_operations", "model", b"model", "no_log", b"no_log", "operation", b"operation", "request_id", b"request_id", "stream", b"stream"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -3,8 +3,10 @@
 isort:skip_file
 The translator: the only owner of wire formats. Every call is a pure function of its input."""
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from omniroute.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -370,3 +372,84 @@ class CountTokensOut(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CountTokensOut: _TypeAlias = CountTokensOut  # noqa: Y015
+
+@_typing.final
+class ListedModel(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    OWNED_BY_FIELD_NUMBER: _builtins.int
+    CREATED_UNIX_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """the model string a client sends (provider/model, or a combo's name)"""
+    owned_by: _builtins.str
+    """the provider id, or "combo" """
+    created_unix: _builtins.int
+    """0 when unknown"""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        owned_by: _builtins.str = ...,
+        created_unix: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_unix", b"created_unix", "id", b"id", "owned_by", b"owned_by"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListedModel: _TypeAlias = ListedModel  # noqa: Y015
+
+@_typing.final
+class RenderModelsIn(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_FIELD_NUMBER: _builtins.int
+    MODELS_FIELD_NUMBER: _builtins.int
+    target: _common_pb2.Format.ValueType
+    @_builtins.property
+    def models(self) -> _containers.RepeatedCompositeFieldContainer[Global___ListedModel]:
+        """in listing order"""
+
+    def __init__(
+        self,
+        *,
+        target: _common_pb2.Format.ValueType = ...,
+        models: _abc.Iterable[Global___ListedModel] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["models", b"models", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenderModelsIn: _TypeAlias = RenderModelsIn  # noqa: Y015
+
+@_typing.final
+class RenderModelsOut(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BODY_FIELD_NUMBER: _builtins.int
+    CONTENT_TYPE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    body: _builtins.bytes
+    content_type: _builtins.str
+    @_builtins.property
+    def error(self) -> _common_pb2.Error:
+        """a format that has no listing shape"""
+
+    def __init__(
+        self,
+        *,
+        body: _builtins.bytes = ...,
+        content_type: _builtins.str = ...,
+        error: _common_pb2.Error | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "content_type", b"content_type", "error", b"error"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RenderModelsOut: _TypeAlias = RenderModelsOut  # noqa: Y015

@@ -59,6 +59,11 @@ class TranslatorStub:
                 request_serializer=omniroute_dot_v1_dot_translator__pb2.CountTokensIn.SerializeToString,
                 response_deserializer=omniroute_dot_v1_dot_translator__pb2.CountTokensOut.FromString,
                 _registered_method=True)
+        self.RenderModels = channel.unary_unary(
+                '/omniroute.v1.Translator/RenderModels',
+                request_serializer=omniroute_dot_v1_dot_translator__pb2.RenderModelsIn.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_translator__pb2.RenderModelsOut.FromString,
+                _registered_method=True)
 
 
 class TranslatorServicer:
@@ -104,6 +109,14 @@ class TranslatorServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenderModels(self, request, context):
+        """A model listing rendered in a client format (OpenAI `{"object":"list","data":[...]}`, Gemini
+        `{"models":[...]}`, Ollama `/api/tags`); the caller decides which models exist.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TranslatorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +144,11 @@ def add_TranslatorServicer_to_server(servicer, server):
                     servicer.CountTokens,
                     request_deserializer=omniroute_dot_v1_dot_translator__pb2.CountTokensIn.FromString,
                     response_serializer=omniroute_dot_v1_dot_translator__pb2.CountTokensOut.SerializeToString,
+            ),
+            'RenderModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenderModels,
+                    request_deserializer=omniroute_dot_v1_dot_translator__pb2.RenderModelsIn.FromString,
+                    response_serializer=omniroute_dot_v1_dot_translator__pb2.RenderModelsOut.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -268,6 +286,33 @@ class Translator:
             '/omniroute.v1.Translator/CountTokens',
             omniroute_dot_v1_dot_translator__pb2.CountTokensIn.SerializeToString,
             omniroute_dot_v1_dot_translator__pb2.CountTokensOut.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenderModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.Translator/RenderModels',
+            omniroute_dot_v1_dot_translator__pb2.RenderModelsIn.SerializeToString,
+            omniroute_dot_v1_dot_translator__pb2.RenderModelsOut.FromString,
             options,
             channel_credentials,
             insecure,

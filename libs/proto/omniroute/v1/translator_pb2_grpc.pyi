@@ -49,6 +49,10 @@ class TranslatorStub:
     hub and its system prompt, messages and tools are counted with the tokenizer of the model's family; the
     reply carries the count rendered in the client's format (Anthropic `{"input_tokens": N}`, ...).
     """
+    RenderModels: _grpc.UnaryUnaryMultiCallable[_translator_pb2.RenderModelsIn, _translator_pb2.RenderModelsOut]
+    """A model listing rendered in a client format (OpenAI `{"object":"list","data":[...]}`, Gemini
+    `{"models":[...]}`, Ollama `/api/tags`); the caller decides which models exist.
+    """
 
 @_typing.type_check_only
 class TranslatorAsyncStub(TranslatorStub):
@@ -70,6 +74,10 @@ class TranslatorAsyncStub(TranslatorStub):
     """The input tokens of a client request, counted offline (no provider is called): the body is decoded to the
     hub and its system prompt, messages and tools are counted with the tokenizer of the model's family; the
     reply carries the count rendered in the client's format (Anthropic `{"input_tokens": N}`, ...).
+    """
+    RenderModels: _aio.UnaryUnaryMultiCallable[_translator_pb2.RenderModelsIn, _translator_pb2.RenderModelsOut]  # type: ignore[assignment]
+    """A model listing rendered in a client format (OpenAI `{"object":"list","data":[...]}`, Gemini
+    `{"models":[...]}`, Ollama `/api/tags`); the caller decides which models exist.
     """
 
 class TranslatorServicer(metaclass=_abc_1.ABCMeta):
@@ -119,6 +127,16 @@ class TranslatorServicer(metaclass=_abc_1.ABCMeta):
         """The input tokens of a client request, counted offline (no provider is called): the body is decoded to the
         hub and its system prompt, messages and tools are counted with the tokenizer of the model's family; the
         reply carries the count rendered in the client's format (Anthropic `{"input_tokens": N}`, ...).
+        """
+
+    @_abc_1.abstractmethod
+    def RenderModels(
+        self,
+        request: _translator_pb2.RenderModelsIn,
+        context: _ServicerContext,
+    ) -> _typing.Union[_translator_pb2.RenderModelsOut, _abc.Awaitable[_translator_pb2.RenderModelsOut]]:
+        """A model listing rendered in a client format (OpenAI `{"object":"list","data":[...]}`, Gemini
+        `{"models":[...]}`, Ollama `/api/tags`); the caller decides which models exist.
         """
 
 def add_TranslatorServicer_to_server(servicer: TranslatorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
