@@ -161,7 +161,7 @@ async def test_a_deadline_fails_the_call_and_cancels_the_handler(rig: Rig) -> No
     with pytest.raises(grpc.aio.AioRpcError) as exc:
         await rig.unary("slow")(b"x", timeout=0.3)
     assert exc.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    await asyncio.wait_for(rig.handlers.cancelled.wait(), 5)
+    await asyncio.wait_for(rig.handlers.cancelled.wait(), 20)
     assert await rig.unary("echo")(b"ok", timeout=5) == b"ko"  # the connection is still good
 
 
@@ -172,7 +172,7 @@ async def test_cancel_ends_a_waiting_reply_and_cancels_the_handler(rig: Rig) -> 
     assert call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    await asyncio.wait_for(rig.handlers.cancelled.wait(), 5)
+    await asyncio.wait_for(rig.handlers.cancelled.wait(), 20)
 
 
 async def _await(call: Any) -> Any:
@@ -185,7 +185,7 @@ async def test_cancel_mid_stream_ends_reads_and_cancels_the_handler(rig: Rig) ->
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call.read()
-    await asyncio.wait_for(rig.handlers.cancelled.wait(), 5)
+    await asyncio.wait_for(rig.handlers.cancelled.wait(), 20)
 
 
 async def test_a_cancelled_caller_cancels_its_call(rig: Rig) -> None:
@@ -194,7 +194,7 @@ async def test_a_cancelled_caller_cancels_its_call(rig: Rig) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    await asyncio.wait_for(rig.handlers.cancelled.wait(), 5)
+    await asyncio.wait_for(rig.handlers.cancelled.wait(), 20)
 
 
 async def test_no_server_is_unavailable_and_a_started_server_is_used_at_once() -> None:
@@ -289,4 +289,10 @@ async def test_the_client_under_uvloop(rig: Rig) -> None:
         subprocess.run, [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    await asyncio.wait_for(rig.handlers.cancelled.wait(), 5)
+    await asyncio.wait_for(rig.handlers.cancelled.wait(), 20)
+
+
+def test_the_public_surface_is_pinned() -> None:
+    import omniroute_core.grpc_h2 as package
+
+    assert sorted(package.__all__) == ["H2Channel", "UnaryStreamCall", "UnaryUnaryCall"]
