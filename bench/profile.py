@@ -11,7 +11,8 @@ then, per service, the functions with the most samples: on-CPU "self" time and
 ``--ab NAME=VALUE …`` compares two edge variants instead of profiling: a second edge runs with those
 environment overrides (e.g. ``EXECUTOR_CLIENT=grpc``) beside the first, on the same executor and backing
 servers, and open-loop phases at ``--rate`` (default 200 req/s) alternate between them for ``--rounds``
-rounds (A B A B …), so load from elsewhere on the machine hits both alike (``--closed``: closed loop at
+rounds (A B A B …), so load from elsewhere on the machine hits both alike. Latencies are in ms; the CPU
+columns are microseconds per request of that edge and of the (shared) executor (``--closed``: closed loop at
 ``--concurrency`` instead, for throughput). It prints each round and the median
 over rounds of every latency percentile, with B ÷ A; the mock's own latency is not subtracted (both include it).
 """
@@ -115,22 +116,29 @@ async def ab(ns: argparse.Namespace, target: OmniRoute, scenario: Any) -> None:
     }  # fmt: skip
     keys = ("p50", "p90", "p99")
     rows: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
+    pids = target.service_pids()
     for round_ in range(ns.rounds):
-        for name, port in (("A", target.port), ("B", port_b)):
+        for name, port, edge in (("A", target.port, "edge"), ("B", port_b, "edge-b")):
+            watched = {"edge": [pids[edge]], "executor": [pids["executor"]]}
+            before = {k: tree_cpu_seconds(v) for k, v in watched.items()}
+            started = time.monotonic()
             result = await run_phase({**spec, "port": port}, [])
+            requests = max(1.0, result["rps"] * (time.monotonic() - started))
             row = {"req/s": float(result["rps"])} if ns.closed else {}
+            # CPU per request over the whole phase (start and warm-up included), this edge and the executor
+            row |= {f"{k} CPU µs": (tree_cpu_seconds(v) - before[k]) / requests * 1e6 for k, v in watched.items()}
             row |= {f"lat {k}": float(result["latency_ms"].get(k, 0)) for k in keys}
             if scenario.check == "stream":
                 row |= {f"ttfb {k}": float(result["ttfb_ms"].get(k, 0)) for k in keys}
             rows[name].append(row)
             print(f"round {round_ + 1} {name}: {result['rps']:,.0f} req/s, "
-                  + ", ".join(f"{k} {v:.2f}" for k, v in row.items()) + " ms", flush=True)  # fmt: skip
+                  + ", ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)  # fmt: skip
     load = f"{ns.concurrency} connections, closed loop" if ns.closed else f"{spec['rate']} req/s"
     print(f"\nA: the default edge; B: {' '.join(ns.ab)}; medians over {ns.rounds} rounds at {load}, ms")
     for metric in rows["A"][0]:
         a = statistics.median(r[metric] for r in rows["A"])
         b = statistics.median(r[metric] for r in rows["B"])
-        print(f"{metric:>9}: A {a:7.2f}   B {b:7.2f}   B/A {b / a if a else float('nan'):.2f}")
+        print(f"{metric:>16}: A {a:8.2f}   B {b:8.2f}   B/A {b / a if a else float('nan'):.2f}")
 
 
 async def profile(ns: argparse.Namespace, workdir: Path, py_spy: Path) -> None:

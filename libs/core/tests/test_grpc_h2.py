@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import hpack
 import pytest
 import uvloop
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -296,3 +297,22 @@ def test_the_public_surface_is_pinned() -> None:
     import omniroute_core.grpc_h2 as package
 
     assert sorted(package.__all__) == ["H2Channel", "UnaryStreamCall", "UnaryUnaryCall"]
+
+
+def test_the_header_encoder_indexes_repeated_fields_and_a_stock_decoder_agrees() -> None:
+    from omniroute_core.grpc_h2._hpack import HeaderEncoder, literal_field
+
+    encoder, decoder = HeaderEncoder(table_size=200), hpack.Decoder()
+    fields = [(b":path", b"/a.B/C"), (b":authority", b"host:1"), (b"te", b"trailers"), (b"content-type", b"x" * 60)]
+    blocks = []
+    for i in range(4):
+        block = b"".join(encoder.cached(n, v) for n, v in fields) + literal_field(b"x-request-id", b"%d" % i)
+        blocks.append(block)
+        assert decoder.decode(block, raw=True) == [*fields, (b"x-request-id", b"%d" % i)]
+    # the first three fit the 200-byte table and are one byte each afterwards; the fourth never fits
+    assert len(blocks[1]) == 3 + len(literal_field(*fields[3])) + len(literal_field(b"x-request-id", b"1"))
+    update = encoder.shrink(50)  # the peer shrank its table below what we used: emptied, then new maximum
+    decoder.max_allowed_table_size = 50
+    block = update + b"".join(encoder.cached(n, v) for n, v in fields[:2])
+    assert decoder.decode(block, raw=True) == fields[:2]
+    assert decoder.decode(b"".join(encoder.cached(n, v) for n, v in fields[:2]), raw=True) == fields[:2]

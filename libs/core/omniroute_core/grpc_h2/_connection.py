@@ -11,6 +11,7 @@ from typing import Any
 import grpc
 import hpack
 
+from omniroute_core.grpc_h2._hpack import HeaderEncoder, literal_field
 from omniroute_core.grpc_h2._stream import Stream
 from omniroute_core.grpc_h2._wire import (
     ACK,
@@ -33,7 +34,6 @@ from omniroute_core.grpc_h2._wire import (
     WINDOW,
     frame,
     grpc_timeout,
-    literal,
     rpc_error,
 )
 
@@ -62,6 +62,9 @@ class Connection(asyncio.Protocol):
         self._block_stream = 0
         self._block_end = False
         self._window_waiters: list[asyncio.Future[None]] = []
+        self._out: list[bytes] = []  # frames queued for the write at the end of this loop step
+        self.encoder = HeaderEncoder()
+        self._table_update = b""  # a dynamic table size update owed at the start of the next header block
         self._stream_slots: list[asyncio.Future[None]] = []
 
     # -- protocol callbacks ----------------------------------------------------------------------------------
@@ -171,7 +174,9 @@ class Connection(asyncio.Protocol):
     def _settings(self, payload: bytes) -> None:
         for offset in range(0, len(payload) - len(payload) % 6, 6):
             key, value = struct.unpack_from(">HI", payload, offset)
-            if key == 0x4:
+            if key == 0x1:
+                self._table_update += self.encoder.shrink(value)
+            elif key == 0x4:
                 delta = value - self.peer_initial_window
                 self.peer_initial_window = value
                 for stream in self.streams.values():
@@ -202,12 +207,15 @@ class Connection(asyncio.Protocol):
         stream = Stream(self, self.next_id, limit)
         self.next_id += 2
         self.streams[stream.id] = stream
-        block = [b"\x83\x86", literal(b":path", path), literal(b":authority", self.authority),
-                 literal(b"content-type", b"application/grpc"), literal(b"te", b"trailers")]  # fmt: skip
+        cached = self.encoder.cached
+        # :method POST and :scheme http are static-table entries 3 and 6
+        block = [self._table_update, b"\x83\x86", cached(b":path", path), cached(b":authority", self.authority),
+                 cached(b"content-type", b"application/grpc"), cached(b"te", b"trailers")]  # fmt: skip
+        self._table_update = b""
         if timeout is not None:
-            block.append(literal(b"grpc-timeout", grpc_timeout(timeout)))
+            block.append(cached(b"grpc-timeout", grpc_timeout(timeout)))
             stream.set_deadline(timeout)
-        block += [literal(key.encode(), value.encode()) for key, value in metadata]
+        block += [literal_field(key.encode(), value.encode()) for key, value in metadata]
         body = struct.pack(">BI", 0, len(message)) + message
         self._write_headers(stream.id, b"".join(block))
         await self._send_data(stream, body)
@@ -253,8 +261,23 @@ class Connection(asyncio.Protocol):
             self._release_if_idle()
 
     def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.closed:
-            self.transport.write(data)
+        """Queue ``data``; what is queued within one step of the event loop leaves as one write at its end
+        (the frames of calls started together, acknowledgements, resets), not one system call each."""
+        if self.transport is None or self.closed:
+            return
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def _shutdown(self) -> None:
+        self._flush()
+        if self.transport is not None:
+            self.transport.close()
 
     def _wake_senders(self) -> None:
         waiters, self._window_waiters = self._window_waiters, []
@@ -269,13 +292,12 @@ class Connection(asyncio.Protocol):
                 slot.set_result(None)
 
     def _release_if_idle(self) -> None:
-        if self.draining and not self.streams and self.transport is not None:
-            self.transport.close()
+        if self.draining and not self.streams:
+            self._shutdown()
 
     def _protocol_error(self, why: str) -> None:
         self.write(frame(GOAWAY, 0, 0, struct.pack(">II", 0, 0x1)))
-        if self.transport is not None:
-            self.transport.close()
+        self._shutdown()
         self._close(why)
 
     def _close(self, why: str) -> None:
@@ -289,6 +311,5 @@ class Connection(asyncio.Protocol):
         self._on_close(self)
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        self._shutdown()
         self._close("the channel was closed")

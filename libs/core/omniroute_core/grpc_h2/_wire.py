@@ -36,7 +36,6 @@ __all__ = [
     "hpack_int",
     "identity",
     "incoming_metadata",
-    "literal",
     "outgoing_metadata",
     "rpc_error",
 ]
@@ -85,11 +84,6 @@ def hpack_int(value: int, prefix_bits: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
-
-
-def literal(name: bytes, value: bytes) -> bytes:
-    """An HPACK literal field without indexing, with a literal name, no Huffman coding (RFC 7541 §6.2.2)."""
-    return b"\x00" + hpack_int(len(name), 7) + name + hpack_int(len(value), 7) + value
 
 
 def grpc_timeout(seconds: float) -> bytes:
