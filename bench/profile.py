@@ -8,19 +8,20 @@ under ``.bench/profile/`` and prints the CPU each service spends per request (me
 then, per service, the functions with the most samples: on-CPU "self" time and
 "inclusive" time (the function or anything it called). Nothing in the services changes.
 
-``--ab NAME=VALUE …`` compares two edge variants instead of profiling: a second edge runs with those
-environment overrides (e.g. ``EXECUTOR_CLIENT=grpc``) beside the first, on the same executor and backing
-servers, and open-loop phases at ``--rate`` (default 200 req/s) alternate between them for ``--rounds``
-rounds (A B A B …), so load from elsewhere on the machine hits both alike. Latencies are in ms; the CPU
-columns are microseconds per request of that edge and of the (shared) executor (``--closed``: closed loop at
-``--concurrency`` instead, for throughput). It prints each round and the median
-over rounds of every latency percentile, with B ÷ A; the mock's own latency is not subtracted (both include it).
+``--ab NAME=VALUE …`` compares two edge variants instead of profiling: two more edges start alike on the same
+executor and backing servers, A with this environment's values of those names and B with the given ones
+(e.g. ``EXECUTOR_CLIENT=grpc``), and open-loop phases at ``--rate`` (default 200 req/s) alternate between
+them for ``--rounds`` rounds (A B, B A, …), so load from elsewhere on the machine hits both alike
+(``--closed``: closed loop at ``--concurrency``, for throughput). It prints each round and the median over
+rounds of every latency percentile (ms; the mock's own latency is not subtracted, both include it) and of the
+CPU microseconds per request of that edge and of the shared executor, with B ÷ A.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
 import subprocess
@@ -105,9 +106,13 @@ async def cpu_per_request(target: OmniRoute, mock: Mock, spec: dict[str, Any]) -
 async def ab(ns: argparse.Namespace, target: OmniRoute, scenario: Any) -> None:
     """Interleaved open-loop phases on the default edge (A) and an edge with ``ns.ab``'s overrides (B)."""
     assert target.suite is not None
-    overrides = dict(pair.split("=", 1) for pair in ns.ab)
-    port_b = await asyncio.to_thread(target.suite.start_service, "edge", key="edge-b", overrides=overrides)
-    await asyncio.sleep(2)  # the new edge loads the config snapshot
+    # two new edges started alike (the suite's own edge, which served the setup, measured faster or slower
+    # depending on what ran on it before: a position bias), and the order alternates A B, B A, …
+    overrides_b = dict(pair.split("=", 1) for pair in ns.ab)
+    overrides_a = {name: os.environ[name] for name in overrides_b if name in os.environ}
+    port_a = await asyncio.to_thread(target.suite.start_service, "edge", key="edge-a", overrides=overrides_a)
+    port_b = await asyncio.to_thread(target.suite.start_service, "edge", key="edge-b", overrides=overrides_b)
+    await asyncio.sleep(2)  # the new edges load the config snapshot
     spec: dict[str, Any] = {
         "path": scenario.path, "body": scenario.body, "unique": scenario.unique,
         "headers": headers_for(scenario, target.api_key), "mode": "open" if not ns.closed else "closed",
@@ -118,7 +123,8 @@ async def ab(ns: argparse.Namespace, target: OmniRoute, scenario: Any) -> None:
     rows: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
     pids = target.service_pids()
     for round_ in range(ns.rounds):
-        for name, port, edge in (("A", target.port, "edge"), ("B", port_b, "edge-b")):
+        order = (("A", port_a, "edge-a"), ("B", port_b, "edge-b"))
+        for name, port, edge in order if round_ % 2 == 0 else order[::-1]:
             watched = {"edge": [pids[edge]], "executor": [pids["executor"]]}
             before = {k: tree_cpu_seconds(v) for k, v in watched.items()}
             started = time.monotonic()
@@ -134,7 +140,8 @@ async def ab(ns: argparse.Namespace, target: OmniRoute, scenario: Any) -> None:
             print(f"round {round_ + 1} {name}: {result['rps']:,.0f} req/s, "
                   + ", ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)  # fmt: skip
     load = f"{ns.concurrency} connections, closed loop" if ns.closed else f"{spec['rate']} req/s"
-    print(f"\nA: the default edge; B: {' '.join(ns.ab)}; medians over {ns.rounds} rounds at {load}, ms")
+    a_desc = " ".join(f"{k}={v}" for k, v in overrides_a.items()) or "the defaults"
+    print(f"\nA: {a_desc} (this environment's); B: {' '.join(ns.ab)}; medians over {ns.rounds} rounds at {load}")
     for metric in rows["A"][0]:
         a = statistics.median(r[metric] for r in rows["A"])
         b = statistics.median(r[metric] for r in rows["B"])
