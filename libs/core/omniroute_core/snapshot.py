@@ -21,7 +21,9 @@ from nats.js.errors import KeyNotFoundError
 from nats.js.kv import KeyValue
 
 from omniroute_core import jsonx
+from omniroute_core.catalog import ProviderSpec
 from omniroute_core.events import CONFIG_KEY, config_bucket
+from omniroute_core.nodes import CustomModel, ProviderNode, parse_custom_model, parse_node
 
 __all__ = [
     "CACHE_POLICIES",
@@ -179,6 +181,17 @@ class ConfigSnapshot:
     connections_by_provider: Mapping[str, tuple[ProviderConnection, ...]] = field(default_factory=dict)
     combos: tuple[Combo, ...] = ()
     combos_by_name: Mapping[str, Combo] = field(default_factory=dict)
+    # model aliases (alias → target model string), provider nodes and custom models (omniroute_core.nodes)
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    nodes: tuple[ProviderNode, ...] = ()
+    custom_models: tuple[CustomModel, ...] = ()
+    # derived: each node as a provider, by node id and by lower-case prefix; custom models by name and by
+    # (provider, model)
+    node_specs: Mapping[str, ProviderSpec] = field(default_factory=dict)
+    nodes_by_id: Mapping[str, ProviderNode] = field(default_factory=dict)
+    nodes_by_prefix: Mapping[str, ProviderSpec] = field(default_factory=dict)
+    custom_models_by_name: Mapping[str, tuple[CustomModel, ...]] = field(default_factory=dict)
+    custom_models_by_key: Mapping[tuple[str, str], CustomModel] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -188,10 +201,18 @@ class ConfigSnapshot:
         api_keys: tuple[ApiKey, ...],
         settings: Mapping[str, Any],
         combos: tuple[Combo, ...] = (),
+        *,
+        aliases: Mapping[str, str] | None = None,
+        nodes: tuple[ProviderNode, ...] = (),
+        custom_models: tuple[CustomModel, ...] = (),
     ) -> ConfigSnapshot:
         by_provider: dict[str, list[ProviderConnection]] = {}
         for conn in sorted(connections, key=lambda c: (c.priority, c.id)):
             by_provider.setdefault(conn.provider, []).append(conn)
+        by_name: dict[str, list[CustomModel]] = {}
+        for custom in custom_models:
+            by_name.setdefault(custom.model, []).append(custom)
+        node_specs = {n.id: n.spec(tuple(m.model for m in custom_models if m.provider == n.id)) for n in nodes}
         return cls(
             version=version,
             connections=connections,
@@ -201,6 +222,14 @@ class ConfigSnapshot:
             connections_by_provider={p: tuple(cs) for p, cs in by_provider.items()},
             combos=combos,
             combos_by_name={c.name: c for c in combos},
+            aliases=dict(aliases or {}),
+            nodes=nodes,
+            custom_models=custom_models,
+            node_specs=node_specs,
+            nodes_by_id={n.id: n for n in nodes},
+            nodes_by_prefix={n.prefix.lower(): node_specs[n.id] for n in nodes},
+            custom_models_by_name={m: tuple(cs) for m, cs in by_name.items()},
+            custom_models_by_key={(c.provider, c.model): c for c in custom_models},
         )
 
     def to_json(self) -> bytes:
@@ -250,6 +279,9 @@ class ConfigSnapshot:
                     }
                     for c in self.combos
                 ],
+                "aliases": dict(self.aliases),
+                "providerNodes": [n.to_json() for n in self.nodes],
+                "customModels": [m.to_json() for m in self.custom_models],
             }
         )
 
@@ -291,7 +323,17 @@ def parse_snapshot(data: bytes) -> ConfigSnapshot:
         for k in doc.get("apiKeys", [])
     )
     combos = tuple(parse_combo(c) for c in doc.get("combos") or [])
-    return ConfigSnapshot.build(int(doc["version"]), connections, keys, doc.get("settings") or {}, combos)
+    # aliases, nodes and custom models are absent in snapshots published before they existed
+    return ConfigSnapshot.build(
+        int(doc["version"]),
+        connections,
+        keys,
+        doc.get("settings") or {},
+        combos,
+        aliases={str(k): str(v) for k, v in (doc.get("aliases") or {}).items()},
+        nodes=tuple(parse_node(n) for n in doc.get("providerNodes") or []),
+        custom_models=tuple(parse_custom_model(m) for m in doc.get("customModels") or []),
+    )
 
 
 def _cache_policy(raw: Any) -> str:

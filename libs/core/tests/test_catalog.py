@@ -68,3 +68,10 @@ def test_bare_model_inference_and_ambiguity() -> None:
     catalog = parse_catalog(doc)
     assert [p.id for p in catalog.providers_of_model("m1")] == ["a"]
     assert sorted(p.id for p in catalog.providers_of_model("shared")) == ["a", "b"]
+
+
+def test_reasoning_models_are_data() -> None:
+    catalog = load_catalog()
+    assert "claude-sonnet-4-5" in catalog.providers["anthropic"].reasoning_models
+    assert "gpt-4o" not in catalog.providers["openai"].reasoning_models
+    assert not catalog.providers["groq"].reasoning_models

@@ -20,11 +20,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from omniroute_core.logging import REQUEST_ID
 from omniroute_dashboard import (
+    aliases,
     audit,
     auth,
+    availability,
     cache_routes,
     combos,
     keys,
+    model_catalog,
+    provider_models,
+    provider_nodes,
     providers,
     resilience,
     sessions_routes,
@@ -37,6 +42,8 @@ from omniroute_dashboard.credentials import announce_generated_password, ensure_
 from omniroute_dashboard.guard_settings import ip_filter_router, rate_limit_router
 from omniroute_dashboard.metrics import DashboardMetrics
 from omniroute_dashboard.publish import Publisher
+from omniroute_dashboard.request_settings import system_prompt_router, thinking_budget_router
+from omniroute_dashboard.routing_store import ensure_routing_schema
 from omniroute_dashboard.schema import ensure_schema
 from omniroute_dashboard.settings import DashboardSettings
 from omniroute_dashboard.store import bump_version, create_pool
@@ -72,6 +79,7 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
         cipher = build_cipher(settings)
         await ensure_schema(settings.database_url)
         await ensure_audit_schema(settings.database_url)
+        await ensure_routing_schema(settings.database_url)
         pool = await create_pool(settings.database_url, settings.db_pool_size)
         publisher = Publisher(pool, settings.nats_url, registry_metrics)
         redis = Redis.from_url(settings.redis_url)
@@ -107,6 +115,14 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
     app.include_router(rate_limit_router)
     app.include_router(audit.router)
     app.include_router(usage_routes.router)
+    app.include_router(aliases.router)
+    app.include_router(model_catalog.router)
+    app.include_router(availability.router)
+    app.include_router(availability.rate_limits_router)
+    app.include_router(provider_nodes.router)
+    app.include_router(provider_models.router)
+    app.include_router(system_prompt_router)
+    app.include_router(thinking_budget_router)
     app.include_router(system.fallback)
 
     @app.get("/metrics", include_in_schema=False)

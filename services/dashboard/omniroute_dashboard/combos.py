@@ -7,9 +7,10 @@ one of :data:`omniroute_core.snapshot.COMBO_STRATEGIES` (default ``priority``). 
 waited for), ``timeoutMs`` (per target), ``fallbackDelayMs`` (pause before the next target), ``maxAttempts``.
 
 Refused with 400: an unknown strategy, no steps, a malformed step, unknown config knobs out of range, a name that
-could be read as ``provider/model``, a reference cycle between combos and nesting deeper than
+could be read as ``provider/model``, a name that is a model alias (``/api/models/alias``: one of the two could never
+be reached), a reference cycle between combos and nesting deeper than
 :data:`~omniroute_core.snapshot.MAX_COMBO_DEPTH`. A name already taken is 409, as is deleting or renaming a combo
-that another combo names. ``{id}`` in paths accepts the id or the name. ``PUT`` is a partial update.
+that another combo or a model alias names. ``{id}`` in paths accepts the id or the name. ``PUT`` is a partial update.
 """
 
 from __future__ import annotations
@@ -158,13 +159,30 @@ def _not_found(ref: str) -> ApiError:
 
 
 async def _graph(conn: Conn) -> dict[str, list[Any]]:
-    # serialise combo changes so two concurrent edits cannot build a cycle between them
+    # serialise combo changes so two concurrent edits cannot build a cycle between them (this lock is also the
+    # routing-names lock that alias and provider-node changes take: omniroute_dashboard.routing_store.lock_names)
     await conn.execute("LOCK TABLE combos IN SHARE ROW EXCLUSIVE MODE")
     return {r["name"]: r["models"] for r in await conn.fetch("SELECT name, models FROM combos")}
 
 
+async def _not_an_alias(conn: Conn, name: str) -> None:
+    if await conn.fetchval("SELECT 1 FROM model_aliases WHERE alias = $1", name):
+        raise ApiError(
+            400,
+            f"{name!r} is a model alias; a combo of that name could never be reached (aliases resolve first)",
+            param="name",
+            code="combo_shadows_alias",
+        )
+
+
 def _referrers(graph: Mapping[str, Sequence[Any]], name: str) -> list[str]:
     return sorted(n for n, steps in graph.items() if n != name and any(_step_model(s) == name for s in steps))
+
+
+async def _users(conn: Conn, graph: Mapping[str, Sequence[Any]], name: str) -> list[str]:
+    """The combos and model aliases that name combo ``name``."""
+    aliases = await conn.fetch("SELECT alias FROM model_aliases WHERE model = $1 ORDER BY alias", name)
+    return [*_referrers(graph, name), *(f"alias {r['alias']!r}" for r in aliases)]
 
 
 @router.get("")
@@ -183,6 +201,7 @@ async def create_combo(request: Request, ctx: ContextDep) -> Response:
         graph = await _graph(conn)
         if body.name in graph:
             raise ApiError(409, f"A combo named {body.name!r} already exists", param="name", code="combo_exists")
+        await _not_an_alias(conn, body.name)
         graph[body.name] = steps
         check_graph(graph)
         row = await conn.fetchrow(
@@ -219,8 +238,9 @@ async def update_combo(ref: str, request: Request, ctx: ContextDep) -> Response:
         if name != old["name"]:
             if name in graph:
                 raise ApiError(409, f"A combo named {name!r} already exists", param="name", code="combo_exists")
-            if users := _referrers(graph, old["name"]):
+            if users := await _users(conn, graph, old["name"]):
                 raise ApiError(409, f"Combo is used by {', '.join(users)}; cannot rename it", code="combo_in_use")
+            await _not_an_alias(conn, name)
             del graph[old["name"]]
         graph[name] = steps
         check_graph(graph)
@@ -244,7 +264,7 @@ async def delete_combo(ref: str, ctx: ContextDep) -> Response:
         old = await conn.fetchrow("SELECT id, name FROM combos WHERE id = $1 OR name = $1 LIMIT 1", ref)
         if old is None:
             raise _not_found(ref)
-        if users := _referrers(graph, old["name"]):
+        if users := await _users(conn, graph, old["name"]):
             raise ApiError(409, f"Combo is used by {', '.join(users)}; remove it there first", code="combo_in_use")
         await conn.execute("DELETE FROM combos WHERE id = $1", old["id"])
     return json_response({"id": old["id"], "message": "Combo deleted successfully"})

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from omniroute_core.catalog import Catalog, load_catalog
 from omniroute_core.crypto import Cipher
 from omniroute_dashboard.metrics import DashboardMetrics
 from omniroute_dashboard.publish import Publisher
@@ -31,6 +32,7 @@ class Context:
     publisher: Publisher
     metrics: DashboardMetrics
     redis: Redis  # shared with the data plane: caches, idempotency keys
+    catalog: Catalog = field(default_factory=load_catalog)  # the provider catalog the data plane routes with
 
 
 def build_cipher(settings: DashboardSettings) -> Cipher:

@@ -4,8 +4,9 @@ The state lives in the ``settings`` row ``resilience`` and so travels in the con
 ``{"profiles": {"provider": {...}, "connection": {...}}, "resetEpoch": n}``. A profile's fields (positive
 integers): ``failureThreshold`` (consecutive failures that open the breaker), ``cooldownMs`` (how long it stays
 open before one probe), ``baseBackoffMs`` / ``maxBackoffMs`` (the 429 cooldown when the provider names no
-wait), ``probeTimeoutMs``. ``PUT`` merges the given fields into the stored ones; ``GET`` shows them over the
-executor's defaults (mirrored in :data:`DEFAULTS`).
+wait), ``probeTimeoutMs``, and for the connection profile ``lockoutMs`` (how long a model the provider refused
+with 401/403/404 is not tried on that connection). ``PUT`` merges the given fields into the stored ones; ``GET``
+shows them over the executor's defaults (mirrored in :data:`DEFAULTS`).
 
 ``POST /api/resilience/reset`` increments ``resetEpoch``: executors keep breaker and cooldown records in Redis
 under the epoch, so each replica starts from clean records as soon as it applies the new snapshot (NATS KV
@@ -45,6 +46,7 @@ DEFAULTS: dict[str, dict[str, int]] = {
         "baseBackoffMs": 1_000,
         "maxBackoffMs": 300_000,
         "probeTimeoutMs": 60_000,
+        "lockoutMs": 300_000,
     },
 }
 
@@ -59,6 +61,7 @@ class _Profile(BaseModel):
     baseBackoffMs: Positive | None = None
     maxBackoffMs: Positive | None = None
     probeTimeoutMs: Positive | None = None
+    lockoutMs: Positive | None = None
 
 
 class _Profiles(BaseModel):

@@ -10,6 +10,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from omniroute_core import jsonx
 from omniroute_core.snapshot import ApiKey, ConfigSnapshot, ProviderConnection, RateLimits, parse_combo
+from omniroute_dashboard.routing_store import load_routing
 
 __all__ = ["Conn", "Pool", "bump_version", "create_pool", "load_snapshot", "read_setting", "to_ms", "write_setting"]
 
@@ -81,6 +82,7 @@ async def load_snapshot(pool: Pool) -> ConfigSnapshot:
         )
         settings_rows = await conn.fetch("SELECT key, value FROM settings ORDER BY key")
         combo_rows = await conn.fetch("SELECT id, name, strategy, models, config FROM combos ORDER BY name")
+        aliases, nodes, custom_models = await load_routing(conn)
     connections = tuple(
         ProviderConnection(
             id=r["id"],
@@ -112,4 +114,6 @@ async def load_snapshot(pool: Pool) -> ConfigSnapshot:
     )
     settings: dict[str, Any] = {r["key"]: r["value"] for r in settings_rows}
     combos = tuple(parse_combo(dict(r)) for r in combo_rows)
-    return ConfigSnapshot.build(int(version), connections, api_keys, settings, combos)
+    return ConfigSnapshot.build(
+        int(version), connections, api_keys, settings, combos, aliases=aliases, nodes=nodes, custom_models=custom_models
+    )

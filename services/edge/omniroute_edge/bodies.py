@@ -23,6 +23,8 @@ from omniroute_core import jsonx
 from omniroute_core.catalog import Catalog
 from omniroute_core.errors import hub_error
 from omniroute_core.multipart import AUDIO_FORMATS, MultipartError, audio_format, parse_form
+from omniroute_core.resolution import provider_for_prefix
+from omniroute_core.snapshot import EMPTY, ConfigSnapshot
 from omniroute_edge.routes import Route
 
 __all__ = ["READERS", "BodyError", "Parsed", "provider_model", "read_request"]
@@ -101,16 +103,17 @@ READERS: Mapping[str, Callable[[Route, bytes, str, Mapping[str, str]], Parsed]] 
 }
 
 
-def provider_model(model: str, provider: str, catalog: Catalog) -> str:
-    """``model`` on the dedicated route of ``provider``: prefixed when it names no provider; refused (400) when
-    it names another one, and 404 for a provider the catalog does not know."""
-    spec = catalog.lookup(provider)
+def provider_model(model: str, provider: str, catalog: Catalog, snapshot: ConfigSnapshot = EMPTY) -> str:
+    """``model`` on the dedicated route of ``provider`` (a catalog provider or a provider node's prefix): prefixed
+    when it names no provider; refused (400) when it names another one, and 404 for an unknown provider."""
+    spec = provider_for_prefix(provider, catalog, snapshot)
     if spec is None:
         raise BodyError(hub_error(404, f"unknown provider {provider!r}", code="provider_not_found"))
     prefix, sep, _ = model.partition("/")
-    named = catalog.lookup(prefix) if sep else None
+    named = provider_for_prefix(prefix, catalog, snapshot) if sep else None
     if named is None:
-        return f"{spec.id}/{model}"
+        node = snapshot.nodes_by_id.get(spec.id)
+        return f"{node.prefix if node is not None else spec.id}/{model}"
     if named.id != spec.id:
         raise BodyError(
             hub_error(
@@ -124,11 +127,16 @@ def provider_model(model: str, provider: str, catalog: Catalog) -> str:
 
 
 def read_request(
-    route: Route, body: bytes, content_type: str, path_params: Mapping[str, str], catalog: Catalog
+    route: Route,
+    body: bytes,
+    content_type: str,
+    path_params: Mapping[str, str],
+    catalog: Catalog,
+    snapshot: ConfigSnapshot = EMPTY,
 ) -> Parsed:
     """What the relay needs from a request. Raises :class:`BodyError`."""
     parsed = READERS[route.body](route, body, content_type, path_params)
     if not route.provider_param:
         return parsed
-    model = provider_model(parsed.model, path_params.get("provider", ""), catalog)
+    model = provider_model(parsed.model, path_params.get("provider", ""), catalog, snapshot)
     return Parsed(parsed.doc, model, parsed.stream, parsed.operation, parsed.content_type, parsed.token_bytes)

@@ -138,7 +138,8 @@ class Relay:
                 scope=self.route.scope,
             )
             content_type = _header(scope, b"content-type") if self.route.body != "json" else ""
-            parsed = read_request(self.route, body, content_type, scope.get("path_params", {}), ctx.catalog)
+            params = scope.get("path_params", {})
+            parsed = read_request(self.route, body, content_type, params, ctx.catalog, snapshot)
             doc, model, stream, operation = parsed.doc, parsed.model, parsed.stream, parsed.operation
             admission = NOTHING
             if ctx.guards is not None:

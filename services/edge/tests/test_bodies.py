@@ -8,6 +8,8 @@ import pytest
 
 from omniroute.v1 import common_pb2
 from omniroute_core.catalog import load_catalog
+from omniroute_core.nodes import ProviderNode
+from omniroute_core.snapshot import ConfigSnapshot
 from omniroute_edge.bodies import BodyError, read_request
 from omniroute_edge.routes import ROUTES, Route
 
@@ -133,3 +135,18 @@ def test_embeddings_and_images_never_stream() -> None:
         )[2]
         is True
     )
+
+
+def test_a_provider_route_knows_provider_nodes_by_their_prefix() -> None:
+    node = ProviderNode("openai-compatible-1", "acme", "ACME", "openai-compatible", "chat", "http://acme/v1")
+    snapshot = ConfigSnapshot.build(1, (), (), {}, nodes=(node,))
+    r = route("/v1/providers/{provider}/chat/completions")
+    for model, expected in (("llama-3", "acme/llama-3"), ("acme/llama-3", "acme/llama-3")):
+        body = b'{"model": "%s"}' % model.encode()
+        assert read_request(r, body, "", {"provider": "acme"}, CATALOG, snapshot).model == expected
+    with pytest.raises(BodyError) as exc:
+        read_request(r, b'{"model": "openai/gpt-4o"}', "", {"provider": "acme"}, CATALOG, snapshot)
+    assert exc.value.error.code == "provider_mismatch"
+    with pytest.raises(BodyError) as exc:
+        read_request(r, b'{"model": "m"}', "", {"provider": "acme"}, CATALOG)  # a snapshot without the node
+    assert exc.value.error.status == 404

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from omniroute.v1 import common_pb2, executor_pb2, usage_pb2
 from omniroute_core.catalog import Catalog
 from omniroute_core.errors import hub_error
+from omniroute_core.health import LOCKOUT_STATUSES, lockout_key
 from omniroute_core.snapshot import ConfigSnapshot
 from omniroute_executor.attempts import Attempt, Kind, Outcome
 from omniroute_executor.count_tokens import count_tokens
@@ -91,7 +92,9 @@ class Engine:
         self._relay = StreamRelay(translator, clock)
         self._replies = Replies(translator)
         # embeddings, images and transcription: the same loop, their own dialects (omniroute_executor.modalities)
-        self._modalities = modalities or ModalityRunner(upstream, credentials, LocalEmbedder())
+        self._modalities = modalities or ModalityRunner(
+            upstream, credentials, LocalEmbedder(), on_response=self.health.observe_response
+        )
 
     # -- non-streaming -------------------------------------------------------------------------------------
 
@@ -281,7 +284,7 @@ class Engine:
             snapshot,
             stats=self.stats,
             rng=self._rng,
-            blocked_until=lambda t: self.health.blocked_until(*_health_keys(t)),
+            blocked_until=lambda t: self.health.blocked_until(*_health_keys(t), lockout_key(t.connection, t.model)),
         )
         parsed = source.parsed if isinstance(source.parsed, dict) else {}
         clock = UpstreamClock(self._clock)
@@ -344,6 +347,9 @@ class Engine:
                     conn_key, request.profiles["connection"], retry_after_ms=outcome.retry_after_ms
                 )
                 await self.health.failure(prov_key, request.profiles["provider"])
+            elif outcome.kind is Kind.NEXT and attempt.status in LOCKOUT_STATUSES:
+                lock = lockout_key(target.connection, target.model)
+                await self.health.lock_out(lock, request.profiles["connection"], attempt.status)
         finally:
             self._publish(request.meta, attempt)
 
@@ -388,13 +394,22 @@ class Engine:
         self.stats.begin(target.key)
         operation = OPERATION_NAMES[request.meta.operation]
         return await prepare(
-            target, request.meta, request.body, request.parsed, self._credentials, self._translator, operation
+            target,
+            request.meta,
+            request.body,
+            request.parsed,
+            self._credentials,
+            self._translator,
+            operation,
+            request.plan.policy_for(target),
         )
 
     async def _send(self, prepared: Prepared, clock: UpstreamClock) -> UpstreamResponse:
         """The attempt's request; ``clock`` runs from here until the caller stops it (the response ended)."""
         clock.start()
-        return await self._upstream.post(prepared.target.provider.id, prepared.url, prepared.headers, prepared.body)
+        resp = await self._upstream.post(prepared.target.provider.id, prepared.url, prepared.headers, prepared.body)
+        self.health.observe_response(prepared.target.connection.id, resp.status, resp.headers)
+        return resp
 
     def _elapsed_ms(self, attempt: Attempt) -> int:
         return int((self._clock() - attempt.started) * 1000)

@@ -2,7 +2,8 @@
 
 Listed: the catalog models of every provider that has an active connection (and of built-in providers, which
 need none), as ``provider/model``, for the operations the route asks for (``meta.list_operations``; all when
-empty), then the combos whose steps serve one of them. A key with model restrictions sees only the models it may
+empty), then the custom models of such providers and provider nodes (``<prefix>/<model>``), then the combos and the
+model aliases that serve one of them. A key with model restrictions sees only the models it may
 call. Nothing here calls a provider, so no usage event is published.
 """
 
@@ -11,32 +12,41 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 
 from omniroute.v1 import common_pb2, executor_pb2, translator_pb2
-from omniroute_core.catalog import Catalog
+from omniroute_core.catalog import Catalog, ProviderSpec
+from omniroute_core.resolution import ResolveError, name_model, provider_by_id
 from omniroute_core.snapshot import MAX_COMBO_DEPTH, ApiKey, ConfigSnapshot
 from omniroute_executor.modalities import OPERATION_NAMES
-from omniroute_executor.resolve import ResolveError, resolve_model
 from omniroute_executor.translate import TranslatorClient
 
 __all__ = ["list_models", "listed_models"]
 
 
+# a custom model's type → the operation it serves
+_OPERATION_OF_TYPE = {"chat": "chat", "embedding": "embeddings", "image": "images", "audio": "transcription"}
+
+
+def _is_configured(spec: ProviderSpec, snapshot: ConfigSnapshot) -> bool:
+    return spec.builtin or any(c.is_active for c in snapshot.connections_by_provider.get(spec.id, ()))
+
+
 def _configured(catalog: Catalog, snapshot: ConfigSnapshot) -> Iterator[str]:
     for spec in catalog.providers.values():
-        if spec.builtin or any(c.is_active for c in snapshot.connections_by_provider.get(spec.id, ())):
+        if _is_configured(spec, snapshot):
             yield spec.id
 
 
 def _serves(model: str, operations: Collection[str], catalog: Catalog, snapshot: ConfigSnapshot, depth: int) -> bool:
     """Whether model string ``model`` (a combo's step) serves one of ``operations``."""
-    combo = snapshot.combos_by_name.get(model)
-    if combo is not None:
-        return depth < MAX_COMBO_DEPTH and any(
-            _serves(step.model, operations, catalog, snapshot, depth + 1) for step in combo.steps
-        )
     try:
-        spec, upstream = resolve_model(model, catalog)
+        named = name_model(model, catalog, snapshot)
     except ResolveError:
         return False
+    if named.combo is not None:
+        return depth < MAX_COMBO_DEPTH and any(
+            _serves(step.model, operations, catalog, snapshot, depth + 1) for step in named.combo.steps
+        )
+    assert named.provider is not None
+    spec, upstream = named.provider, named.model
     listed = [op for op in OPERATION_NAMES.values() if upstream in spec.models_for(op)]
     if not listed:  # a model the catalog does not list (a fine-tune, a new release): its provider's main operation
         listed = ["chat"] if spec.supports("chat") else [op for op in OPERATION_NAMES.values() if spec.supports(op)]
@@ -46,7 +56,7 @@ def _serves(model: str, operations: Collection[str], catalog: Catalog, snapshot:
 def listed_models(
     catalog: Catalog, snapshot: ConfigSnapshot, operations: Collection[str], key: ApiKey | None
 ) -> list[translator_pb2.ListedModel]:
-    """The listing, in catalog order then combo order, without duplicates."""
+    """The listing (catalog models, custom models, combos, aliases, in that order), without duplicates."""
     out: dict[str, translator_pb2.ListedModel] = {}
     for provider in _configured(catalog, snapshot):
         spec = catalog.providers[provider]
@@ -56,9 +66,22 @@ def listed_models(
             for model in spec.models_for(operation):
                 model_id = f"{provider}/{model}"
                 out.setdefault(model_id, translator_pb2.ListedModel(id=model_id, owned_by=provider))
+    for custom in snapshot.custom_models:
+        owner = provider_by_id(custom.provider, catalog, snapshot)
+        if owner is None or _OPERATION_OF_TYPE.get(custom.type) not in operations:
+            continue
+        if not _is_configured(owner, snapshot):
+            continue
+        node = snapshot.nodes_by_id.get(owner.id)
+        prefix = node.prefix if node is not None else owner.id
+        model_id = f"{prefix}/{custom.model}"
+        out.setdefault(model_id, translator_pb2.ListedModel(id=model_id, owned_by=prefix))
     for combo in snapshot.combos:
         if _serves(combo.name, operations, catalog, snapshot, 0):
             out.setdefault(combo.name, translator_pb2.ListedModel(id=combo.name, owned_by="combo"))
+    for alias in snapshot.aliases:
+        if _serves(alias, operations, catalog, snapshot, 0):
+            out.setdefault(alias, translator_pb2.ListedModel(id=alias, owned_by="alias"))
     models = list(out.values())
     if key is not None:
         models = [m for m in models if key.may_use(m.id)]

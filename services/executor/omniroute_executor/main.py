@@ -57,12 +57,14 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
     redis = Redis.from_url(settings.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
     credentials = Credentials(cipher)
     local = LocalEmbedder(concurrency=settings.local_embedding_concurrency)
+    health = HealthStore(redis)
     modalities = ModalityRunner(
         upstream,
         credentials,
         local,
         poll_interval_s=settings.transcription_poll_interval_s,
         max_wait_s=settings.transcription_max_wait_s,
+        on_response=health.observe_response,
     )
     engine = Engine(
         catalog=load_catalog(),
@@ -71,7 +73,7 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         upstream=upstream,
         translator=TranslatorClient(translator_channel),
         publisher=publisher,
-        health=HealthStore(redis),
+        health=health,
         modalities=modalities,
     )
     server = grpcx.Server(f"{settings.bind_host}:{settings.executor_port}", ["omniroute.v1.Executor"])
@@ -87,6 +89,7 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         await upstream.close()
         local.close()
         await translator_channel.close()
+        await engine.health.close()
         await redis.aclose()
         with contextlib.suppress(Exception):
             await nc.drain()

@@ -1,11 +1,21 @@
-"""Building the provider request for one attempt: URL, auth headers and body."""
+"""Building the provider request for one attempt: URL, auth headers and body.
+
+Headers, later ones winning: the catalog's fixed headers (API versions), the credential in the provider's auth
+style, a provider node's custom headers (decrypted here), the connection's own headers.
+
+Body: on the same-format fast path only ``model`` (and the stream-usage option) is patched in the raw bytes.
+When a gateway-wide request setting is active (``policy``: system prompt, thinking budget) the body goes through
+the translator even for the same format, since the translator owns wire formats; the response side of the fast
+path is unchanged (bytes pass through, usage is observed).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from omniroute.v1 import common_pb2
+from omniroute.v1 import common_pb2, translator_pb2
 from omniroute_core import jsonx
 from omniroute_core.bytepatch import patch_members
 from omniroute_core.crypto import Cipher
@@ -39,6 +49,7 @@ class Credentials:
     def __init__(self, cipher: Cipher | None) -> None:
         self._cipher = cipher
         self._plain: dict[tuple[str, str], str] = {}
+        self._headers: dict[tuple[str, str], Mapping[str, str]] = {}
 
     def key_for(self, target: Target) -> str:
         token = target.connection.api_key_enc
@@ -60,6 +71,28 @@ class Credentials:
             self._plain[cache_key] = plain
         return plain
 
+    def secret_headers(self, target: Target) -> Mapping[str, str]:
+        """A provider node's custom headers (encrypted with aad = the node id); empty for catalog providers."""
+        token = target.secret_headers
+        if not token:
+            return {}
+        cache_key = (target.provider.id, token)
+        headers = self._headers.get(cache_key)
+        if headers is None:
+            if self._cipher is None:
+                raise ResolveError(hub_error(500, "the executor has no OMNIROUTE_ENCRYPTION_KEY to read credentials"))
+            try:
+                doc = jsonx.loads(self._cipher.decrypt(token, aad=target.provider.id))
+            except (ValueError, jsonx.JSONDecodeError) as exc:
+                raise ResolveError(
+                    hub_error(500, f"custom headers of provider node {target.provider.id!r} cannot be decrypted")
+                ) from exc
+            headers = {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
+            if len(self._headers) > 10_000:
+                self._headers.clear()
+            self._headers[cache_key] = headers
+        return headers
+
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
@@ -80,8 +113,11 @@ async def prepare(
     credentials: Credentials,
     translator: TranslatorClient,
     operation_path: str,
+    policy: translator_pb2.RequestPolicy | None = None,
 ) -> Prepared:
-    """The provider request for ``target``. Raises :class:`ResolveError` when it cannot be built."""
+    """The provider request for ``target``. Raises :class:`ResolveError` when it cannot be built.
+
+    ``policy``: the active gateway-wide request settings (None: none is active)."""
     path = target.provider.path(operation_path, stream=meta.stream, model=target.model)
     if path is None:
         raise ResolveError(hub_error(400, f"provider {target.provider.id!r} does not support {operation_path}"))
@@ -90,21 +126,22 @@ async def prepare(
     auth = auth_header(target.provider.auth, credentials.key_for(target))
     if auth is not None:
         headers[auth[0]] = auth[1]
+    headers.update(credentials.secret_headers(target))
     headers.update(target.connection.headers)
 
     spec = PASSTHROUGH.get(target.provider.format) if target.provider.format == meta.client_format else None
     drop = False
-    if spec is not None:
-        members = {b"model": jsonx.dumps(target.model)}
-        if meta.stream:
-            option, asked = wants_stream_usage(spec, body, parsed)
-            if option is not None:
-                members[spec.stream_usage_option] = option
-            drop = not asked
+    members = {b"model": jsonx.dumps(target.model)}
+    if spec is not None and meta.stream:
+        option, asked = wants_stream_usage(spec, body, parsed)
+        if option is not None:
+            members[spec.stream_usage_option] = option
+        drop = not asked
+    if spec is not None and policy is None:
         out = patch_members(body, members)
     else:
         translated = await translator.request(
-            meta.client_format, target.provider.format, body, target.model, stream=meta.stream
+            meta.client_format, target.provider.format, body, target.model, stream=meta.stream, policy=policy
         )
         if translated.HasField("error"):
             raise ResolveError(translated.error)

@@ -30,9 +30,12 @@ class TranslatorClient:
         model: str,
         *,
         stream: bool,
+        policy: translator_pb2.RequestPolicy | None = None,
     ) -> translator_pb2.TranslateRequestOut:
         return await self._stub.TranslateRequest(
-            translator_pb2.TranslateRequestIn(source=source, target=target, body=body, model=model, stream=stream),
+            translator_pb2.TranslateRequestIn(
+                source=source, target=target, body=body, model=model, stream=stream, policy=policy
+            ),
             metadata=call_metadata(),
         )
 

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from omniroute.v1 import translator_pb2
 from omniroute_core.catalog import Catalog, parse_catalog
+from omniroute_core.nodes import CustomModel, ProviderNode
 from omniroute_core.snapshot import Combo, ComboStep, ConfigSnapshot, ProviderConnection
 from omniroute_executor.resolve import ResolveError, Target
 from omniroute_executor.routing import Plan, RouteConfig, RoutingStats, build_plan
@@ -149,3 +151,69 @@ def test_unservable(model: str, snapshot: ConfigSnapshot, status: int, code: str
 def test_target_key_and_base_url() -> None:
     t = Target(CATALOG.providers["openai"], CONNS[0], "gpt-4o")
     assert t.key == "o2|gpt-4o" and t.base_url == "http://o"
+
+
+# -- aliases, provider nodes, custom models and the request settings (omniroute_core.resolution) ----------------
+
+NODE = ProviderNode("node-1", "vllm", "Local", "openai-compatible", "chat", "http://v/v1", headers_enc="v1:sealed")
+
+
+def routed(
+    *combos: Combo,
+    aliases: dict[str, str] | None = None,
+    custom: tuple[CustomModel, ...] = (),
+    settings: dict[str, Any] | None = None,
+) -> ConfigSnapshot:
+    conns = (*CONNS, conn("v1", "node-1"))
+    return ConfigSnapshot.build(
+        1, conns, (), settings or {}, combos, aliases=aliases, nodes=(NODE,), custom_models=custom
+    )
+
+
+@pytest.mark.parametrize(
+    ("model", "snapshot", "expected", "combo_name"),
+    [
+        ("fast", routed(aliases={"fast": "groq/llama"}), ["g1:llama"], ""),
+        ("best", routed(combo("team", "groq/llama", "fast"), aliases={"best": "team", "fast": "openai/gpt-4o"}),
+         ["g1:llama", "o1:gpt-4o", "o2:gpt-4o"], "team"),
+        ("vllm/qwen3-8b", routed(), ["v1:qwen3-8b"], ""),
+        ("qwen3-8b", routed(custom=(CustomModel("node-1", "qwen3-8b"),)), ["v1:qwen3-8b"], ""),
+        ("llama", routed(aliases={"llama": "vllm/llama-3"}), ["v1:llama-3"], ""),  # an alias beats inference
+    ],
+)  # fmt: skip
+def test_plans_through_aliases_nodes_and_custom_models(
+    model: str, snapshot: ConfigSnapshot, expected: list[str], combo_name: str
+) -> None:
+    p = plan(model, snapshot)
+    assert names(p) == expected and p.combo == combo_name
+
+
+def test_an_alias_to_a_combo_takes_the_combo_config_and_node_targets_carry_their_headers() -> None:
+    p = plan("best", routed(combo("team", "vllm/q", maxRetries=2), aliases={"best": "team"}))
+    assert p.config.max_retries == 2 and p.targets[0].secret_headers == "v1:sealed"
+
+
+def test_cost_optimized_reads_custom_model_prices() -> None:
+    cheap = (CustomModel("openai", "gpt-4o", prices={"input": 0.1, "output": 0.1}),)
+    snapshot = routed(combo("c", "groq/llama", "openai/gpt-4o", strategy="cost-optimized"), custom=cheap)
+    assert names(plan("c", snapshot))[0] == "o1:gpt-4o"
+
+
+def test_request_policy_per_target() -> None:
+    assert plan("openai/gpt-4o", routed()).policy_for(plan("openai/gpt-4o", routed()).targets[0]) is None
+    settings = {
+        "systemPrompt": {"prefixPrompt": "P", "suffixPrompt": "S"},
+        "thinkingBudget": {"mode": "custom", "customBudget": 2048},
+    }
+    reasoning = (CustomModel("node-1", "r1", reasoning=True),)
+    p = plan("c", routed(combo("c", "vllm/r1", "groq/llama"), custom=reasoning, settings=settings))
+    first, second = (p.policy_for(t) for t in p.targets)
+    assert first == translator_pb2.RequestPolicy(
+        system_prefix="P", system_suffix="S", thinking_mode="custom", thinking_budget=2048, model_reasons=True
+    )
+    assert second is not None and not second.model_reasons
+    prompt_off = {"systemPrompt": {"enabled": False, "prefixPrompt": "P"}, "thinkingBudget": {"mode": "auto"}}
+    only_thinking = plan("groq/llama", routed(settings=prompt_off))
+    assert only_thinking.policy_for(only_thinking.targets[0]) == translator_pb2.RequestPolicy(
+        thinking_mode="auto", thinking_budget=10240
+    )

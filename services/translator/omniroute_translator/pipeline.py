@@ -15,6 +15,7 @@ from omniroute_core.formats import FORMAT_BY_NAME, format_name
 from omniroute_translator.codecs.base import Codec, CodecError, Context, HubChunk, StreamDecoder, StreamEncoder
 from omniroute_translator.codecs.hub import error_from_chunk, has_content, is_error_chunk, usage_to_proto
 from omniroute_translator.codecs.listings import LISTINGS
+from omniroute_translator.policy import apply_policy
 from omniroute_translator.rawjson import replace_top_level_string
 
 __all__ = [
@@ -55,8 +56,10 @@ def translate_request(table: CodecTable, req: translator_pb2.TranslateRequestIn)
     """Decode the source body to the hub (validating it) and encode it for the target naming ``req.model``.
 
     Same format: the body is validated, then only its top-level ``model`` is patched in the raw bytes (an empty
-    ``req.model`` keeps the body byte for byte). A target of ``FORMAT_OPENAI_CHAT`` reached from another format
-    is a body for an OpenAI-format provider, so the hub's extension fields are dropped (see the README).
+    ``req.model`` keeps the body byte for byte), unless ``req.policy`` changed the request: then it is encoded
+    from the hub like any other pair (see :mod:`omniroute_translator.policy`). A target of ``FORMAT_OPENAI_CHAT``
+    reached from another format is a body for an OpenAI-format provider, so the hub's extension fields are dropped
+    (see the README).
     """
     pair = _pair(table, req.source, req.target)
     if isinstance(pair, common_pb2.Error):
@@ -72,7 +75,8 @@ def translate_request(table: CodecTable, req: translator_pb2.TranslateRequestIn)
     if stream:
         hub["stream"] = True
     target_model = req.model or model
-    if req.source == req.target:
+    adjusted = req.HasField("policy") and apply_policy(hub, req.policy)
+    if req.source == req.target and not adjusted:
         if not model or target_model == model:
             body = req.body  # nothing to rewrite (or a format that names the model in the URL)
         else:

@@ -49,6 +49,8 @@ class ProviderSpec:
     request_omit: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # served inside the gateway (the `local` embedding model): usable without a configured connection
     builtin: bool = False
+    # models known to accept a reasoning budget (the thinking-budget setting may turn reasoning on for them)
+    reasoning_models: frozenset[str] = frozenset()
 
     def supports(self, operation: str) -> bool:
         """Whether the provider serves ``operation`` ("chat", "embeddings", "images", "transcription")."""
@@ -119,6 +121,7 @@ def parse_catalog(doc: Mapping[str, object]) -> Catalog:
             request_defaults={op: dict(d) for op, d in raw.get("requestDefaults", {}).items()},
             request_omit={op: tuple(names) for op, names in raw.get("requestOmit", {}).items()},
             builtin=bool(raw.get("builtin", False)),
+            reasoning_models=frozenset(raw.get("reasoningModels", ())),
         )
         providers[spec.id] = spec
         for prefix in (spec.id, *spec.aliases):

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from omniroute.v1 import common_pb2 as omniroute_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1domniroute/v1/translator.proto\x12\x0comniroute.v1\x1a\x19omniroute/v1/common.proto\"\x8d\x01\n\x12TranslateRequestIn\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0e\n\x06stream\x18\x05 \x01(\x08\"f\n\x13TranslateRequestOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06stream\x18\x03 \x01(\x08\x12\"\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x13.omniroute.v1.Error\"\xa8\x01\n\x13TranslateResponseIn\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x06 \x01(\x03\"l\n\x14TranslateResponseOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\"\n\x05usage\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Usage\x12\"\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Error\"\xa9\x01\n\x0bStreamSetup\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\r\n\x05model\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x05 \x01(\x03\x12\x15\n\rinclude_usage\x18\x06 \x01(\x08\"N\n\x08StreamIn\x12*\n\x05setup\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.StreamSetupH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04kind\"\xb0\x01\n\tStreamOut\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12\"\n\x05usage\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Usage\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\x12\x17\n\x0f\x63ontent_started\x18\x05 \x01(\x08\x12\"\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.omniroute.v1.Error\x12\x14\n\x0c\x63ontent_type\x18\x07 \x01(\t\"l\n\rRenderErrorIn\x12$\n\x06target\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\"\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Error\x12\x11\n\tin_stream\x18\x03 \x01(\x08\"4\n\x0eRenderErrorOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"R\n\rCountTokensIn\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\r\n\x05model\x18\x03 \x01(\t\"\x90\x01\n\x0e\x43ountTokensOut\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x10\n\x08\x65ncoding\x18\x04 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x05 \x01(\t\x12\"\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.omniroute.v1.Error\"A\n\x0bListedModel\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owned_by\x18\x02 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x03 \x01(\x03\"a\n\x0eRenderModelsIn\x12$\n\x06target\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12)\n\x06models\x18\x02 \x03(\x0b\x32\x19.omniroute.v1.ListedModel\"Y\n\x0fRenderModelsOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\"\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Error2\xea\x03\n\nTranslator\x12W\n\x10TranslateRequest\x12 .omniroute.v1.TranslateRequestIn\x1a!.omniroute.v1.TranslateRequestOut\x12Z\n\x11TranslateResponse\x12!.omniroute.v1.TranslateResponseIn\x1a\".omniroute.v1.TranslateResponseOut\x12\x46\n\x0fTranslateStream\x12\x16.omniroute.v1.StreamIn\x1a\x17.omniroute.v1.StreamOut(\x01\x30\x01\x12H\n\x0bRenderError\x12\x1b.omniroute.v1.RenderErrorIn\x1a\x1c.omniroute.v1.RenderErrorOut\x12H\n\x0b\x43ountTokens\x12\x1b.omniroute.v1.CountTokensIn\x1a\x1c.omniroute.v1.CountTokensOut\x12K\n\x0cRenderModels\x12\x1c.omniroute.v1.RenderModelsIn\x1a\x1d.omniroute.v1.RenderModelsOutb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1domniroute/v1/translator.proto\x12\x0comniroute.v1\x1a\x19omniroute/v1/common.proto\"\xba\x01\n\x12TranslateRequestIn\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\t\x12\x0e\n\x06stream\x18\x05 \x01(\x08\x12+\n\x06policy\x18\x06 \x01(\x0b\x32\x1b.omniroute.v1.RequestPolicy\"\x84\x01\n\rRequestPolicy\x12\x15\n\rsystem_prefix\x18\x01 \x01(\t\x12\x15\n\rsystem_suffix\x18\x02 \x01(\t\x12\x15\n\rthinking_mode\x18\x03 \x01(\t\x12\x17\n\x0fthinking_budget\x18\x04 \x01(\x05\x12\x15\n\rmodel_reasons\x18\x05 \x01(\x08\"f\n\x13TranslateRequestOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0e\n\x06stream\x18\x03 \x01(\x08\x12\"\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x13.omniroute.v1.Error\"\xa8\x01\n\x13TranslateResponseIn\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\r\n\x05model\x18\x04 \x01(\t\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x06 \x01(\x03\"l\n\x14TranslateResponseOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\"\n\x05usage\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Usage\x12\"\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Error\"\xa9\x01\n\x0bStreamSetup\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12$\n\x06target\x18\x02 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\r\n\x05model\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x05 \x01(\x03\x12\x15\n\rinclude_usage\x18\x06 \x01(\x08\"N\n\x08StreamIn\x12*\n\x05setup\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.StreamSetupH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04kind\"\xb0\x01\n\tStreamOut\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12\"\n\x05usage\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Usage\x12\x10\n\x08\x63omplete\x18\x04 \x01(\x08\x12\x17\n\x0f\x63ontent_started\x18\x05 \x01(\x08\x12\"\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.omniroute.v1.Error\x12\x14\n\x0c\x63ontent_type\x18\x07 \x01(\t\"l\n\rRenderErrorIn\x12$\n\x06target\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\"\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x13.omniroute.v1.Error\x12\x11\n\tin_stream\x18\x03 \x01(\x08\"4\n\x0eRenderErrorOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\"R\n\rCountTokensIn\x12$\n\x06source\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\r\n\x05model\x18\x03 \x01(\t\"\x90\x01\n\x0e\x43ountTokensOut\x12\x14\n\x0cinput_tokens\x18\x01 \x01(\x03\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x03 \x01(\t\x12\x10\n\x08\x65ncoding\x18\x04 \x01(\t\x12\x0e\n\x06\x66\x61mily\x18\x05 \x01(\t\x12\"\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x13.omniroute.v1.Error\"A\n\x0bListedModel\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08owned_by\x18\x02 \x01(\t\x12\x14\n\x0c\x63reated_unix\x18\x03 \x01(\x03\"a\n\x0eRenderModelsIn\x12$\n\x06target\x18\x01 \x01(\x0e\x32\x14.omniroute.v1.Format\x12)\n\x06models\x18\x02 \x03(\x0b\x32\x19.omniroute.v1.ListedModel\"Y\n\x0fRenderModelsOut\x12\x0c\n\x04\x62ody\x18\x01 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\"\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x13.omniroute.v1.Error2\xea\x03\n\nTranslator\x12W\n\x10TranslateRequest\x12 .omniroute.v1.TranslateRequestIn\x1a!.omniroute.v1.TranslateRequestOut\x12Z\n\x11TranslateResponse\x12!.omniroute.v1.TranslateResponseIn\x1a\".omniroute.v1.TranslateResponseOut\x12\x46\n\x0fTranslateStream\x12\x16.omniroute.v1.StreamIn\x1a\x17.omniroute.v1.StreamOut(\x01\x30\x01\x12H\n\x0bRenderError\x12\x1b.omniroute.v1.RenderErrorIn\x1a\x1c.omniroute.v1.RenderErrorOut\x12H\n\x0b\x43ountTokens\x12\x1b.omniroute.v1.CountTokensIn\x1a\x1c.omniroute.v1.CountTokensOut\x12K\n\x0cRenderModels\x12\x1c.omniroute.v1.RenderModelsIn\x1a\x1d.omniroute.v1.RenderModelsOutb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,33 +33,35 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omniroute.v1.translator_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TRANSLATEREQUESTIN']._serialized_start=75
-  _globals['_TRANSLATEREQUESTIN']._serialized_end=216
-  _globals['_TRANSLATEREQUESTOUT']._serialized_start=218
-  _globals['_TRANSLATEREQUESTOUT']._serialized_end=320
-  _globals['_TRANSLATERESPONSEIN']._serialized_start=323
-  _globals['_TRANSLATERESPONSEIN']._serialized_end=491
-  _globals['_TRANSLATERESPONSEOUT']._serialized_start=493
-  _globals['_TRANSLATERESPONSEOUT']._serialized_end=601
-  _globals['_STREAMSETUP']._serialized_start=604
-  _globals['_STREAMSETUP']._serialized_end=773
-  _globals['_STREAMIN']._serialized_start=775
-  _globals['_STREAMIN']._serialized_end=853
-  _globals['_STREAMOUT']._serialized_start=856
-  _globals['_STREAMOUT']._serialized_end=1032
-  _globals['_RENDERERRORIN']._serialized_start=1034
-  _globals['_RENDERERRORIN']._serialized_end=1142
-  _globals['_RENDERERROROUT']._serialized_start=1144
-  _globals['_RENDERERROROUT']._serialized_end=1196
-  _globals['_COUNTTOKENSIN']._serialized_start=1198
-  _globals['_COUNTTOKENSIN']._serialized_end=1280
-  _globals['_COUNTTOKENSOUT']._serialized_start=1283
-  _globals['_COUNTTOKENSOUT']._serialized_end=1427
-  _globals['_LISTEDMODEL']._serialized_start=1429
-  _globals['_LISTEDMODEL']._serialized_end=1494
-  _globals['_RENDERMODELSIN']._serialized_start=1496
-  _globals['_RENDERMODELSIN']._serialized_end=1593
-  _globals['_RENDERMODELSOUT']._serialized_start=1595
-  _globals['_RENDERMODELSOUT']._serialized_end=1684
-  _globals['_TRANSLATOR']._serialized_start=1687
-  _globals['_TRANSLATOR']._serialized_end=2177
+  _globals['_TRANSLATEREQUESTIN']._serialized_end=261
+  _globals['_REQUESTPOLICY']._serialized_start=264
+  _globals['_REQUESTPOLICY']._serialized_end=396
+  _globals['_TRANSLATEREQUESTOUT']._serialized_start=398
+  _globals['_TRANSLATEREQUESTOUT']._serialized_end=500
+  _globals['_TRANSLATERESPONSEIN']._serialized_start=503
+  _globals['_TRANSLATERESPONSEIN']._serialized_end=671
+  _globals['_TRANSLATERESPONSEOUT']._serialized_start=673
+  _globals['_TRANSLATERESPONSEOUT']._serialized_end=781
+  _globals['_STREAMSETUP']._serialized_start=784
+  _globals['_STREAMSETUP']._serialized_end=953
+  _globals['_STREAMIN']._serialized_start=955
+  _globals['_STREAMIN']._serialized_end=1033
+  _globals['_STREAMOUT']._serialized_start=1036
+  _globals['_STREAMOUT']._serialized_end=1212
+  _globals['_RENDERERRORIN']._serialized_start=1214
+  _globals['_RENDERERRORIN']._serialized_end=1322
+  _globals['_RENDERERROROUT']._serialized_start=1324
+  _globals['_RENDERERROROUT']._serialized_end=1376
+  _globals['_COUNTTOKENSIN']._serialized_start=1378
+  _globals['_COUNTTOKENSIN']._serialized_end=1460
+  _globals['_COUNTTOKENSOUT']._serialized_start=1463
+  _globals['_COUNTTOKENSOUT']._serialized_end=1607
+  _globals['_LISTEDMODEL']._serialized_start=1609
+  _globals['_LISTEDMODEL']._serialized_end=1674
+  _globals['_RENDERMODELSIN']._serialized_start=1676
+  _globals['_RENDERMODELSIN']._serialized_end=1773
+  _globals['_RENDERMODELSOUT']._serialized_start=1775
+  _globals['_RENDERMODELSOUT']._serialized_end=1864
+  _globals['_TRANSLATOR']._serialized_start=1867
+  _globals['_TRANSLATOR']._serialized_end=2357
 # @@protoc_insertion_point(module_scope)

@@ -28,6 +28,7 @@ class TranslateRequestIn(_message.Message):
     BODY_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     STREAM_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
     source: _common_pb2.Format.ValueType
     target: _common_pb2.Format.ValueType
     body: _builtins.bytes
@@ -35,6 +36,10 @@ class TranslateRequestIn(_message.Message):
     """the model name to write into the target body"""
     stream: _builtins.bool
     """the client asked to stream (read from its body, or its path for Gemini)"""
+    @_builtins.property
+    def policy(self) -> Global___RequestPolicy:
+        """gateway-wide adjustments; unset (or inactive): the request as the client sent it"""
+
     def __init__(
         self,
         *,
@@ -43,14 +48,57 @@ class TranslateRequestIn(_message.Message):
         body: _builtins.bytes = ...,
         model: _builtins.str = ...,
         stream: _builtins.bool = ...,
+        policy: Global___RequestPolicy | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "model", b"model", "source", b"source", "stream", b"stream", "target", b"target"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "model", b"model", "policy", b"policy", "source", b"source", "stream", b"stream", "target", b"target"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TranslateRequestIn: _TypeAlias = TranslateRequestIn  # noqa: Y015
+
+@_typing.final
+class RequestPolicy(_message.Message):
+    """Gateway-wide adjustments of a request (the dashboard's system-prompt and thinking-budget settings), applied to
+    the hub between decoding and encoding. When one is active the body is re-encoded even for the same format.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SYSTEM_PREFIX_FIELD_NUMBER: _builtins.int
+    SYSTEM_SUFFIX_FIELD_NUMBER: _builtins.int
+    THINKING_MODE_FIELD_NUMBER: _builtins.int
+    THINKING_BUDGET_FIELD_NUMBER: _builtins.int
+    MODEL_REASONS_FIELD_NUMBER: _builtins.int
+    system_prefix: _builtins.str
+    """before the request's own system instructions (a system message when none)"""
+    system_suffix: _builtins.str
+    """after them"""
+    thinking_mode: _builtins.str
+    """"" or "passthrough": untouched; "auto": reasoning settings removed;"""
+    thinking_budget: _builtins.int
+    """"custom": thinking_budget; "adaptive": thinking_budget scaled by request size
+    reasoning tokens (0 turns reasoning off)
+    """
+    model_reasons: _builtins.bool
+    """the target model is known to reason: custom/adaptive may turn reasoning on"""
+    def __init__(
+        self,
+        *,
+        system_prefix: _builtins.str = ...,
+        system_suffix: _builtins.str = ...,
+        thinking_mode: _builtins.str = ...,
+        thinking_budget: _builtins.int = ...,
+        model_reasons: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["model_reasons", b"model_reasons", "system_prefix", b"system_prefix", "system_suffix", b"system_suffix", "thinking_budget", b"thinking_budget", "thinking_mode", b"thinking_mode"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestPolicy: _TypeAlias = RequestPolicy  # noqa: Y015
 
 @_typing.final
 class TranslateRequestOut(_message.Message):

@@ -87,6 +87,7 @@ class ModalityRunner:
         max_wait_s: float = 600.0,
         now: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_response: Callable[[str, int, Mapping[str, str]], None] | None = None,
     ) -> None:
         self._upstream = upstream
         self._credentials = credentials
@@ -95,6 +96,8 @@ class ModalityRunner:
         self._max_wait_s = max_wait_s
         self._now = now
         self._sleep = sleep
+        # (connection id, status, headers) of every provider response: the rate-limit recorder
+        self._on_response = on_response
 
     async def attempt(self, operation: str, source: Source, target: Target, attempt: Attempt) -> Outcome:
         """One attempt; the caller applies the per-target timeout around it. ``attempt`` records its status,
@@ -175,6 +178,8 @@ class ModalityRunner:
                 resp = await self._upstream.get(target.provider.id, url, headers)
             else:
                 resp = await self._upstream.post(target.provider.id, url, headers, request.body)
+            if self._on_response is not None:
+                self._on_response(target.connection.id, resp.status, resp.headers)
             try:
                 body = await resp.read()
             finally:

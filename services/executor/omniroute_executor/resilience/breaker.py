@@ -10,7 +10,11 @@ A target is a connection (``conn:<id>``) or a provider (``prov:<id>``), each wit
   or else for ``base_backoff_ms * 2**(n-1)`` (capped at ``max_backoff_ms``) on the n-th 429 in a row. A 503 with
   ``Retry-After`` cools it for that long as well.
 - Success resets everything.
+- Lockout (a model on a connection, its own record): the provider refused the model outright (401, 403, 404), so
+  it is not tried on that connection for ``lockout_ms`` (or until the connection's credentials change: see
+  :mod:`omniroute_core.health` for the key).
 
+The :class:`Health` record and its Redis layout are shared with the dashboard (:mod:`omniroute_core.health`).
 Times are wall-clock milliseconds (shared by replicas through Redis), passed in by the caller.
 """
 
@@ -20,7 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-__all__ = ["DEFAULT_PROFILES", "Health", "Profile", "after_failure", "profiles_from"]
+from omniroute_core.health import Health
+
+__all__ = ["DEFAULT_PROFILES", "Health", "Profile", "after_failure", "locked_out", "profiles_from"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +36,7 @@ class Profile:
     base_backoff_ms: int = 1_000
     max_backoff_ms: int = 300_000
     probe_timeout_ms: int = 60_000  # a probe that never reports back frees its slot after this long
+    lockout_ms: int = 300_000  # a model refused on a connection (401/403/404) is not tried there for this long
 
     _API = {
         "failureThreshold": "failure_threshold",
@@ -37,6 +44,7 @@ class Profile:
         "baseBackoffMs": "base_backoff_ms",
         "maxBackoffMs": "max_backoff_ms",
         "probeTimeoutMs": "probe_timeout_ms",
+        "lockoutMs": "lockout_ms",
     }
 
     def merged(self, raw: Mapping[str, Any]) -> Profile:
@@ -69,35 +77,6 @@ def profiles_from(settings: Mapping[str, Any]) -> dict[str, Profile]:
     }
 
 
-@dataclass(frozen=True, slots=True)
-class Health:
-    failures: int = 0
-    open_until_ms: int = 0  # 0: closed; in the future: open; in the past: half-open
-    cooldown_until_ms: int = 0
-    backoff_level: int = 0
-
-    @property
-    def clean(self) -> bool:
-        return self == Health()
-
-    def blocked_until(self, now_ms: int) -> int:
-        """0 when a request may go (closed, or half-open: a probe), else when it may go again."""
-        until = max(self.open_until_ms, self.cooldown_until_ms)
-        return until if until > now_ms else 0
-
-    def half_open(self, now_ms: int) -> bool:
-        return 0 < self.open_until_ms <= now_ms
-
-    def encode(self) -> list[int]:
-        return [self.failures, self.open_until_ms, self.cooldown_until_ms, self.backoff_level]
-
-    @classmethod
-    def decode(cls, raw: Any) -> Health:
-        if isinstance(raw, list) and len(raw) == 4 and all(isinstance(v, int) for v in raw):
-            return cls(*raw)
-        return cls()
-
-
 def after_failure(health: Health, profile: Profile, now_ms: int, *, rate_limited: bool, retry_after_ms: int) -> Health:
     """The record after one failed attempt. ``rate_limited``: a 429 (cooldown, not a breaker failure)."""
     if rate_limited:
@@ -110,3 +89,8 @@ def after_failure(health: Health, profile: Profile, now_ms: int, *, rate_limited
         open_until = now_ms + profile.cooldown_ms
     cooldown = max(health.cooldown_until_ms, now_ms + retry_after_ms) if retry_after_ms else health.cooldown_until_ms
     return replace(health, failures=failures, open_until_ms=open_until, cooldown_until_ms=cooldown)
+
+
+def locked_out(profile: Profile, now_ms: int, status: int) -> Health:
+    """The lockout record after the provider refused a model with ``status`` (401, 403 or 404)."""
+    return Health(locked_until_ms=now_ms + profile.lockout_ms, lock_status=status)

@@ -1,7 +1,8 @@
-"""Breaker and cooldown records shared by every executor replica through Redis.
+"""Breaker, cooldown and lockout records shared by every executor replica through Redis.
 
-Layout: one hash ``<prefix>:<epoch>`` whose fields are target keys (``conn:<id>``, ``prov:<id>``) and whose
-values are the JSON of :class:`Health`; a half-open probe slot is the key ``<prefix>:<epoch>:probe:<target>``
+Layout (:mod:`omniroute_core.health`, which the dashboard reads too): one hash ``<prefix>:<epoch>`` whose fields
+are target keys (``conn:<id>``, ``prov:<id>``, ``lock:<connection>:<fingerprint>:<model>``) and whose values are
+the JSON of :class:`Health`; a half-open probe slot is the key ``<prefix>:<epoch>:probe:<target>``
 taken with ``SET NX PX`` so exactly one request across all replicas probes. The epoch comes from the published
 config (``settings.resilience.resetEpoch``): ``POST /api/resilience/reset`` bumps it, so every replica starts
 from clean records as soon as it applies that snapshot, and the abandoned hash expires by itself.
@@ -14,19 +15,24 @@ each count once (the breaker opens a little later), which is the price of not ru
 
 When Redis is unreachable (or ``redis`` is None) the store keeps working on its local copy alone, retrying
 Redis after ``retry_s``: breakers then act per replica rather than not at all.
+
+The store also carries the :class:`RateLimitRecorder` (``observe_response``), the per-connection record of what
+providers' rate-limit headers said, written in the background.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from omniroute_core import jsonx
-from omniroute_executor.resilience.breaker import Health, Profile, after_failure
+from omniroute_core.health import HEALTH_PREFIX, decode_health, health_hash
+from omniroute_executor.resilience.breaker import Health, Profile, after_failure, locked_out
+from omniroute_executor.resilience.ratelimits import RateLimitRecorder
 
 __all__ = ["HealthStore"]
 
@@ -39,7 +45,7 @@ class HealthStore:
         self,
         redis: Redis | None,
         *,
-        prefix: str = "omniroute:health",
+        prefix: str = HEALTH_PREFIX,
         refresh_s: float = 0.25,
         retry_s: float = 2.0,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
@@ -54,13 +60,21 @@ class HealthStore:
         self._probes: dict[str, int] = {}  # local probe slots, used while Redis is unavailable
         self._fetched_ms = -(10**15)
         self._down_until_ms = 0
+        self.rate_limits = RateLimitRecorder(redis)
 
     def now_ms(self) -> int:
         return self._clock_ms()
 
     @property
     def _hash(self) -> str:
-        return f"{self._prefix}:{self._epoch}"
+        return health_hash(self._epoch, self._prefix)
+
+    def observe_response(self, connection_id: str, status: int, headers: Mapping[str, str]) -> None:
+        """Note a provider response's rate-limit headers for the connection (no I/O on the caller's path)."""
+        self.rate_limits.observe(connection_id, status, headers)
+
+    async def close(self) -> None:
+        await self.rate_limits.close()
 
     def use_epoch(self, epoch: str) -> None:
         """Switch to the records of ``epoch`` (from the config snapshot); a new epoch starts clean."""
@@ -92,7 +106,7 @@ class HealthStore:
         except (RedisError, OSError) as exc:
             self._down(now, exc)
             return
-        self._local = {_text(k): Health.decode(_loads(v)) for k, v in raw.items()}
+        self._local = {_text(k): decode_health(v) for k, v in raw.items()}
 
     async def admit(self, *keys: str, profiles: tuple[Profile, ...]) -> bool:
         """May a request go to the target made of ``keys`` now? A half-open key admits one probe at a time."""
@@ -111,6 +125,11 @@ class HealthStore:
         updated = after_failure(current, profile, now, rate_limited=rate_limited, retry_after_ms=retry_after_ms)
         await self._write(key, updated, now)
         await self._free_probe(key, now)
+
+    async def lock_out(self, key: str, profile: Profile, status: int) -> None:
+        """Lock a model out on a connection (``key`` from :func:`omniroute_core.health.lockout_key`)."""
+        now = self.now_ms()
+        await self._write(key, locked_out(profile, now, status), now)
 
     async def success(self, key: str) -> None:
         """Record a successful attempt: closes the breaker and ends any cooldown (no write when already clean)."""
@@ -154,7 +173,7 @@ class HealthStore:
             assert self._redis is not None
             try:
                 raw = await self._redis.hget(self._hash, key)
-                self._local[key] = Health.decode(_loads(raw)) if raw else Health()
+                self._local[key] = decode_health(raw)
             except (RedisError, OSError) as exc:
                 self._down(now, exc)
         return self.get(key)
@@ -204,12 +223,3 @@ class HealthStore:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _loads(value: bytes | str | None) -> object:
-    if not value:
-        return None
-    try:
-        return jsonx.loads(value)
-    except jsonx.JSONDecodeError:
-        return None

@@ -1,28 +1,32 @@
 """Attempt plans: a model string → the ordered targets to try, and the knobs of the retry/fallback loop.
 
-A combo name expands into its steps ordered by the combo's strategy; a step naming another combo expands in place
-(nesting capped at ``MAX_COMBO_DEPTH``, cycles refused even if the dashboard let one through). ``provider/model``
-(or a bare name the catalog infers) expands into the provider's active connections ordered by the account strategy
-(``settings.routing.accountStrategy``, default ``fill-first``: by connection priority); a step with
-``connectionId`` uses that connection only. Targets appear once (first position wins). Targets that the
-resilience state blocks (breaker open, cooling down) are left out; the earliest time one of them becomes usable
-again is reported so that an all-blocked plan can answer 503 with ``Retry-After``.
+The model string is read by :func:`omniroute_core.resolution.expand` (aliases, combos, ``provider/model``, catalog
+inference, combo nesting capped and cycles refused); this module supplies the ordering. A combo's steps are ordered
+by the combo's strategy; a provider's active connections by the account strategy (``settings.routing.
+accountStrategy``, default ``fill-first``: by connection priority); a step with ``connectionId`` uses that
+connection only. Targets appear once (first position wins). Targets that the resilience state blocks (breaker
+open, cooling down, locked out) are left out; the earliest time one of them becomes usable again is reported so
+that an all-blocked plan can answer 503 with ``Retry-After``.
 
 Knobs come from the snapshot's ``settings.routing`` (defaults for every request), overridden by the asked-for
-combo's ``config``. Pure: randomness, statistics and the blocked check are passed in.
+combo's ``config`` (also when the combo is reached through an alias). The gateway-wide request settings (system
+prompt, thinking budget) travel on the plan too, as a per-target :class:`RequestPolicy`. Pure: randomness,
+statistics and the blocked check are passed in.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from omniroute_core.catalog import Catalog
-from omniroute_core.errors import hub_error
-from omniroute_core.snapshot import MAX_COMBO_DEPTH, ComboStep, ConfigSnapshot
-from omniroute_executor.resolve import ResolveError, Target, active_connections, resolve_model
+from omniroute.v1 import translator_pb2
+from omniroute_core.catalog import Catalog, ProviderSpec
+from omniroute_core.request_settings import SYSTEM_PROMPT_KEY, THINKING_BUDGET_KEY, SystemPrompt, ThinkingBudget
+from omniroute_core.resolution import Group, expand, is_reasoning_model, model_price
+from omniroute_core.snapshot import Combo, ConfigSnapshot
+from omniroute_executor.resolve import Target
 from omniroute_executor.routing.strategies import Candidate, RoutingStats, order
 
 __all__ = ["Plan", "RouteConfig", "build_plan"]
@@ -77,6 +81,22 @@ class Plan:
     config: RouteConfig
     combo: str  # the combo asked for ("" for provider/model)
     blocked_until_ms: int = 0  # earliest end of a block among left-out targets (0: none left out)
+    system_prompt: SystemPrompt = field(default_factory=SystemPrompt)
+    thinking: ThinkingBudget = field(default_factory=ThinkingBudget)
+    reasoning: frozenset[str] = field(default_factory=frozenset)  # keys of targets whose model is known to reason
+
+    def policy_for(self, target: Target) -> translator_pb2.RequestPolicy | None:
+        """The request settings to apply for ``target``; None when none is active (the request goes as sent)."""
+        prompt = self.system_prompt
+        if not prompt.active and not self.thinking.active:
+            return None
+        return translator_pb2.RequestPolicy(
+            system_prefix=prompt.prefix if prompt.active else "",
+            system_suffix=prompt.suffix if prompt.active else "",
+            thinking_mode=self.thinking.mode if self.thinking.active else "",
+            thinking_budget=self.thinking.budget,
+            model_reasons=target.key in self.reasoning,
+        )
 
 
 def build_plan(
@@ -88,21 +108,21 @@ def build_plan(
     rng: random.Random,
     blocked_until: Callable[[Target], int],
 ) -> Plan:
-    """The attempt plan of ``model``. Raises :class:`ResolveError` when it names nothing servable.
+    """The attempt plan of ``model``. Raises :class:`~omniroute_core.resolution.ResolveError` when it names
+    nothing servable.
 
     ``blocked_until(target)`` returns 0 for a usable target, else the wall-clock ms when it may be used again.
     """
     routing = snapshot.settings.get("routing")
-    config = RouteConfig().merged(routing if isinstance(routing, Mapping) else {})
-    combo = snapshot.combos_by_name.get(model)
-    if combo is not None:
-        config = config.merged(combo.config)
-    expander = _Expander(catalog, snapshot, stats, rng, config)
-    targets = expander.expand(model, "", ())
+    base = RouteConfig().merged(routing if isinstance(routing, Mapping) else {})
+    ordering = _Ordering(snapshot, stats, rng, base)
+    expansion = expand(model, catalog, snapshot, order_steps=ordering.steps, order_targets=ordering.connections)
+    combo = expansion.named.combo
+    config = base.merged(combo.config) if combo is not None else base
     usable: list[Target] = []
     seen: set[str] = set()
     earliest = 0
-    for target in targets:
+    for target in expansion.targets:
         if target.key in seen:
             continue
         seen.add(target.key)
@@ -111,55 +131,41 @@ def build_plan(
             earliest = until if not earliest else min(earliest, until)
         else:
             usable.append(target)
-    return Plan(tuple(usable), config, combo.name if combo else "", earliest)
+    thinking = ThinkingBudget.parse(snapshot.settings.get(THINKING_BUDGET_KEY))
+    reasoning = (
+        frozenset(t.key for t in usable if is_reasoning_model(t.provider, t.model, snapshot))
+        if thinking.active
+        else frozenset()
+    )
+    return Plan(
+        tuple(usable),
+        config,
+        combo.name if combo else "",
+        earliest,
+        SystemPrompt.parse(snapshot.settings.get(SYSTEM_PROMPT_KEY)),
+        thinking,
+        reasoning,
+    )
 
 
 @dataclass(slots=True)
-class _Expander:
-    catalog: Catalog
+class _Ordering:
+    """The strategies, as the ordering callbacks of :func:`omniroute_core.resolution.expand`."""
+
     snapshot: ConfigSnapshot
     stats: RoutingStats
     rng: random.Random
     config: RouteConfig
 
-    def expand(self, model: str, connection_id: str, path: tuple[str, ...]) -> list[Target]:
-        combo = self.snapshot.combos_by_name.get(model)
-        if combo is None:
-            return self._direct(model, connection_id)
-        if model in path or len(path) >= MAX_COMBO_DEPTH:
-            raise ResolveError(
-                hub_error(400, f"combo {model!r} nests too deep or in a cycle: {' -> '.join((*path, model))}")
-            )
-        groups: list[tuple[ComboStep, list[Target]]] = []
-        first_error: ResolveError | None = None
-        for step in combo.steps:
-            try:
-                groups.append((step, self.expand(step.model, step.connection_id, (*path, model))))
-            except ResolveError as exc:
-                # one unusable step (provider without a connection, typo) must not take the combo down
-                first_error = first_error or exc
-        if not groups:
-            assert first_error is not None
-            raise first_error
-
-        def candidate(group: tuple[ComboStep, list[Target]]) -> Candidate:
+    def steps(self, combo: Combo, groups: list[Group]) -> list[Group]:
+        def candidate(group: Group) -> Candidate:
             step, targets = group
             head = targets[0]
-            return Candidate(head.key, step.weight, head.provider.price(head.model))
+            return Candidate(head.key, step.weight, model_price(head.provider, head.model, self.snapshot))
 
-        ordered = order(combo.strategy, groups, candidate, stats=self.stats, rng=self.rng, group=f"combo:{model}")
-        return [target for _, targets in ordered for target in targets]
+        return order(combo.strategy, groups, candidate, stats=self.stats, rng=self.rng, group=f"combo:{combo.name}")
 
-    def _direct(self, model: str, connection_id: str) -> list[Target]:
-        spec, upstream_model = resolve_model(model, self.catalog)
-        conns = active_connections(spec, self.snapshot)
-        if connection_id:
-            conns = tuple(c for c in conns if c.id == connection_id)
-            if not conns:
-                raise ResolveError(
-                    hub_error(400, f"connection {connection_id!r} of {spec.id!r} is not active", code="no_connection")
-                )
-        targets = [Target(spec, conn, upstream_model) for conn in conns]
+    def connections(self, spec: ProviderSpec, targets: list[Target]) -> list[Target]:
         return order(
             self.config.account_strategy,
             targets,
