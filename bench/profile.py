@@ -7,13 +7,23 @@ when missing). Writes ``<scenario>-<service>[-native].txt`` (collapsed stacks, w
 under ``.bench/profile/`` and prints the CPU each service spends per request (measured first, without the profiler),
 then, per service, the functions with the most samples: on-CPU "self" time and
 "inclusive" time (the function or anything it called). Nothing in the services changes.
+
+``--ab NAME=VALUE …`` compares two edge variants instead of profiling: two more edges start alike on the same
+executor and backing servers, A with this environment's values of those names and B with the given ones
+(e.g. ``EXECUTOR_CLIENT=grpc``), and open-loop phases at ``--rate`` (default 200 req/s) alternate between
+them for ``--rounds`` rounds (A B, B A, …), so load from elsewhere on the machine hits both alike
+(``--closed``: closed loop at ``--concurrency``, for throughput). It prints each round and the median over
+rounds of every latency percentile (ms; the mock's own latency is not subtracted, both include it) and of the
+CPU microseconds per request of that edge and of the shared executor, with B ÷ A.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,6 +103,51 @@ async def cpu_per_request(target: OmniRoute, mock: Mock, spec: dict[str, Any]) -
     return result
 
 
+async def ab(ns: argparse.Namespace, target: OmniRoute, scenario: Any) -> None:
+    """Interleaved open-loop phases on the default edge (A) and an edge with ``ns.ab``'s overrides (B)."""
+    assert target.suite is not None
+    # two new edges started alike (the suite's own edge, which served the setup, measured faster or slower
+    # depending on what ran on it before: a position bias), and the order alternates A B, B A, …
+    overrides_b = dict(pair.split("=", 1) for pair in ns.ab)
+    overrides_a = {name: os.environ[name] for name in overrides_b if name in os.environ}
+    port_a = await asyncio.to_thread(target.suite.start_service, "edge", key="edge-a", overrides=overrides_a)
+    port_b = await asyncio.to_thread(target.suite.start_service, "edge", key="edge-b", overrides=overrides_b)
+    await asyncio.sleep(2)  # the new edges load the config snapshot
+    spec: dict[str, Any] = {
+        "path": scenario.path, "body": scenario.body, "unique": scenario.unique,
+        "headers": headers_for(scenario, target.api_key), "mode": "open" if not ns.closed else "closed",
+        "concurrency": ns.concurrency,
+        "rate": ns.rate or 200.0, "duration": ns.seconds, "warmup": 1.0, "timeout": 10.0,
+    }  # fmt: skip
+    keys = ("p50", "p90", "p99")
+    rows: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
+    pids = target.service_pids()
+    for round_ in range(ns.rounds):
+        order = (("A", port_a, "edge-a"), ("B", port_b, "edge-b"))
+        for name, port, edge in order if round_ % 2 == 0 else order[::-1]:
+            watched = {"edge": [pids[edge]], "executor": [pids["executor"]]}
+            before = {k: tree_cpu_seconds(v) for k, v in watched.items()}
+            started = time.monotonic()
+            result = await run_phase({**spec, "port": port}, [])
+            requests = max(1.0, result["rps"] * (time.monotonic() - started))
+            row = {"req/s": float(result["rps"])} if ns.closed else {}
+            # CPU per request over the whole phase (start and warm-up included), this edge and the executor
+            row |= {f"{k} CPU µs": (tree_cpu_seconds(v) - before[k]) / requests * 1e6 for k, v in watched.items()}
+            row |= {f"lat {k}": float(result["latency_ms"].get(k, 0)) for k in keys}
+            if scenario.check == "stream":
+                row |= {f"ttfb {k}": float(result["ttfb_ms"].get(k, 0)) for k in keys}
+            rows[name].append(row)
+            print(f"round {round_ + 1} {name}: {result['rps']:,.0f} req/s, "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)  # fmt: skip
+    load = f"{ns.concurrency} connections, closed loop" if ns.closed else f"{spec['rate']} req/s"
+    a_desc = " ".join(f"{k}={v}" for k, v in overrides_a.items()) or "the defaults"
+    print(f"\nA: {a_desc} (this environment's); B: {' '.join(ns.ab)}; medians over {ns.rounds} rounds at {load}")
+    for metric in rows["A"][0]:
+        a = statistics.median(r[metric] for r in rows["A"])
+        b = statistics.median(r[metric] for r in rows["B"])
+        print(f"{metric:>16}: A {a:8.2f}   B {b:8.2f}   B/A {b / a if a else float('nan'):.2f}")
+
+
 async def profile(ns: argparse.Namespace, workdir: Path, py_spy: Path) -> None:
     scenario = next(s for s in SCENARIOS if s.key == ns.scenario)
     mock = Mock(workdir, 0.0, ns.chunks, ns.chunk_delay_ms)
@@ -106,6 +161,9 @@ async def profile(ns: argparse.Namespace, workdir: Path, py_spy: Path) -> None:
         ok, note = await probe(target, scenario, mock)
         if not ok:
             raise SystemExit(f"scenario {scenario.key}: {note}")
+        if ns.ab:
+            await ab(ns, target, scenario)
+            return
         spec: dict[str, Any] = {
             "port": target.port, "path": scenario.path, "body": scenario.body, "unique": scenario.unique,
             "headers": headers_for(scenario, target.api_key), "mode": mode, "concurrency": ns.concurrency,
@@ -157,8 +215,11 @@ def main() -> int:
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--idle", action="store_true", help="also sample threads that are waiting")
     p.add_argument("--native", action="store_true", help="include C frames (gRPC core, uvloop, aiohttp's parser)")
+    p.add_argument("--ab", nargs="+", metavar="NAME=VALUE", help="compare an edge with these env overrides (B)")
+    p.add_argument("--rounds", type=int, default=5, help="A/B rounds")
+    p.add_argument("--closed", action="store_true", help="A/B at --concurrency, closed loop (throughput)")
     ns = p.parse_args()
-    py_spy = ensure_py_spy()
+    py_spy = ensure_py_spy() if not ns.ab else Path("py-spy")
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-profile-"))
     try:
         uvloop.run(profile(ns, workdir, py_spy))

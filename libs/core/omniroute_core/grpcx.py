@@ -17,6 +17,7 @@ from omniroute_core.logging import REQUEST_ID
 
 __all__ = [
     "CHANNEL_OPTIONS",
+    "UPSTREAM_TIMING_KEY",
     "RequestIdInterceptor",
     "Server",
     "call_metadata",
@@ -25,6 +26,8 @@ __all__ = [
 ]
 
 REQUEST_ID_KEY = "x-request-id"
+# trailing metadata of Executor.ExecuteStream: a serialized omniroute.v1.UpstreamTiming (binary, hence "-bin")
+UPSTREAM_TIMING_KEY = "omniroute-upstream-timing-bin"
 MAX_MESSAGE = 64 * 1024 * 1024
 
 CHANNEL_OPTIONS: Sequence[tuple[str, Any]] = (

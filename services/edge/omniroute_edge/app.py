@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
+import grpc
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from nats.aio.msg import Msg
@@ -21,10 +22,12 @@ from starlette.routing import Route as StarletteRoute
 
 from omniroute.v1 import executor_pb2_grpc, translator_pb2_grpc, usage_pb2_grpc
 from omniroute_core import events, grpcx, jsonx
+from omniroute_core.grpc_h2 import H2Channel
 from omniroute_core.snapshot import SnapshotWatcher
 from omniroute_edge.budget import BudgetGuard, BudgetMetrics
 from omniroute_edge.cache import ExactCache
 from omniroute_edge.dashboard_proxy import DashboardProxy
+from omniroute_edge.dispatch import DataPlaneDispatcher, Mount
 from omniroute_edge.errors import ErrorRenderer
 from omniroute_edge.guards import GuardMetrics, Guards
 from omniroute_edge.idempotency import Idempotency
@@ -43,7 +46,16 @@ log = logging.getLogger(__name__)
 _PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
-def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
+def _executor_channel(settings: EdgeSettings) -> grpc.aio.Channel:
+    """The channel of the hop every data-plane request takes (settings.executor_client chooses the client)."""
+    if settings.executor_client == "grpc":
+        return grpcx.insecure_channel(settings.executor_addr)
+    # H2Channel offers what generated stubs and the relay use of a grpc.aio channel (unary calls and streams)
+    return cast(grpc.aio.Channel, H2Channel(settings.executor_addr, max_message=grpcx.MAX_MESSAGE))
+
+
+def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> DataPlaneDispatcher:
+    """The edge's ASGI app: the data-plane dispatcher in front of the IP filter and the FastAPI app."""
     metrics = EdgeMetrics(registry)
     guard_metrics = GuardMetrics(registry)
     budget_metrics = BudgetMetrics(registry)
@@ -54,7 +66,7 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
         nc = await events.connect(settings.nats_url, "edge")
         watcher = SnapshotWatcher(nc.jetstream())
         await watcher.start()
-        executor_channel = grpcx.insecure_channel(settings.executor_addr)
+        executor_channel = _executor_channel(settings)
         translator_channel = grpcx.insecure_channel(settings.translator_addr)
         usage_channel = grpcx.insecure_channel(settings.usage_addr)
         proxy = DashboardProxy(settings.dashboard_url)
@@ -139,8 +151,11 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
                 await nc.drain()
 
     app = FastAPI(title="OmniRoute edge", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
-    for route in ROUTES:
-        app.router.routes.append(StarletteRoute(route.path, Relay(route), methods=list(route.methods)))
+    # the data plane: each route once in FastAPI's router (what the dispatcher does not take is answered there,
+    # exactly as before) and once in the dispatcher that serves it without entering FastAPI
+    mounts = [Mount(route.path, route.methods, Relay(route)) for route in ROUTES]
+    for mount in mounts:
+        app.router.routes.append(StarletteRoute(mount.path, mount.app, methods=list(mount.methods)))
 
     async def health(request: Request) -> Response:
         watcher: SnapshotWatcher = request.state.watcher
@@ -151,9 +166,9 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> FastAPI:
         proxy: DashboardProxy = request.state.proxy
         return await proxy.forward(request)
 
-    app.add_middleware(IpFilter, trusted=trusted, routes=ROUTES)
     app.add_route("/health", health, methods=["GET"])
     app.add_route("/api/{path:path}", forward, methods=_PROXY_METHODS)
     app.add_route("/dashboard", forward, methods=_PROXY_METHODS)
     app.add_route("/dashboard/{path:path}", forward, methods=_PROXY_METHODS)
-    return app
+    ip_filter = IpFilter(app, trusted=trusted, routes=ROUTES)
+    return DataPlaneDispatcher(ip_filter, mounts, ip_filter.admit)

@@ -1,4 +1,5 @@
-"""The IP filter: plain ASGI middleware in front of every route (data plane and ``/api`` forwarding).
+"""The IP filter, in front of every route: plain ASGI middleware around the FastAPI app (``/api`` forwarding and
+the rest), and :meth:`IpFilter.admit` called directly by the data-plane dispatcher.
 
 Rules come from the snapshot setting ``ipFilter`` (``{"enabled", "allowlist", "blocklist"}``, addresses or CIDRs,
 managed by the dashboard's ``/api/settings/ip-filter``): when enabled, an address in the blocklist is refused,
@@ -117,21 +118,28 @@ class IpFilter:
         return HUB_FORMAT
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        ctx = (scope.get("state") or {}).get("edge")
-        if scope["type"] != "http" or ctx is None:
+        if scope["type"] != "http" or await self.admit(scope, send):
             await self._app(scope, receive, send)
-            return
+
+    async def admit(self, scope: Scope, send: Send) -> bool:
+        """True when the request may go on (its client address is then in ``scope[CLIENT_IP]``); otherwise the
+        403 has been sent. A plain call, so the data-plane dispatcher runs it without a middleware layer."""
+        ctx = (scope.get("state") or {}).get("edge")
+        if ctx is None:
+            return True
         client = scope.get("client")
         peer = str(client[0]) if client else ""
-        forwarded = ",".join(v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for")
-        address = client_address(peer, forwarded, self._trusted)
+        address = peer
+        if self._trusted:
+            forwarded = ",".join(v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for")
+            address = client_address(peer, forwarded, self._trusted)
         scope[CLIENT_IP] = address
         if scope["path"] in _EXEMPT or not self._rules_for(ctx.snapshot()).refuses(address):
-            await self._app(scope, receive, send)
-            return
+            return True
         rid = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1") or uuid.uuid4().hex
         error = hub_error(403, f"requests from {address} are not allowed by the IP filter", code="ip_not_allowed")
         await send_error(ctx.errors, self._format_of(scope["path"]), error, send, rid)
+        return False
 
 
 def _matches(pattern: re.Pattern[str], path: str) -> bool:

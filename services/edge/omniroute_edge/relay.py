@@ -3,12 +3,15 @@
 It reads the body (bounded), authenticates, reads ``model`` and ``stream``, and hands the untouched bytes to
 the executor: one unary call for a complete reply, one server stream for SSE, relayed chunk by chunk as the
 executor produces them. A client that disconnects cancels the executor call, which cancels the upstream request.
+
+Every reply from the executor also feeds the gateway overhead histograms: the edge's own time minus the time the
+executor says it waited on providers (``ExecuteReply.upstream``; for streams the first chunk's first-byte time
+and the trailing metadata's total), so what the gateway adds is visible apart from the provider.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -22,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from omniroute.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 from omniroute_core.catalog import Catalog, load_catalog
 from omniroute_core.errors import hub_error
-from omniroute_core.grpcx import call_metadata
+from omniroute_core.grpcx import UPSTREAM_TIMING_KEY, call_metadata
 from omniroute_core.logging import REQUEST_ID
 from omniroute_core.snapshot import ConfigSnapshot
 from omniroute_edge.auth import AuthError, authenticate, presented_key
@@ -57,6 +60,26 @@ class EdgeMetrics:
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
         )
+        overhead_buckets = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
+        self.overhead = Histogram(
+            "omniroute_gateway_overhead_seconds",
+            "Time spent in the gateway, excluding the provider: the edge's time to the last byte minus the time"
+            " the executor waited on providers, by route and stream flag (requests the executor answered)",
+            ["route", "stream"],
+            registry=registry,
+            buckets=overhead_buckets,
+        )
+        self.first_byte_overhead = Histogram(
+            "omniroute_gateway_first_byte_overhead_seconds",
+            "Streams: the edge's time to the first byte minus the executor's wait for the provider's first bytes",
+            ["route"],
+            registry=registry,
+            buckets=overhead_buckets,
+        )
+
+    def observe_overhead(self, route: str, stream: bool, edge_s: float, upstream_us: int) -> None:
+        # the provider's wait is nested inside the edge's time; max() only guards against clock granularity
+        self.overhead.labels(route, "true" if stream else "false").observe(max(0.0, edge_s - upstream_us / 1e6))
 
 
 @dataclass(slots=True)
@@ -96,12 +119,14 @@ class Relay:
         REQUEST_ID.set(rid)
         status = 500
         try:
-            status = await self._handle(ctx, scope, receive, send, rid)
+            status = await self._handle(ctx, scope, receive, send, rid, started)
         finally:
             ctx.metrics.requests.labels(self.route.path, str(status)).inc()
             ctx.metrics.duration.labels(self.route.path).observe(time.perf_counter() - started)
 
-    async def _handle(self, ctx: EdgeContext, scope: Scope, receive: Receive, send: Send, rid: str) -> int:
+    async def _handle(
+        self, ctx: EdgeContext, scope: Scope, receive: Receive, send: Send, rid: str, started: float
+    ) -> int:
         fmt = self.route.format
         try:
             body = await _read_body(scope, receive, ctx.max_body_bytes)
@@ -153,6 +178,7 @@ class Relay:
                 doc,
                 body,
                 cache_policy(caller.key, snapshot),
+                started,
             )
         finally:
             if admission.release is not None:
@@ -169,16 +195,18 @@ class Relay:
         doc: dict[str, Any],
         body: bytes,
         policy: str,
+        started: float,
     ) -> int:
-        """Run the request through the executor, behind idempotency and the exact cache when they apply."""
+        """Run the request through the executor, behind idempotency and the exact cache when they apply.
+        ``started`` is the ``perf_counter()`` at which the edge received the request (the overhead histograms)."""
         request = executor_pb2.ExecuteRequest(meta=meta, body=body)
         stream = meta.stream
         progress = stream and _header(scope, b"x-omniroute-progress").lower() == "true"
 
         async def run(out: Send, extra: list[tuple[bytes, bytes]]) -> int:
             if stream:
-                return await self._stream(ctx, request, receive, out, rid, extra, progress)
-            return await self._unary(ctx, request, receive, out, rid, extra)
+                return await self._stream(ctx, request, receive, out, rid, extra, progress, started)
+            return await self._unary(ctx, request, receive, out, rid, extra, started)
 
         token = _header(scope, b"idempotency-key") or _header(scope, b"x-request-id")
         if ctx.replay is None or (not token and ctx.replay.cache is None):
@@ -202,12 +230,13 @@ class Relay:
         send: Send,
         rid: str,
         extra: list[tuple[bytes, bytes]],
+        started: float,
     ) -> int:
         call = ctx.executor.Execute(request, metadata=call_metadata(rid), timeout=ctx.request_timeout_s)
-        return await _until_disconnect(self._relay_unary(ctx, call, send, rid, extra), receive, call.cancel)
+        return await _until_disconnect(self._relay_unary(ctx, call, send, rid, extra, started), receive, call.cancel)
 
     async def _relay_unary(
-        self, ctx: EdgeContext, call: Any, send: Send, rid: str, extra: list[tuple[bytes, bytes]]
+        self, ctx: EdgeContext, call: Any, send: Send, rid: str, extra: list[tuple[bytes, bytes]], started: float
     ) -> int:
         try:
             reply: executor_pb2.ExecuteReply = await call
@@ -217,6 +246,7 @@ class Relay:
         headers += [(k.encode(), v.encode()) for k, v in reply.headers.items()]
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": reply.body})
+        ctx.metrics.observe_overhead(self.route.path, False, time.perf_counter() - started, reply.upstream.total_us)
         return reply.status
 
     async def _stream(
@@ -228,13 +258,21 @@ class Relay:
         rid: str,
         extra: list[tuple[bytes, bytes]],
         progress: bool,
+        started: float,
     ) -> int:
         call = ctx.executor.ExecuteStream(request, metadata=call_metadata(rid), timeout=ctx.request_timeout_s)
-        relay = self._relay_stream(ctx, call, send, rid, extra, progress)
+        relay = self._relay_stream(ctx, call, send, rid, extra, progress, started)
         return await _until_disconnect(relay, receive, call.cancel)
 
     async def _relay_stream(
-        self, ctx: EdgeContext, call: Any, send: Send, rid: str, extra: list[tuple[bytes, bytes]], progress: bool
+        self,
+        ctx: EdgeContext,
+        call: Any,
+        send: Send,
+        rid: str,
+        extra: list[tuple[bytes, bytes]],
+        progress: bool,
+        started: float,
     ) -> int:
         fmt = self.route.format
         try:
@@ -253,13 +291,19 @@ class Relay:
         headers += [(k.encode(), v.encode()) for k, v in first.headers.items()]
         await send({"type": "http.response.start", "status": first.status, "headers": headers})
         await send({"type": "http.response.body", "body": first.data, "more_body": True})
+        first_byte_s = time.perf_counter() - started
         try:
             if ticker is None:
+                # events that arrived together leave together (one ASGI send, one socket write); the first
+                # event above always goes alone, so the time to the first byte does not wait for others
+                ready = getattr(call, "read_ready", _nothing_ready)
                 while True:
                     chunk = await call.read()
                     if chunk is grpc.aio.EOF:
                         break
-                    await send({"type": "http.response.body", "body": chunk.data, "more_body": True})
+                    more = ready()
+                    data = chunk.data if not more else b"".join([chunk.data, *(m.data for m in more)])
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
             else:
                 ticker.observe(first.data)
                 await _relay_with_progress(call, send, ticker)
@@ -267,7 +311,13 @@ class Relay:
             # headers are gone: the failure becomes the format's mid-stream error event
             event = await ctx.errors.render(fmt, _grpc_error(exc), in_stream=True)
             await send({"type": "http.response.body", "body": event, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return int(first.status)
         await send({"type": "http.response.body", "body": b""})
+        upstream = await _stream_timing(call)
+        first_byte_us = first.upstream.first_byte_us if first.HasField("upstream") else upstream.first_byte_us
+        ctx.metrics.first_byte_overhead.labels(self.route.path).observe(max(0.0, first_byte_s - first_byte_us / 1e6))
+        ctx.metrics.observe_overhead(self.route.path, True, time.perf_counter() - started, upstream.total_us)
         return int(first.status)
 
 
@@ -294,20 +344,43 @@ async def _relay_with_progress(call: Any, send: Send, ticker: Progress) -> None:
         reading.cancel()
 
 
+def _nothing_ready() -> list[Any]:
+    """``read_ready`` of a grpc.aio call, which cannot tell what it has received (EXECUTOR_CLIENT=grpc)."""
+    return []
+
+
+async def _stream_timing(call: Any) -> executor_pb2.UpstreamTiming:
+    """The stream's upstream timing from the executor's trailing metadata (empty when it sent none)."""
+    timing = executor_pb2.UpstreamTiming()
+    for key, value in await call.trailing_metadata() or ():
+        if key == UPSTREAM_TIMING_KEY and isinstance(value, bytes):
+            timing.ParseFromString(value)
+    return timing
+
+
 async def _until_disconnect(work: Coroutine[Any, Any, int], receive: Receive, cancel: Callable[[], Any]) -> int:
-    """Run ``work`` unless the client disconnects first; then ``cancel`` the executor call (→ upstream)."""
-    task = asyncio.ensure_future(work)
+    """Run ``work`` (the relay of one executor call) in the request's own task; one watcher task waits for the
+    client to go away and then ``cancel``s the executor call (→ upstream). A cancelled call ends ``work`` with
+    ``CancelledError`` at its next read of the call: that is a 499. Whatever ``work`` awaits besides the call
+    (a ``send`` to a gone client, an error rendering) returns on its own, so cancelling the call is enough."""
+    gone = False
+
+    def on_disconnect(watcher: asyncio.Future[None]) -> None:
+        nonlocal gone
+        if not watcher.cancelled() and watcher.exception() is None:
+            gone = True
+            cancel()
+
     watcher = asyncio.ensure_future(_wait_disconnect(receive))
+    watcher.add_done_callback(on_disconnect)
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        return await work
+    except asyncio.CancelledError:
+        if gone:
+            return 499
+        raise
     finally:
         watcher.cancel()
-        if not task.done():
-            cancel()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    return task.result() if not task.cancelled() else 499
 
 
 async def _reply_error(

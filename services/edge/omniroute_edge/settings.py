@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from omniroute_core.settings import CommonSettings
 
 __all__ = ["EdgeSettings"]
@@ -41,3 +43,6 @@ class EdgeSettings(CommonSettings):
     # how long a key's CheckBudget answer is reused, and how long the edge waits for one before failing open
     budget_cache_ttl_s: float = 2.0
     budget_check_timeout_s: float = 0.5
+    # the gRPC client of the executor hop: "asyncio" (omniroute_core.grpc_h2, HTTP/2 in the event loop) or
+    # "grpc" (grpc.aio; its core threads cost ~0.5 ms per call on an idle machine, see bench/PROFILE.md)
+    executor_client: Literal["asyncio", "grpc"] = "asyncio"

@@ -36,6 +36,7 @@ from omniroute_executor.replies import Replies
 from omniroute_executor.resilience import HealthStore, Profile, profiles_from
 from omniroute_executor.resolve import ResolveError, Target
 from omniroute_executor.routing import Plan, RoutingStats, build_plan
+from omniroute_executor.timing import UpstreamClock
 from omniroute_executor.translate import TranslatorClient
 from omniroute_executor.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
 
@@ -59,6 +60,7 @@ class _Request:
     plan: Plan
     profiles: dict[str, Profile]
     source: Source
+    upstream: UpstreamClock  # time spent waiting on providers (the edge's overhead histogram subtracts it)
 
 
 class Engine:
@@ -120,10 +122,12 @@ class Engine:
                     attempt.error_type = attempt.error_type or "client_gone"
                     await self._settle(request, target, attempt, _GONE, outcomes)
                     raise
+                finally:
+                    request.upstream.stop()
                 await self._settle(request, target, attempt, outcome, outcomes)
                 if outcome.kind in (Kind.OK, Kind.STOP):
-                    return outcome.reply
-        return await self._final(request, outcomes)
+                    return _timed(outcome.reply, request.upstream)
+        return _timed(await self._final(request, outcomes), request.upstream)
 
     async def _try_once(self, request: _Request, target: Target, attempt: Attempt) -> Outcome:
         meta = request.meta
@@ -135,7 +139,7 @@ class Engine:
             return Outcome(Kind.NEXT, await self._error_reply(meta, exc.error, attempt))
         try:
             async with asyncio.timeout(request.plan.config.timeout_s or None):
-                resp = await self._send(prepared)
+                resp = await self._send(prepared, request.upstream)
                 try:
                     body = await resp.read()
                 finally:
@@ -160,6 +164,8 @@ class Engine:
         operation = OPERATION_NAMES[request.meta.operation]
         try:
             async with asyncio.timeout(request.plan.config.timeout_s or None):
+                # the whole attempt counts as the provider's time (its request building is small beside it)
+                request.upstream.start()
                 outcome = await self._modalities.attempt(operation, request.source, target, attempt)
         except TimeoutError:
             err = hub_error(504, "provider timed out: per-target timeout")
@@ -174,8 +180,11 @@ class Engine:
 
     # -- streaming -----------------------------------------------------------------------------------------
 
-    async def execute_stream(self, req: executor_pb2.ExecuteRequest) -> AsyncIterator[executor_pb2.ExecuteChunk]:
-        """First chunk: status and headers (and, on failure before any content, the whole error body)."""
+    async def execute_stream(
+        self, req: executor_pb2.ExecuteRequest, timing: executor_pb2.UpstreamTiming | None = None
+    ) -> AsyncIterator[executor_pb2.ExecuteChunk]:
+        """First chunk: status and headers (and, on failure before any content, the whole error body).
+        ``timing`` is kept up to date with the time spent waiting on providers (for the trailing metadata)."""
         meta = req.meta
         if meta.operation != common_pb2.OPERATION_CHAT:  # counts, listings and the other operations never stream
             yield _as_chunk(await self.execute(req))
@@ -189,6 +198,7 @@ class Engine:
             finally:
                 self._publish(meta, attempt)
             return
+        request.upstream.sink = timing
         outcomes: list[Outcome] = []
         async with aclosing(self._attempts(request, outcomes)) as attempts:
             async for target, attempt in attempts:
@@ -202,6 +212,8 @@ class Engine:
                         prepared, resp = resp_or_outcome
                         try:
                             async for chunk in self._relay.relay(meta, prepared, resp, attempt):
+                                if not committed:
+                                    chunk.upstream.first_byte_us = request.upstream.first_byte()
                                 committed = True
                                 yield chunk
                         finally:
@@ -210,6 +222,7 @@ class Engine:
                     reply = await self._error_reply(meta, exc.error, attempt)
                     outcome = Outcome(Kind.RETRY, reply, counts_as_failure=True)
                 finally:
+                    request.upstream.stop()
                     if committed or outcome is None:
                         # content reached the client (the stream is this attempt's, whatever its end), or the client
                         # left (the relay records a status only when the upstream stream ended)
@@ -236,7 +249,7 @@ class Engine:
             return Outcome(Kind.NEXT, await self._error_reply(meta, exc.error, attempt))
         try:
             async with asyncio.timeout(request.plan.config.timeout_s or None):
-                resp = await self._send(prepared)
+                resp = await self._send(prepared, request.upstream)
         except (TimeoutError, UpstreamTimeout) as exc:
             err = hub_error(504, f"provider timed out: {exc or 'per-target timeout'}")
             return Outcome(Kind.RETRY, await self._error_reply(meta, err, attempt), counts_as_failure=True)
@@ -274,7 +287,8 @@ class Engine:
             blocked_until=lambda t: self.health.blocked_until(*_health_keys(t), lockout_key(t.connection, t.model)),
         )
         parsed = source.parsed if isinstance(source.parsed, dict) else {}
-        return _Request(meta, body, parsed, plan, profiles_from(snapshot.settings), source)
+        clock = UpstreamClock(self._clock)
+        return _Request(meta, body, parsed, plan, profiles_from(snapshot.settings), source, clock)
 
     async def _attempts(
         self, request: _Request, outcomes: list[Outcome]
@@ -390,7 +404,9 @@ class Engine:
             request.plan.policy_for(target),
         )
 
-    async def _send(self, prepared: Prepared) -> UpstreamResponse:
+    async def _send(self, prepared: Prepared, clock: UpstreamClock) -> UpstreamResponse:
+        """The attempt's request; ``clock`` runs from here until the caller stops it (the response ended)."""
+        clock.start()
         resp = await self._upstream.post(prepared.target.provider.id, prepared.url, prepared.headers, prepared.body)
         self.health.observe_response(prepared.target.connection.id, resp.status, resp.headers)
         return resp
@@ -436,6 +452,11 @@ def _ended(status: int) -> Outcome:
 
 def _health_keys(target: Target) -> tuple[str, str]:
     return f"conn:{target.connection.id}", f"prov:{target.provider.id}"
+
+
+def _timed(reply: executor_pb2.ExecuteReply, clock: UpstreamClock) -> executor_pb2.ExecuteReply:
+    reply.upstream.CopyFrom(clock.timing())
+    return reply
 
 
 def _as_chunk(reply: executor_pb2.ExecuteReply) -> executor_pb2.ExecuteChunk:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from omniroute.v1 import executor_pb2, executor_pb2_grpc
+from omniroute_core.grpcx import UPSTREAM_TIMING_KEY
 from omniroute_executor.engine import Engine
 
 __all__ = ["ExecutorServicer"]
@@ -25,5 +26,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
         self, request: executor_pb2.ExecuteRequest, context: grpc.aio.ServicerContext[object, object]
     ) -> AsyncIterator[executor_pb2.ExecuteChunk]:
         # A cancelled call (client gone) cancels this generator, which closes the upstream response.
-        async for chunk in self._engine.execute_stream(request):
+        timing = executor_pb2.UpstreamTiming()
+        async for chunk in self._engine.execute_stream(request, timing):
             yield chunk
+        context.set_trailing_metadata(((UPSTREAM_TIMING_KEY, timing.SerializeToString()),))

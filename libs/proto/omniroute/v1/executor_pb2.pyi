@@ -20,6 +20,34 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class UpstreamTiming(_message.Message):
+    """How long the executor waited on providers for one request, summed over its attempts (retries and fallbacks
+    included), so the edge can tell its own overhead from the provider's: overhead = edge time - upstream time.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOTAL_US_FIELD_NUMBER: _builtins.int
+    FIRST_BYTE_US_FIELD_NUMBER: _builtins.int
+    total_us: _builtins.int
+    """from each attempt's request to the end of its response (or its failure)"""
+    first_byte_us: _builtins.int
+    """to the first bytes relayed: earlier attempts whole, then this one's wait"""
+    def __init__(
+        self,
+        *,
+        total_us: _builtins.int = ...,
+        first_byte_us: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first_byte_us", b"first_byte_us", "total_us", b"total_us"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpstreamTiming: _TypeAlias = UpstreamTiming  # noqa: Y015
+
+@_typing.final
 class ExecuteRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -74,6 +102,7 @@ class ExecuteReply(_message.Message):
     USAGE_FIELD_NUMBER: _builtins.int
     PROVIDER_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
+    UPSTREAM_FIELD_NUMBER: _builtins.int
     status: _builtins.int
     content_type: _builtins.str
     body: _builtins.bytes
@@ -84,6 +113,8 @@ class ExecuteReply(_message.Message):
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def usage(self) -> _common_pb2.Usage: ...
+    @_builtins.property
+    def upstream(self) -> Global___UpstreamTiming: ...
     def __init__(
         self,
         *,
@@ -94,10 +125,11 @@ class ExecuteReply(_message.Message):
         usage: _common_pb2.Usage | None = ...,
         provider: _builtins.str = ...,
         model: _builtins.str = ...,
+        upstream: Global___UpstreamTiming | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["upstream", b"upstream", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "content_type", b"content_type", "headers", b"headers", "model", b"model", "provider", b"provider", "status", b"status", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "content_type", b"content_type", "headers", b"headers", "model", b"model", "provider", b"provider", "status", b"status", "upstream", b"upstream", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -131,6 +163,7 @@ class ExecuteChunk(_message.Message):
     CONTENT_TYPE_FIELD_NUMBER: _builtins.int
     HEADERS_FIELD_NUMBER: _builtins.int
     DATA_FIELD_NUMBER: _builtins.int
+    UPSTREAM_FIELD_NUMBER: _builtins.int
     status: _builtins.int
     """set on the first chunk only"""
     content_type: _builtins.str
@@ -140,6 +173,10 @@ class ExecuteChunk(_message.Message):
     def headers(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """set on the first chunk only"""
 
+    @_builtins.property
+    def upstream(self) -> Global___UpstreamTiming:
+        """on the first chunk only: first_byte_us (the total is in the trailers)"""
+
     def __init__(
         self,
         *,
@@ -147,10 +184,11 @@ class ExecuteChunk(_message.Message):
         content_type: _builtins.str = ...,
         headers: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         data: _builtins.bytes = ...,
+        upstream: Global___UpstreamTiming | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["upstream", b"upstream"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "data", b"data", "headers", b"headers", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "data", b"data", "headers", b"headers", "status", b"status", "upstream", b"upstream"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

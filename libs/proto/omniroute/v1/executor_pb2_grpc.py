@@ -58,7 +58,8 @@ class ExecutorServicer:
 
     def ExecuteStream(self, request, context):
         """A streaming request. The first chunk carries the status and headers; when the request failed before any
-        content, that first chunk is the whole (client-format) error body. Later chunks carry bytes only.
+        content, that first chunk is the whole (client-format) error body. Later chunks carry bytes only. The
+        trailing metadata entry "omniroute-upstream-timing-bin" holds the stream's whole UpstreamTiming.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -35,7 +35,8 @@ class ExecutorStub:
     """A non-streaming request: one request, one reply, so it costs a single hop."""
     ExecuteStream: _grpc.UnaryStreamMultiCallable[_executor_pb2.ExecuteRequest, _executor_pb2.ExecuteChunk]
     """A streaming request. The first chunk carries the status and headers; when the request failed before any
-    content, that first chunk is the whole (client-format) error body. Later chunks carry bytes only.
+    content, that first chunk is the whole (client-format) error body. Later chunks carry bytes only. The
+    trailing metadata entry "omniroute-upstream-timing-bin" holds the stream's whole UpstreamTiming.
     """
 
 @_typing.type_check_only
@@ -45,7 +46,8 @@ class ExecutorAsyncStub(ExecutorStub):
     """A non-streaming request: one request, one reply, so it costs a single hop."""
     ExecuteStream: _aio.UnaryStreamMultiCallable[_executor_pb2.ExecuteRequest, _executor_pb2.ExecuteChunk]  # type: ignore[assignment]
     """A streaming request. The first chunk carries the status and headers; when the request failed before any
-    content, that first chunk is the whole (client-format) error body. Later chunks carry bytes only.
+    content, that first chunk is the whole (client-format) error body. Later chunks carry bytes only. The
+    trailing metadata entry "omniroute-upstream-timing-bin" holds the stream's whole UpstreamTiming.
     """
 
 class ExecutorServicer(metaclass=_abc_1.ABCMeta):
@@ -64,7 +66,8 @@ class ExecutorServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_executor_pb2.ExecuteChunk], _abc.AsyncIterator[_executor_pb2.ExecuteChunk]]:
         """A streaming request. The first chunk carries the status and headers; when the request failed before any
-        content, that first chunk is the whole (client-format) error body. Later chunks carry bytes only.
+        content, that first chunk is the whole (client-format) error body. Later chunks carry bytes only. The
+        trailing metadata entry "omniroute-upstream-timing-bin" holds the stream's whole UpstreamTiming.
         """
 
 def add_ExecutorServicer_to_server(servicer: ExecutorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

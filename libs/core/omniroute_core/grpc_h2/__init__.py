@@ -1,0 +1,29 @@
+"""A pure-asyncio gRPC client over HTTP/2: the edge's channel to the executor, without gRPC core's threads.
+
+Why: a grpc.aio call hands every event between gRPC core's EventEngine threads, its completion-queue poller
+thread and the asyncio loop; on this machine that is ~11 thread wake-ups per unary call across both processes
+and ~0.5 ms of latency per side when the processes idle between requests (``bench/grpc_latency.py``,
+``bench/PROFILE.md``). This client runs the HTTP/2 framing in the event loop's own protocol callbacks: a call is
+one socket write and, for the reply, one loop wake-up. The server side stays stock gRPC, and so does the wire.
+
+Scope: unary-unary and unary-stream calls (what the executor offers), with the grpc.aio call surface the relay
+uses: a unary call is awaited; a stream call has ``read()`` (a message, or ``grpc.aio.EOF``) and
+``trailing_metadata()``; both have ``cancel()``. Failures raise ``grpc.aio.AioRpcError`` with the status the
+server sent, ``UNAVAILABLE`` when the connection could not be made or broke, ``DEADLINE_EXCEEDED`` at the
+deadline; a cancelled call raises ``asyncio.CancelledError`` like grpc.aio's. HTTP/2 as RFC 9113 asks of a
+client: SETTINGS (acknowledged; the peer's initial window and frame size applied), PING acknowledged, flow
+control both ways (a body larger than the peer's window waits for its WINDOW_UPDATEs; received bytes are
+returned to the peer as they arrive, per stream only while less than ``_QUEUED_LIMIT`` bytes wait unread, so a
+slow reader slows the server down), GOAWAY (no new stream on that connection; streams past its last id fail
+``UNAVAILABLE``; the next call opens a new connection), RST_STREAM mapped to gRPC codes, HPACK through the
+``hpack`` package (the header blocks of gRPC core use Huffman coding and the dynamic table). Deadlines go to the
+server as ``grpc-timeout`` and are enforced here too; cancellation sends RST_STREAM(CANCEL), which cancels the
+server's handler. No TLS (sibling services on the cluster network), no compression (none is advertised).
+"""
+
+from __future__ import annotations
+
+from omniroute_core.grpc_h2._calls import UnaryStreamCall, UnaryUnaryCall
+from omniroute_core.grpc_h2._channel import H2Channel
+
+__all__ = ["H2Channel", "UnaryStreamCall", "UnaryUnaryCall"]

@@ -1,0 +1,115 @@
+"""The wire pieces: HTTP/2 frame and setting constants, frames, HPACK literals, gRPC statuses and metadata."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+__all__ = [
+    "ACK",
+    "CANCEL",
+    "CODES",
+    "CONN_WINDOW",
+    "CONTINUATION",
+    "DATA",
+    "END_HEADERS",
+    "END_STREAM",
+    "GOAWAY",
+    "HEADERS",
+    "HTTP_CODES",
+    "MAX_STREAM_ID",
+    "PADDED",
+    "PING",
+    "PREFACE",
+    "PRIORITY",
+    "QUEUED_LIMIT",
+    "RST",
+    "RST_CODES",
+    "SETTINGS",
+    "STREAM_WINDOW",
+    "WINDOW",
+    "frame",
+    "grpc_timeout",
+    "hpack_int",
+    "identity",
+    "incoming_metadata",
+    "outgoing_metadata",
+    "rpc_error",
+]
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, RST, SETTINGS, PING, GOAWAY, WINDOW, CONTINUATION = 0, 1, 3, 4, 6, 7, 8, 9
+END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
+MAX_STREAM_ID = (1 << 31) - 1
+CANCEL = 0x8
+# our receive windows: per stream (SETTINGS_INITIAL_WINDOW_SIZE) and for the connection
+STREAM_WINDOW = 4 << 20
+CONN_WINDOW = 1 << 30
+# complete messages a stream may hold unread before its window stops being returned to the server
+QUEUED_LIMIT = 1 << 20
+RST_CODES = {
+    0x7: grpc.StatusCode.UNAVAILABLE,  # REFUSED_STREAM: the server never processed it
+    0x8: grpc.StatusCode.CANCELLED,
+    0xB: grpc.StatusCode.RESOURCE_EXHAUSTED,  # ENHANCE_YOUR_CALM
+    0xC: grpc.StatusCode.PERMISSION_DENIED,  # INADEQUATE_SECURITY
+}
+HTTP_CODES = {
+    400: grpc.StatusCode.INTERNAL,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.UNIMPLEMENTED,
+    429: grpc.StatusCode.UNAVAILABLE,
+    502: grpc.StatusCode.UNAVAILABLE,
+    503: grpc.StatusCode.UNAVAILABLE,
+    504: grpc.StatusCode.UNAVAILABLE,
+}
+CODES = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def frame(kind: int, flags: int, stream: int, payload: bytes = b"") -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes((kind, flags)) + stream.to_bytes(4, "big") + payload
+
+
+def hpack_int(value: int, prefix_bits: int) -> bytes:
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes((value,))
+    out = bytearray((limit,))
+    value -= limit
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def grpc_timeout(seconds: float) -> bytes:
+    """``grpc-timeout``: at most 8 digits and a unit."""
+    ms = max(1, int(seconds * 1000))
+    return b"%dm" % ms if ms < 100_000_000 else b"%dS" % min(99_999_999, int(seconds))
+
+
+def rpc_error(code: grpc.StatusCode, details: str, trailers: Sequence[tuple[str, str | bytes]] = ()) -> Exception:
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailers), details)
+
+
+def incoming_metadata(key: bytes, value: bytes) -> tuple[str, str | bytes]:
+    name = key.decode("latin-1")
+    if name.endswith("-bin"):
+        return name, base64.b64decode(value + b"=" * (-len(value) % 4))
+    return name, value.decode("latin-1")
+
+
+def outgoing_metadata(key: str, value: str | bytes) -> tuple[str, str]:
+    """A metadata entry as sent: lower-case key; binary values (keys ending in ``-bin``) base64 without padding."""
+    key = key.lower()
+    if isinstance(value, bytes):
+        return key, base64.b64encode(value).rstrip(b"=").decode()
+    return key, value
+
+
+def identity(data: Any) -> Any:
+    return data

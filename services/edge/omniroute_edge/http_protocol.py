@@ -1,0 +1,54 @@
+"""uvicorn's httptools protocol with one change: writes made in the same event-loop step leave as one write.
+
+uvicorn writes a response's status line and headers in one ``transport.write`` and each body part in another,
+so a complete reply (head, then body) costs two ``send`` system calls and may reach the client as two TCP
+segments (a client can wake up for each). The relay sends head and body back to back, within one step of the
+loop; buffering writes until the step ends (``call_soon``) joins them without delaying anything by more than
+the rest of that step. Streamed events that arrive later still leave as they come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+__all__ = ["CoalescingTransport", "HttpProtocol"]
+
+
+class CoalescingTransport:
+    """A transport whose ``write``s are joined until the current loop step ends. ``close`` flushes first;
+    everything else is the wrapped transport's."""
+
+    __slots__ = ("_loop", "_parts", "_transport")
+
+    def __init__(self, transport: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._parts:
+            self._loop.call_soon(self._flush)
+        self._parts.append(data)
+
+    def _flush(self) -> None:
+        parts, self._parts = self._parts, []
+        if parts and not self._transport.is_closing():
+            self._transport.write(parts[0] if len(parts) == 1 else b"".join(parts))
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class HttpProtocol(HttpToolsProtocol):
+    """Pass as ``uvicorn.Config(http=HttpProtocol)``."""
+
+    def connection_made(self, transport: Any) -> None:
+        # the wrapper offers every Transport method uvicorn calls (write, close, the rest delegated)
+        super().connection_made(cast(asyncio.Transport, CoalescingTransport(transport, self.loop)))
