@@ -32,6 +32,7 @@ from omniroute_dashboard import (
     provider_nodes,
     providers,
     resilience,
+    routing_settings,
     sessions_routes,
     system,
     usage_routes,
@@ -108,6 +109,7 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
     app.include_router(keys.router)
     app.include_router(combos.router)
     app.include_router(resilience.router)
+    app.include_router(routing_settings.router)
     app.include_router(cache_routes.router)
     app.include_router(cache_routes.settings_router)
     app.include_router(sessions_routes.router)

@@ -114,6 +114,24 @@ def test_round_robin_combo_and_accounts_rotate() -> None:
     assert firsts == ["o1:gpt-4o", "o2:gpt-4o", "o1:gpt-4o"]
 
 
+def test_a_providers_own_account_strategy_and_sticky_limit_win() -> None:
+    stats = RoutingStats()
+    routing = {"accountStrategy": "fill-first", "providers": {"openai": {"accountStrategy": "round-robin",
+                                                                        "stickyLimit": 2}}}  # fmt: skip
+    accounts = snap(settings={"routing": routing}, conns=(*CONNS, conn("g2", "groq", priority=1)))
+    firsts = [names(plan("openai/gpt-4o", accounts, stats=stats))[0] for _ in range(5)]
+    assert firsts == ["o1:gpt-4o", "o1:gpt-4o", "o2:gpt-4o", "o2:gpt-4o", "o1:gpt-4o"]
+    # groq keeps the gateway-wide fill-first: its priority-0 account first every time
+    assert {names(plan("groq/llama", accounts, stats=stats))[0] for _ in range(3)} == {"g1:llama"}
+    assert names(plan("openai/gpt-4o", accounts, stats=stats)) == ["o1:gpt-4o", "o2:gpt-4o"]  # never drops one
+
+
+def test_malformed_provider_overrides_are_ignored() -> None:
+    routing = {"providers": {"openai": {"stickyLimit": 0, "accountStrategy": 3}, "groq": "round-robin"}}
+    config = plan("openai/gpt-4o", snap(settings={"routing": routing})).config
+    assert config.providers == {"openai": {}}
+
+
 def test_latency_and_least_used_follow_the_stats() -> None:
     stats = RoutingStats()
     stats.latency_ms.update({"o1|gpt-4o": 400.0, "g1|llama": 90.0})

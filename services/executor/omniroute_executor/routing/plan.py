@@ -61,6 +61,8 @@ class RouteConfig:
     max_attempts: int = 10
     account_strategy: str = "fill-first"
     sticky_limit: int = 1
+    # per provider id: {"accountStrategy", "stickyLimit"} over the two above (settings.routing.providers)
+    providers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def merged(self, raw: Mapping[str, Any]) -> RouteConfig:
         """This config with the API-named knobs of ``raw`` applied; malformed values are ignored."""
@@ -72,7 +74,22 @@ class RouteConfig:
         strategy = raw.get("accountStrategy")
         if isinstance(strategy, str):
             changes["account_strategy"] = strategy
+        providers = raw.get("providers")
+        if isinstance(providers, Mapping):
+            changes["providers"] = {
+                str(pid): _account_override(o) for pid, o in providers.items() if isinstance(o, Mapping)
+            }
         return replace(self, **changes)
+
+
+def _account_override(raw: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if isinstance(raw.get("accountStrategy"), str):
+        out["accountStrategy"] = raw["accountStrategy"]
+    sticky = raw.get("stickyLimit")
+    if isinstance(sticky, int) and not isinstance(sticky, bool) and sticky >= 1:
+        out["stickyLimit"] = sticky
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +183,17 @@ class _Ordering:
         return order(combo.strategy, groups, candidate, stats=self.stats, rng=self.rng, group=f"combo:{combo.name}")
 
     def connections(self, spec: ProviderSpec, targets: list[Target]) -> list[Target]:
+        strategy, sticky = self.config.account_strategy, self.config.sticky_limit
+        override = self.config.providers.get(spec.id)
+        if override is not None:
+            strategy = override.get("accountStrategy", strategy)
+            sticky = override.get("stickyLimit", sticky)
         return order(
-            self.config.account_strategy,
+            strategy,
             targets,
             lambda t: Candidate(t.key, 1, None),
             stats=self.stats,
             rng=self.rng,
             group=f"provider:{spec.id}",
-            sticky=self.config.sticky_limit,
+            sticky=sticky,
         )
