@@ -75,10 +75,16 @@ class Upstream:
             self._sessions[pool] = session
         return session
 
-    async def post(self, pool: str, url: str, headers: Mapping[str, str], body: bytes | memoryview) -> UpstreamResponse:
-        """Send a POST and return once the status line and headers arrived. The caller must ``close()``."""
+    async def post(
+        self, pool: str, url: str, headers: Mapping[str, str], body: bytes | memoryview, *, proxy: str | None = None
+    ) -> UpstreamResponse:
+        """Send a POST and return once the status line and headers arrived. The caller must ``close()``.
+
+        ``proxy`` is an outbound HTTP proxy URL (``http://user:pass@host:port``); HTTPS targets tunnel through it
+        with CONNECT.
+        """
         try:
-            resp = await self._session(pool).post(url, data=body, headers=dict(headers))
+            resp = await self._session(pool).post(url, data=body, headers=dict(headers), proxy=proxy)
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(f"no response from {url}") from exc
         except aiohttp.ClientConnectorError as exc:
@@ -87,10 +93,12 @@ class Upstream:
             raise UpstreamConnectError(f"request to {url} failed: {exc}") from exc
         return UpstreamResponse(resp.status, resp.headers, resp)
 
-    async def get(self, pool: str, url: str, headers: Mapping[str, str]) -> UpstreamResponse:
-        """Send a GET (a poll of a provider's job); like :meth:`post` otherwise."""
+    async def get(
+        self, pool: str, url: str, headers: Mapping[str, str], *, proxy: str | None = None
+    ) -> UpstreamResponse:
+        """Send a GET (a poll of a provider's job, a model list); like :meth:`post` otherwise."""
         try:
-            resp = await self._session(pool).get(url, headers=dict(headers))
+            resp = await self._session(pool).get(url, headers=dict(headers), proxy=proxy)
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout(f"no response from {url}") from exc
         except aiohttp.ClientConnectorError as exc:
