@@ -1,0 +1,267 @@
+"""The HTTP/2 frame loop both ends share: parsing, header blocks, SETTINGS, PING, flow control, batched writes.
+
+A subclass is the client's or the server's connection; it gets whole header blocks (HEADERS plus any
+CONTINUATION, HPACK-decoded) and DATA payloads per stream through ``on_headers`` / ``on_data``, resets through
+``on_reset`` and GOAWAY through ``on_goaway``. Everything else of the connection's own state is handled here:
+the peer's SETTINGS (acknowledged; its initial window, frame size and header table size applied), PING
+acknowledged, WINDOW_UPDATE for the connection and for streams (``send_data`` waits for it), our connection
+window returned as DATA arrives, and the frames of one loop step leaving as one write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from typing import Any, Protocol
+
+import hpack
+
+from omniroute_core.grpc_h2._hpack import HeaderEncoder
+from omniroute_core.grpc_h2._wire import (
+    ACK,
+    CONN_WINDOW,
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADERS,
+    MAX_STREAM_ID,
+    PADDED,
+    PING,
+    PRIORITY,
+    RST,
+    SETTINGS,
+    WINDOW,
+    frame,
+)
+
+__all__ = ["FrameLoop", "Sending"]
+
+
+class Sending(Protocol):
+    """What ``send_data`` needs of a stream: its id, our send window on it, and whether it has ended."""
+
+    id: int
+    send_window: int
+    done: bool
+
+
+class FrameLoop(asyncio.Protocol):
+    """One HTTP/2 connection's frame loop; ``streams`` maps ids to the subclass's stream objects."""
+
+    def __init__(self) -> None:
+        self.transport: Any = None  # uvloop's transports are not asyncio.Transport subclasses
+        self.decoder = hpack.Decoder()
+        self.encoder = HeaderEncoder()
+        self.streams: dict[int, Any] = {}
+        self.peer_initial_window = 65_535
+        self.peer_max_frame = 16_384
+        self.send_window = 65_535
+        self.received = 0  # connection-level bytes received since our last WINDOW_UPDATE
+        self.closed = False
+        self._buf = b""
+        self._block = bytearray()
+        self._block_stream = 0
+        self._block_end = False
+        self._window_waiters: list[asyncio.Future[None]] = []
+        self._out: list[bytes] = []  # frames queued for the write at the end of this loop step
+        self._table_update = b""  # a dynamic table size update owed at the start of our next header block
+
+    # -- what a subclass implements --------------------------------------------------------------------------
+
+    def on_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]], end: bool) -> None:
+        raise NotImplementedError
+
+    def on_data(self, stream_id: int, data: bytes, end: bool) -> None:
+        raise NotImplementedError
+
+    def on_reset(self, stream_id: int, code: int) -> None:
+        raise NotImplementedError
+
+    def on_goaway(self, last_stream_id: int) -> None:
+        raise NotImplementedError
+
+    def on_max_streams(self, value: int) -> None:
+        """The peer's SETTINGS_MAX_CONCURRENT_STREAMS."""
+
+    def on_protocol_error(self, why: str) -> None:
+        """The connection is unusable (a GOAWAY was sent and the transport closed)."""
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def start(self, transport: Any, opening: bytes) -> None:
+        """``connection_made``'s common part: no Nagle (a call or reply is one write), then ``opening``."""
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.write(opening)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self._buf + data if self._buf else data
+        pos, end = 0, len(buf)
+        try:
+            while end - pos >= 9:
+                size = int.from_bytes(buf[pos : pos + 3], "big")
+                if end - pos < 9 + size:
+                    break
+                kind, flags = buf[pos + 3], buf[pos + 4]
+                stream_id = int.from_bytes(buf[pos + 5 : pos + 9], "big") & MAX_STREAM_ID
+                self._on_frame(kind, flags, stream_id, buf[pos + 9 : pos + 9 + size])
+                pos += 9 + size
+        except (hpack.HPACKError, ValueError, struct.error, IndexError) as exc:
+            self.protocol_error(f"malformed frame from the peer: {exc!r}")
+            return
+        self._buf = buf[pos:]
+        if self.received >= CONN_WINDOW // 2:
+            self.write(frame(WINDOW, 0, 0, struct.pack(">I", self.received)))
+            self.received = 0
+
+    def pause_writing(self) -> None:  # the socket buffer is full: writes queue in the transport meanwhile
+        pass  # the peer's flow-control windows bound what can queue
+
+    def resume_writing(self) -> None:
+        pass
+
+    def _on_frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
+        if self._block_stream and kind != CONTINUATION:
+            raise ValueError("a header block was interrupted")
+        if kind == DATA:
+            self.received += len(payload)
+            if flags & PADDED:
+                payload = payload[1 : len(payload) - payload[0]]
+            self.on_data(stream_id, payload, bool(flags & END_STREAM))
+        elif kind == HEADERS:
+            if flags & PADDED:
+                payload = payload[1 : len(payload) - payload[0]]
+            if flags & PRIORITY:
+                payload = payload[5:]
+            if not stream_id:
+                raise ValueError("HEADERS on stream 0")
+            self._block[:] = payload
+            self._block_end = bool(flags & END_STREAM)
+            self._block_stream = stream_id
+            if flags & END_HEADERS:
+                self._header_block()
+        elif kind == CONTINUATION:
+            if not self._block_stream or stream_id != self._block_stream:
+                raise ValueError("CONTINUATION of another stream")
+            self._block += payload
+            if flags & END_HEADERS:
+                self._header_block()
+        elif kind == SETTINGS and not flags & ACK:
+            self._settings(payload)
+            self.write(frame(SETTINGS, ACK, 0))
+        elif kind == PING and not flags & ACK:
+            self.write(frame(PING, ACK, 0, payload))
+        elif kind == WINDOW:
+            increment = int.from_bytes(payload[:4], "big") & MAX_STREAM_ID
+            if stream_id == 0:
+                self.send_window += increment
+            elif (stream := self.streams.get(stream_id)) is not None:
+                stream.send_window += increment
+            self.wake_senders()
+        elif kind == RST:
+            self.on_reset(stream_id, int.from_bytes(payload[:4], "big"))
+        elif kind == GOAWAY:
+            self.on_goaway(int.from_bytes(payload[:4], "big") & MAX_STREAM_ID)
+
+    def _header_block(self) -> None:
+        stream_id, self._block_stream = self._block_stream, 0
+        # decoded even when the stream is gone: HPACK's dynamic table must see every block
+        headers = self.decoder.decode(bytes(self._block), raw=True)
+        self.on_headers(stream_id, headers, self._block_end)  # type: ignore[arg-type]
+
+    def _settings(self, payload: bytes) -> None:
+        for offset in range(0, len(payload) - len(payload) % 6, 6):
+            key, value = struct.unpack_from(">HI", payload, offset)
+            if key == 0x1:
+                self._table_update += self.encoder.shrink(value)
+            elif key == 0x4:
+                delta = value - self.peer_initial_window
+                self.peer_initial_window = value
+                for stream in self.streams.values():
+                    stream.send_window += delta
+                self.wake_senders()
+            elif key == 0x5:
+                self.peer_max_frame = value
+            elif key == 0x3:
+                self.on_max_streams(value)
+
+    # -- writing ---------------------------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Queue ``data``; what is queued within one step of the event loop leaves as one write at its end
+        (the frames of calls started or answered together, acknowledgements, resets), not one system call each."""
+        if self.transport is None or self.closed:
+            return
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.append(data)
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
+        if out and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+
+    def header_block(self, fields: list[bytes]) -> bytes:
+        """Encoded fields as one block, after any table size update the peer's SETTINGS made us owe."""
+        if self._table_update:
+            fields.insert(0, self._table_update)
+            self._table_update = b""
+        return b"".join(fields)
+
+    def write_headers(self, stream_id: int, block: bytes, flags: int = 0) -> None:
+        """A header block as HEADERS (``flags``: END_STREAM or not), split into CONTINUATION frames past the
+        peer's frame size."""
+        size = self.peer_max_frame
+        if len(block) <= size:
+            self.write(frame(HEADERS, END_HEADERS | flags, stream_id, block))
+            return
+        parts = [frame(HEADERS, flags, stream_id, block[:size])]
+        for start in range(size, len(block), size):
+            last = start + size >= len(block)
+            parts.append(frame(CONTINUATION, END_HEADERS if last else 0, stream_id, block[start : start + size]))
+        self.write(b"".join(parts))
+
+    async def send_data(self, stream: Sending, body: bytes, *, end_stream: bool) -> bool:
+        """``body`` as DATA frames within the peer's windows, waiting for WINDOW_UPDATE when they are spent.
+        False when the stream ended or the connection closed before all of it could be sent."""
+        view = memoryview(body)
+        while True:
+            if stream.done or self.closed:  # reset, cancelled or past its deadline while waiting for window
+                return False
+            n = min(len(view), self.peer_max_frame, self.send_window, stream.send_window)
+            if n == len(view):
+                self.write(frame(DATA, END_STREAM if end_stream else 0, stream.id, bytes(view)))
+                self.send_window -= n
+                stream.send_window -= n
+                return True
+            if n > 0:
+                self.write(frame(DATA, 0, stream.id, bytes(view[:n])))
+                self.send_window -= n
+                stream.send_window -= n
+                view = view[n:]
+                continue
+            waiter = asyncio.get_running_loop().create_future()
+            self._window_waiters.append(waiter)
+            await waiter
+
+    def wake_senders(self) -> None:
+        waiters, self._window_waiters = self._window_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def shutdown(self) -> None:
+        """Send what is queued, then close the transport."""
+        self._flush()
+        if self.transport is not None:
+            self.transport.close()
+
+    def protocol_error(self, why: str) -> None:
+        self.write(frame(GOAWAY, 0, 0, struct.pack(">II", 0, 0x1)))
+        self.shutdown()
+        self.on_protocol_error(why)
