@@ -8,11 +8,12 @@ Request ids cross gRPC as the ``x-request-id`` metadata entry. Clients pass it e
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from omniroute_core.grpc_h2 import H2Server
 from omniroute_core.logging import REQUEST_ID
 
 __all__ = [
@@ -20,8 +21,10 @@ __all__ = [
     "UPSTREAM_TIMING_KEY",
     "RequestIdInterceptor",
     "Server",
+    "ServerKind",
     "call_metadata",
     "insecure_channel",
+    "restore_request_id",
     "wait_healthy",
 ]
 
@@ -61,6 +64,11 @@ def _request_id(context: Any) -> str:
         if key == REQUEST_ID_KEY:
             return str(value)
     return ""
+
+
+def restore_request_id(context: Any) -> None:
+    """The in-loop server's per-call hook: the caller's request id into :data:`REQUEST_ID` (in the call's task)."""
+    REQUEST_ID.set(_request_id(context))
 
 
 class RequestIdInterceptor(grpc.aio.ServerInterceptor):
@@ -105,11 +113,23 @@ class RequestIdInterceptor(grpc.aio.ServerInterceptor):
         return handler  # type: ignore[no-any-return]
 
 
-class Server:
-    """A grpc.aio server with the standard health service; ``serving()`` flips every service to SERVING."""
+ServerKind = Literal["h2", "grpc"]
 
-    def __init__(self, bind: str, service_names: Sequence[str]) -> None:
-        self.server = grpc.aio.server(interceptors=[RequestIdInterceptor()], options=CHANNEL_OPTIONS)
+
+class Server:
+    """A gRPC server with the standard health service; ``start()`` flips every service to SERVING.
+
+    ``kind``: ``"grpc"`` is a stock grpc.aio server; ``"h2"`` is :class:`omniroute_core.grpc_h2.H2Server`, which
+    serves the same generated servicers (unary and server-streaming methods) in the event loop, without gRPC
+    core's threads. Either way ``self.server`` takes ``add_XServicer_to_server`` and request ids are restored.
+    """
+
+    def __init__(self, bind: str, service_names: Sequence[str], kind: ServerKind = "grpc") -> None:
+        self.server: Any
+        if kind == "h2":
+            self.server = H2Server(max_receive=MAX_MESSAGE, on_call=restore_request_id)
+        else:
+            self.server = grpc.aio.server(interceptors=[RequestIdInterceptor()], options=CHANNEL_OPTIONS)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._names = ["", *service_names]

@@ -1,4 +1,4 @@
-"""The pure-asyncio gRPC client against a stock grpc.aio server (grpcx.Server, as the executor runs it).
+"""The pure-asyncio gRPC client against both servers grpcx.Server offers: stock grpc.aio and the in-loop H2Server.
 
 Every behaviour the edge relies on: replies and streams, statuses and trailers, flow control with messages
 larger than any window, deadlines and cancellation reaching the server's handler, the server going away and
@@ -64,8 +64,11 @@ class Handlers:
             yield request + request
 
 
-def start_server(handlers: Handlers, port: int) -> grpcx.Server:
-    server = grpcx.Server(f"127.0.0.1:{port}", ["test.T"])
+SERVER_KINDS: list[grpcx.ServerKind] = ["grpc", "h2"]
+
+
+def start_server(handlers: Handlers, port: int, kind: grpcx.ServerKind = "grpc") -> grpcx.Server:
+    server = grpcx.Server(f"127.0.0.1:{port}", ["test.T"], kind)
     unary: dict[str, Any] = {
         n: grpc.unary_unary_rpc_method_handler(getattr(handlers, n)) for n in ("echo", "fail", "slow")
     }
@@ -75,10 +78,10 @@ def start_server(handlers: Handlers, port: int) -> grpcx.Server:
 
 
 class Rig:
-    def __init__(self) -> None:
+    def __init__(self, kind: grpcx.ServerKind) -> None:
         self.port = free_port()
         self.handlers = Handlers()
-        self.server = start_server(self.handlers, self.port)
+        self.server = start_server(self.handlers, self.port, kind)
         self.channel = H2Channel(f"127.0.0.1:{self.port}", max_message=grpcx.MAX_MESSAGE)
 
     def unary(self, name: str) -> Any:
@@ -88,9 +91,9 @@ class Rig:
         return self.channel.unary_stream(f"/test.T/{name}")
 
 
-@pytest.fixture
-async def rig() -> AsyncIterator[Rig]:
-    rig = Rig()
+@pytest.fixture(params=SERVER_KINDS)
+async def rig(request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    rig = Rig(request.param)
     await rig.server.start()
     try:
         yield rig
@@ -198,7 +201,8 @@ async def test_a_cancelled_caller_cancels_its_call(rig: Rig) -> None:
     await asyncio.wait_for(rig.handlers.cancelled.wait(), 20)
 
 
-async def test_no_server_is_unavailable_and_a_started_server_is_used_at_once() -> None:
+@pytest.mark.parametrize("kind", SERVER_KINDS)
+async def test_no_server_is_unavailable_and_a_started_server_is_used_at_once(kind: grpcx.ServerKind) -> None:
     port = free_port()
     handlers = Handlers()
     channel = H2Channel(f"127.0.0.1:{port}", max_message=1024)
@@ -206,7 +210,7 @@ async def test_no_server_is_unavailable_and_a_started_server_is_used_at_once() -
         with pytest.raises(grpc.aio.AioRpcError) as exc:
             await channel.unary_unary("/test.T/echo")(b"x", timeout=5)
         assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
-        server = start_server(handlers, port)
+        server = start_server(handlers, port, kind)
         await server.start()
         try:
             assert await channel.unary_unary("/test.T/echo")(b"ab", timeout=5) == b"ba"
@@ -216,7 +220,7 @@ async def test_no_server_is_unavailable_and_a_started_server_is_used_at_once() -
         with pytest.raises(grpc.aio.AioRpcError) as exc:
             await channel.unary_unary("/test.T/echo")(b"x", timeout=5)
         assert exc.value.code() == grpc.StatusCode.UNAVAILABLE
-        server = start_server(handlers, port)
+        server = start_server(handlers, port, kind)
         await server.start()
         try:
             assert await channel.unary_unary("/test.T/echo")(b"cd", timeout=5) == b"dc"
@@ -296,7 +300,7 @@ async def test_the_client_under_uvloop(rig: Rig) -> None:
 def test_the_public_surface_is_pinned() -> None:
     import omniroute_core.grpc_h2 as package
 
-    assert sorted(package.__all__) == ["H2Channel", "UnaryStreamCall", "UnaryUnaryCall"]
+    assert sorted(package.__all__) == ["H2Channel", "H2Server", "ServicerContext", "UnaryStreamCall", "UnaryUnaryCall"]
 
 
 def test_the_header_encoder_indexes_repeated_fields_and_a_stock_decoder_agrees() -> None:

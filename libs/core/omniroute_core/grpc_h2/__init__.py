@@ -1,10 +1,11 @@
-"""A pure-asyncio gRPC client over HTTP/2: the edge's channel to the executor, without gRPC core's threads.
+"""Pure-asyncio gRPC over HTTP/2, both ends: the edge's channel to the executor and the executor's server,
+without gRPC core's threads.
 
 Why: a grpc.aio call hands every event between gRPC core's EventEngine threads, its completion-queue poller
 thread and the asyncio loop; on this machine that is ~11 thread wake-ups per unary call across both processes
 and ~0.5 ms of latency per side when the processes idle between requests (``bench/grpc_latency.py``,
 ``bench/PROFILE.md``). This client runs the HTTP/2 framing in the event loop's own protocol callbacks: a call is
-one socket write and, for the reply, one loop wake-up. The server side stays stock gRPC, and so does the wire.
+one socket write and, for the reply, one loop wake-up. The wire is stock gRPC: either end talks to stock peers.
 
 Scope: unary-unary and unary-stream calls (what the executor offers), with the grpc.aio call surface the relay
 uses: a unary call is awaited; a stream call has ``read()`` (a message, or ``grpc.aio.EOF``) and
@@ -19,11 +20,19 @@ slow reader slows the server down), GOAWAY (no new stream on that connection; st
 ``hpack`` package (the header blocks of gRPC core use Huffman coding and the dynamic table). Deadlines go to the
 server as ``grpc-timeout`` and are enforced here too; cancellation sends RST_STREAM(CANCEL), which cancels the
 server's handler. No TLS (sibling services on the cluster network), no compression (none is advertised).
+
+The server (``H2Server``) has grpc.aio's server surface for generated ``add_XServicer_to_server`` functions and
+serves unary-unary and unary-stream methods to any stock client; each call's handler runs as a task with a
+``ServicerContext`` (the subset of grpc.aio's that our servicers use), cancelled at the client's deadline, on
+RST_STREAM and when the client goes away. The frame loop (``_frames``) and HPACK handling are shared by both
+ends. See ``_server`` and ``_server_stream`` for its contract.
 """
 
 from __future__ import annotations
 
 from omniroute_core.grpc_h2._calls import UnaryStreamCall, UnaryUnaryCall
 from omniroute_core.grpc_h2._channel import H2Channel
+from omniroute_core.grpc_h2._context import ServicerContext
+from omniroute_core.grpc_h2._server import H2Server
 
-__all__ = ["H2Channel", "UnaryStreamCall", "UnaryUnaryCall"]
+__all__ = ["H2Channel", "H2Server", "ServicerContext", "UnaryStreamCall", "UnaryUnaryCall"]

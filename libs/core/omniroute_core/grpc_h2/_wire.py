@@ -14,6 +14,7 @@ __all__ = [
     "CODES",
     "CONN_WINDOW",
     "CONTINUATION",
+    "NO_ERROR",
     "DATA",
     "END_HEADERS",
     "END_STREAM",
@@ -26,17 +27,20 @@ __all__ = [
     "PREFACE",
     "PRIORITY",
     "QUEUED_LIMIT",
+    "REFUSED_STREAM",
     "RST",
     "RST_CODES",
     "SETTINGS",
     "STREAM_WINDOW",
     "WINDOW",
     "frame",
+    "grpc_message",
     "grpc_timeout",
     "hpack_int",
     "identity",
     "incoming_metadata",
     "outgoing_metadata",
+    "parse_timeout",
     "rpc_error",
 ]
 
@@ -44,7 +48,7 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST, SETTINGS, PING, GOAWAY, WINDOW, CONTINUATION = 0, 1, 3, 4, 6, 7, 8, 9
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
 MAX_STREAM_ID = (1 << 31) - 1
-CANCEL = 0x8
+NO_ERROR, REFUSED_STREAM, CANCEL = 0x0, 0x7, 0x8
 # our receive windows: per stream (SETTINGS_INITIAL_WINDOW_SIZE) and for the connection
 STREAM_WINDOW = 4 << 20
 CONN_WINDOW = 1 << 30
@@ -90,6 +94,26 @@ def grpc_timeout(seconds: float) -> bytes:
     """``grpc-timeout``: at most 8 digits and a unit."""
     ms = max(1, int(seconds * 1000))
     return b"%dm" % ms if ms < 100_000_000 else b"%dS" % min(99_999_999, int(seconds))
+
+
+_TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
+
+
+def parse_timeout(value: bytes) -> float | None:
+    """Seconds of a ``grpc-timeout`` value (digits and a unit); None when malformed."""
+    unit = _TIMEOUT_UNITS.get(value[-1:])
+    digits = value[:-1]
+    if unit is None or not digits.isdigit() or len(digits) > 8:
+        return None
+    return int(digits) * unit
+
+
+def grpc_message(details: str) -> bytes:
+    """``grpc-message``: UTF-8, percent-encoding every byte outside printable ASCII and ``%`` itself."""
+    data = details.encode()
+    if all(0x20 <= b <= 0x7E and b != 0x25 for b in data):
+        return data
+    return b"".join(bytes((b,)) if 0x20 <= b <= 0x7E and b != 0x25 else b"%%%02X" % b for b in data)
 
 
 def rpc_error(code: grpc.StatusCode, details: str, trailers: Sequence[tuple[str, str | bytes]] = ()) -> Exception:

@@ -1,0 +1,188 @@
+"""One HTTP/2 connection from a client (the server's side): the preface, new streams, resets and GOAWAY.
+
+A new stream's request headers pick the handler by ``:path``; a request that is not gRPC gets an HTTP error
+(405 for a method other than POST, 415 for another content type), an unknown method ``UNIMPLEMENTED`` and a
+client-streaming one too (not served), all as trailers-only replies. Streams past our advertised concurrency,
+or opened after our GOAWAY, are refused with RST_STREAM(REFUSED_STREAM), which tells the client the call never
+started (stock clients retry it elsewhere).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from omniroute_core.grpc_h2._frames import FrameLoop
+from omniroute_core.grpc_h2._hpack import literal_field
+from omniroute_core.grpc_h2._server_stream import ServerStream
+from omniroute_core.grpc_h2._wire import (
+    CONN_WINDOW,
+    END_STREAM,
+    GOAWAY,
+    NO_ERROR,
+    PREFACE,
+    REFUSED_STREAM,
+    RST,
+    SETTINGS,
+    STREAM_WINDOW,
+    WINDOW,
+    frame,
+    grpc_message,
+    parse_timeout,
+)
+
+if TYPE_CHECKING:
+    from omniroute_core.grpc_h2._server import H2Server
+
+__all__ = ["MAX_HEADER_LIST", "ServerConnection"]
+
+# the largest request header list we decode (advertised, so stock clients fail an oversized call locally)
+MAX_HEADER_LIST = 256 * 1024
+
+
+class ServerConnection(FrameLoop):
+    """One client's connection to an :class:`H2Server`."""
+
+    def __init__(self, server: H2Server) -> None:
+        super().__init__()
+        self.server = server
+        self.streams: dict[int, ServerStream] = {}
+        self.decoder.max_header_list_size = MAX_HEADER_LIST
+        self.last_stream_id = 0
+        self.going_away = False
+        self.peer = ""
+        self._preface: bytes | None = b""  # None once the client's preface has arrived
+
+    # -- protocol callbacks ----------------------------------------------------------------------------------
+
+    def connection_made(self, transport: Any) -> None:
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple):
+            host = str(peer[0])
+            self.peer = f"ipv6:[{host}]:{peer[1]}" if ":" in host else f"ipv4:{host}:{peer[1]}"
+        settings = struct.pack(
+            ">HIHIHI", 0x3, self.server.max_streams, 0x4, STREAM_WINDOW, 0x6, MAX_HEADER_LIST
+        )  # concurrent streams, our stream window, the header list we accept
+        window = frame(WINDOW, 0, 0, struct.pack(">I", CONN_WINDOW - 65_535))
+        self.start(transport, frame(SETTINGS, 0, 0, settings) + window)
+        self.server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self._preface is not None:
+            data = self._preface + data
+            if len(data) < len(PREFACE):
+                if not PREFACE.startswith(data):
+                    self.transport.close()  # not HTTP/2 with prior knowledge
+                    return
+                self._preface = data
+                return
+            if not data.startswith(PREFACE):
+                self.transport.close()
+                return
+            self._preface = None
+            data = data[len(PREFACE) :]
+        if data:
+            super().data_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        for stream in list(self.streams.values()):
+            stream.abandon()
+        self.wake_senders()
+        self.server.forget(self)
+
+    # -- frames ----------------------------------------------------------------------------------------------
+
+    def on_headers(self, stream_id: int, headers: list[tuple[bytes, bytes]], end: bool) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None:  # trailers ending the client's side
+            if end and not stream.half_closed:
+                stream.on_data(b"", True)
+            return
+        if stream_id % 2 == 0 or stream_id <= self.last_stream_id:
+            return  # late headers of a stream already closed
+        self.last_stream_id = stream_id
+        if self.going_away or len(self.streams) >= self.server.max_streams:
+            self.write(frame(RST, 0, stream_id, struct.pack(">I", REFUSED_STREAM)))
+            return
+        method = path = content_type = timeout = b""
+        for name, value in headers:
+            if name == b":path":
+                path = value
+            elif name == b":method":
+                method = value
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"grpc-timeout":
+                timeout = value
+        if method != b"POST":
+            self._reply_http(stream_id, b"405", end)
+            return
+        if not content_type.startswith(b"application/grpc"):
+            self._reply_http(stream_id, b"415", end)
+            return
+        handler = self.server.lookup(path)
+        if handler is None:
+            self._trailers_only(stream_id, grpc.StatusCode.UNIMPLEMENTED, f"Method not found: {path.decode()}", end)
+            return
+        if handler.request_streaming:
+            self._trailers_only(stream_id, grpc.StatusCode.UNIMPLEMENTED, "client-streaming calls are not served", end)
+            return
+        stream = ServerStream(self, stream_id, handler, headers, parse_timeout(timeout) if timeout else None)
+        self.streams[stream_id] = stream
+        if end:
+            stream.start()
+
+    def on_data(self, stream_id: int, data: bytes, end: bool) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None and not stream.half_closed:
+            stream.on_data(data, end)
+
+    def on_reset(self, stream_id: int, code: int) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            stream.abandon()
+
+    def on_goaway(self, last_stream_id: int) -> None:
+        pass  # the client opens no more streams; those running finish, then it closes the connection
+
+    def on_protocol_error(self, why: str) -> None:
+        for stream in list(self.streams.values()):
+            stream.abandon()
+
+    def _trailers_only(self, stream_id: int, code: grpc.StatusCode, details: str, ended: bool) -> None:
+        cached = self.encoder.cached
+        fields = [b"\x88", cached(b"content-type", b"application/grpc"), cached(b"grpc-status", b"%d" % code.value[0])]
+        fields.append(literal_field(b"grpc-message", grpc_message(details)))
+        self.write_headers(stream_id, self.header_block(fields), END_STREAM)
+        if not ended:
+            self.write(frame(RST, 0, stream_id, struct.pack(">I", NO_ERROR)))
+
+    def _reply_http(self, stream_id: int, status: bytes, ended: bool) -> None:
+        self.write_headers(stream_id, self.header_block([literal_field(b":status", status)]), END_STREAM)
+        if not ended:
+            self.write(frame(RST, 0, stream_id, struct.pack(">I", NO_ERROR)))
+
+    # -- streams and shutdown --------------------------------------------------------------------------------
+
+    def closed_stream(self, stream: ServerStream) -> None:
+        if self.streams.pop(stream.id, None) is not None and self.going_away and not self.streams:
+            self.shutdown()
+
+    def go_away(self) -> None:
+        """GOAWAY: the streams received so far run to their end, later ones are refused; closed once idle."""
+        if self.going_away or self.closed:
+            return
+        self.going_away = True
+        self.write(frame(GOAWAY, 0, 0, struct.pack(">II", self.last_stream_id, NO_ERROR)))
+        if not self.streams:
+            self.shutdown()
+
+    def stop_streams(self) -> list[Any]:
+        """Cancel every running call (a stopping server's grace is over); returns their tasks."""
+        tasks = [stream.task for stream in self.streams.values() if stream.task is not None]
+        for stream in list(self.streams.values()):
+            stream.stop()
+        return tasks
