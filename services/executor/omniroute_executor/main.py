@@ -76,10 +76,15 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         health=health,
         modalities=modalities,
     )
-    server = grpcx.Server(f"{settings.bind_host}:{settings.executor_port}", ["omniroute.v1.Executor"])
+    server = grpcx.Server(
+        f"{settings.bind_host}:{settings.executor_port}", ["omniroute.v1.Executor"], settings.executor_server
+    )
     executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(engine), server.server)
     await server.start()
-    log.info("executor serving", extra={"port": server.port, "config_version": watcher.current.version})
+    log.info(
+        "executor serving",
+        extra={"port": server.port, "server": settings.executor_server, "config_version": watcher.current.version},
+    )
     try:
         await stop.wait()
     finally:
