@@ -83,7 +83,8 @@ class Rig:
         self.handlers = Handlers()
         self.server = grpcx.Server(self.addr, ["test.T"], "h2")
         h = self.handlers
-        methods: dict[str, Any] = {n: grpc.unary_unary_rpc_method_handler(getattr(h, n)) for n in ("echo", "abort", "crash", "slow")}  # fmt: skip
+        unary = ("echo", "abort", "crash", "slow")
+        methods: dict[str, Any] = {n: grpc.unary_unary_rpc_method_handler(getattr(h, n)) for n in unary}
         methods |= {n: grpc.unary_stream_rpc_method_handler(getattr(h, n)) for n in ("count", "big")}
         self.server.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.T", methods),))
         self.channel = grpcx.insecure_channel(self.addr)
@@ -93,6 +94,9 @@ class Rig:
 
     def stream(self, name: str) -> Any:
         return self.channel.unary_stream(f"/test.T/{name}")
+
+    def method(self, path: str) -> Any:
+        return self.channel.unary_unary(path)
 
 
 @pytest.fixture
@@ -208,7 +212,8 @@ async def test_a_cancelled_stream_cancels_and_closes_the_handler(rig: Rig) -> No
 
 async def test_a_closed_channel_cancels_the_handler(rig: Rig) -> None:
     channel = grpcx.insecure_channel(rig.addr)
-    call = channel.unary_unary("/test.T/slow")(b"x", timeout=30)
+    slow: Any = channel.unary_unary("/test.T/slow")
+    call = slow(b"x", timeout=30)
     await asyncio.sleep(0.3)
     await channel.close()
     await asyncio.wait_for(rig.handlers.cancelled.wait(), 10)
@@ -217,10 +222,10 @@ async def test_a_closed_channel_cancels_the_handler(rig: Rig) -> None:
 
 async def test_an_unknown_method_is_unimplemented(rig: Rig) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as exc:
-        await rig.channel.unary_unary("/test.T/nope")(b"", timeout=5)
+        await rig.method("/test.T/nope")(b"", timeout=5)
     assert exc.value.code() == grpc.StatusCode.UNIMPLEMENTED
     with pytest.raises(grpc.aio.AioRpcError) as exc:
-        await rig.channel.unary_unary("/other.S/x")(b"", timeout=5)
+        await rig.method("/other.S/x")(b"", timeout=5)
     assert exc.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
@@ -284,18 +289,23 @@ async def test_messages_over_the_limits_are_resource_exhausted() -> None:
     handlers = Handlers()
     server = grpcx.Server(f"127.0.0.1:{port}", ["test.T"], "h2")
     server.server.max_receive = server.server.max_send = 100
-    methods = {"echo": grpc.unary_unary_rpc_method_handler(handlers.echo), "big": grpc.unary_stream_rpc_method_handler(handlers.big)}  # fmt: skip
+    methods: dict[str, Any] = {
+        "echo": grpc.unary_unary_rpc_method_handler(handlers.echo),
+        "big": grpc.unary_stream_rpc_method_handler(handlers.big),
+    }
     server.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.T", methods),))
     await server.start()
     channel = grpcx.insecure_channel(f"127.0.0.1:{port}")
+    echo: Any = channel.unary_unary("/test.T/echo")
+    big: Any = channel.unary_stream("/test.T/big")
     try:
         with pytest.raises(grpc.aio.AioRpcError) as exc:
-            await channel.unary_unary("/test.T/echo")(b"x" * 200, timeout=5)
+            await echo(b"x" * 200, timeout=5)
         assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         with pytest.raises(grpc.aio.AioRpcError) as exc:
-            await read_all(channel.unary_stream("/test.T/big")(b"y" * 99, timeout=5))  # replies of 198 bytes
+            await read_all(big(b"y" * 99, timeout=5))  # replies of 198 bytes
         assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        assert await channel.unary_unary("/test.T/echo")(b"fine", timeout=5) == b"enif"
+        assert await echo(b"fine", timeout=5) == b"enif"
     finally:
         await channel.close()
         await server.stop(0)
@@ -363,16 +373,14 @@ async def test_a_reply_waits_for_a_small_peer_window(rig: Rig) -> None:
             received += payload
     assert len(received) == 100
     with pytest.raises(TimeoutError):  # nothing more until the window opens
-        while True:
-            kind, _, _, _ = await asyncio.wait_for(conn.frame(), 0.3)
-            assert kind != 0
+        await asyncio.wait_for(conn.until(0), 0.3)
     conn.send(8, 0, 1, struct.pack(">I", 10_000))
     while len(received) < 1005:
         kind, _, _, payload = await conn.frame()
         if kind == 0:
             received += payload
     assert received[5:] == b"a" * 1000
-    headers = conn.decoder.decode(await conn.until(1, flags=0x1))
+    headers: Any = conn.decoder.decode(await conn.until(1, flags=0x1))
     assert ("grpc-status", "0") in headers
     await conn.close()
 
@@ -380,7 +388,8 @@ async def test_a_reply_waits_for_a_small_peer_window(rig: Rig) -> None:
 async def test_a_request_that_is_not_grpc_is_refused(rig: Rig) -> None:
     conn = await raw(rig)
     conn.request(1, b"/test.T/echo", b"x", content_type=b"application/json")
-    assert (":status", "415") in conn.decoder.decode(await conn.until(1))
+    headers: Any = conn.decoder.decode(await conn.until(1))
+    assert (":status", "415") in headers
     await conn.close()
     bad = Raw(*await asyncio.open_connection("127.0.0.1", rig.port))
     bad.writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -95,7 +95,8 @@ class ServerStream:
                 self.finish(grpc.StatusCode.UNIMPLEMENTED, "compressed messages are not accepted")
                 return
             if size > limit:
-                self.finish(grpc.StatusCode.RESOURCE_EXHAUSTED, f"received message larger than max ({size} vs. {limit})")
+                details = f"received message larger than max ({size} vs. {limit})"
+                self.finish(grpc.StatusCode.RESOURCE_EXHAUSTED, details)
                 return
         self._unacked += len(data)
         if end:
@@ -141,7 +142,7 @@ class ServerStream:
             self.finish(exc.code, exc.details)
         except Exception as exc:
             if context.status not in (None, grpc.StatusCode.OK):
-                self.finish(context.status, context.details())  # type: ignore[arg-type]
+                self.finish(context.status, context.details())
                 return
             path = dict(self.request_headers).get(b":path", b"").decode("latin-1")
             log.exception("unexpected error in the gRPC handler", extra={"method": path})
@@ -172,7 +173,8 @@ class ServerStream:
         data = message if serialize is None else serialize(message)
         limit = self.conn.server.max_send
         if len(data) > limit:
-            raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, f"sent message larger than max ({len(data)} vs. {limit})")
+            details = f"sent message larger than max ({len(data)} vs. {limit})"
+            raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, details)
         if self.done:
             raise asyncio.CancelledError  # reset meanwhile: the task is being cancelled
         if not self._head_sent:
