@@ -23,9 +23,13 @@ Variants (``--variants`` picks some):
   aio>mini       a stock grpc.aio client against the mini server (interoperability, and the server's share)
   mini>aio       the mini client against a stock grpc.aio server (the client's share)
   h2             pure asyncio with the ``h2`` package (what grpclib is built on), both sides
+  chan>aio       omniroute_core.grpc_h2.H2Channel (the edge's client) against a stock grpc.aio server (round 2)
+  chan>srv       H2Channel against omniroute_core.grpc_h2.H2Server (the executor's server since round 3): the hop
+                 as the services run it
+  aio>srv        a stock grpc.aio client against H2Server (the server's share)
 
-The mini implementation here is a measuring device, not production code: it handles one connection's unary
-calls, SETTINGS/PING/WINDOW_UPDATE and trailers, and skips what a real server must also do (see PROFILE.md).
+The mini implementation here is a measuring device, not production code (``chan`` and ``srv`` are): it handles
+one connection's unary calls, SETTINGS/PING/WINDOW_UPDATE and trailers, and skips what a real server must also do.
 """
 
 from __future__ import annotations
@@ -59,13 +63,17 @@ VARIANTS: dict[str, tuple[str, str, dict[str, str]]] = {
     "aio>mini": ("mini", "aio", {}),
     "mini>aio": ("aio", "mini", {}),
     "h2": ("h2", "h2", {}),
+    "chan>aio": ("aio", "chan", {}),
+    "chan>srv": ("srv", "chan", {}),
+    "aio>srv": ("srv", "aio", {}),
 }
 METHOD = "/bench.Echo/Echo"
+CORE = str(Path(__file__).resolve().parent.parent / "libs" / "core")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 def grpc_options(kind: str) -> list[tuple[str, Any]]:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "libs" / "core"))
+    sys.path.insert(0, CORE)
     from omniroute_core.grpcx import CHANNEL_OPTIONS
 
     options = list(CHANNEL_OPTIONS)
@@ -110,6 +118,24 @@ async def serve_aio(port: int, kind: str) -> None:
 
     handler = grpc.method_handlers_generic_handler("bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})
     server = grpc.aio.server(options=grpc_options(kind))
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+async def serve_h2server(port: int) -> None:
+    import grpc
+
+    sys.path.insert(0, CORE)
+    from omniroute_core.grpc_h2 import H2Server
+    from omniroute_core.grpcx import MAX_MESSAGE, restore_request_id
+
+    async def echo(request: bytes, context: Any) -> bytes:
+        return request
+
+    handler = grpc.method_handlers_generic_handler("bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})
+    server = H2Server(max_receive=MAX_MESSAGE, on_call=restore_request_id)  # as grpcx.Server(kind="h2") builds it
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -318,6 +344,8 @@ def run_server(kind: str, port: int) -> None:
         uvloop.run(serve_protocol(port, MiniServer))
     elif kind == "h2":
         uvloop.run(serve_protocol(port, h2_protocol(client=False)))
+    elif kind == "srv":
+        uvloop.run(serve_h2server(port))
     else:
         raise SystemExit(f"unknown server {kind}")
 
@@ -384,6 +412,16 @@ async def client_calls(kind: str, port: int, message: bytes, calls: int, gap_s: 
 
         async def call() -> None:
             await method(message, timeout=600, metadata=(("x-request-id", "0" * 32),))
+
+    elif kind == "chan":
+        sys.path.insert(0, CORE)
+        from omniroute_core.grpc_h2 import H2Channel
+
+        h2_channel = H2Channel(f"127.0.0.1:{port}", max_message=64 * 1024 * 1024)
+        h2_method = h2_channel.unary_unary(METHOD)
+
+        async def call() -> None:
+            await h2_method(message, timeout=600, metadata=(("x-request-id", "0" * 32),))
 
     elif kind in ("mini", "h2"):
         factory: Any = MiniClient if kind == "mini" else h2_protocol(client=True)

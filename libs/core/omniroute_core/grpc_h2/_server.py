@@ -102,7 +102,8 @@ class H2Server:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._terminated = asyncio.Event()
+        if self._terminated is None:
+            self._terminated = asyncio.Event()
         for sock in self._sockets:
             self._listeners.append(await loop.create_server(lambda: ServerConnection(self), sock=sock, backlog=1024))
 
@@ -116,6 +117,9 @@ class H2Server:
         self._stopping = True
         for listener in self._listeners:
             listener.close()
+        if not self._listeners:  # never started: the bound sockets are ours to close
+            for sock in self._sockets:
+                sock.close()
         self._idle = asyncio.get_running_loop().create_future()
         for conn in list(self.connections):
             conn.go_away()

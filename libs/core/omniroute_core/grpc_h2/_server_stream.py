@@ -149,14 +149,15 @@ class ServerStream:
             self.finish(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc)}: {exc}")  # what grpc.aio answers
 
     async def _stream_replies(self, result: Any) -> None:
-        if not hasattr(result, "__anext__"):
+        if not hasattr(result, "__aiter__"):
             await result  # a coroutine that writes through context.write()
             return
         try:
             async for reply in result:
                 await self.send_reply(reply)
         finally:
-            await result.aclose()  # now, whether the call ended, failed or was cancelled
+            if hasattr(result, "aclose"):
+                await result.aclose()  # now, whether the call ended, failed or was cancelled
 
     def _task_ended(self, task: asyncio.Task[None]) -> None:
         if self.done:
