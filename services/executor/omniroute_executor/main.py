@@ -18,6 +18,7 @@ from omniroute_core.crypto import Cipher
 from omniroute_core.logging import configure_logging
 from omniroute_core.metrics import new_registry, serve_metrics
 from omniroute_core.snapshot import SnapshotWatcher
+from omniroute_executor.admin import ProviderAdminServicer
 from omniroute_executor.engine import Engine
 from omniroute_executor.local import LocalEmbedder
 from omniroute_executor.modalities import ModalityRunner
@@ -66,18 +67,31 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         max_wait_s=settings.transcription_max_wait_s,
         on_response=health.observe_response,
     )
+    catalog = load_catalog()
+    translator = TranslatorClient(translator_channel)
     engine = Engine(
-        catalog=load_catalog(),
+        catalog=catalog,
         snapshot=lambda: watcher.current,
         credentials=credentials,
         upstream=upstream,
-        translator=TranslatorClient(translator_channel),
+        translator=translator,
         publisher=publisher,
         health=health,
         modalities=modalities,
     )
-    server = grpcx.Server(f"{settings.bind_host}:{settings.executor_port}", ["omniroute.v1.Executor"])
+    admin = ProviderAdminServicer(
+        catalog=catalog,
+        snapshot=lambda: watcher.current,
+        credentials=credentials,
+        upstream=upstream,
+        translator=translator,
+        timeout_s=settings.admin_call_timeout_s,
+    )
+    server = grpcx.Server(
+        f"{settings.bind_host}:{settings.executor_port}", ["omniroute.v1.Executor", "omniroute.v1.ProviderAdmin"]
+    )
     executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(engine), server.server)
+    executor_pb2_grpc.add_ProviderAdminServicer_to_server(admin, server.server)
     await server.start()
     log.info("executor serving", extra={"port": server.port, "config_version": watcher.current.version})
     try:

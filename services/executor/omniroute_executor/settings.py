@@ -28,6 +28,8 @@ class ExecutorSettings(CommonSettings):
     # AssemblyAI's transcript jobs: how often to poll, and for how long at most
     transcription_poll_interval_s: float = 1.0
     transcription_max_wait_s: float = 600.0
+    # the control plane's provider tests, model lists and proxy tests (ProviderAdmin): each call's whole budget
+    admin_call_timeout_s: float = 15.0
 
     def spool_folder(self) -> Path:
         if self.usage_spool_dir:
