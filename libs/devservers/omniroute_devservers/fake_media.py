@@ -193,6 +193,8 @@ class FakeDeepgram(FakeUpstream):
     def default(self, request: Recorded) -> Reply:
         if not _bearer(request, "Token"):
             return Reply(status=401, json={"err_code": "INVALID_AUTH", "err_msg": "Invalid credentials."})
+        if request.method == "GET" and request.path == "/v1/projects":
+            return Reply(json={"projects": [{"project_id": "p-fake", "name": "Fake project"}]})
         if not request.path.startswith("/v1/listen?"):
             return Reply(status=404, json={"err_code": "NOT_FOUND", "err_msg": request.path})
         media = request.headers.get("Content-Type", "")

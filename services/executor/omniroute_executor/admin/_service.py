@@ -67,7 +67,7 @@ def _text(raw: Mapping[str, Any], name: str, where: str, *, required: bool = Fal
         return ""
     if not isinstance(value, str) or (required and not value):
         expected = "a non-empty string" if required else "a string"
-        raise _BadRequest(f"{where}.{name}: must be {expected}")
+        raise _BadRequest(f"{where}{name}: must be {expected}")
     return value
 
 
@@ -149,8 +149,8 @@ class ProviderAdminServicer(executor_pb2_grpc.ProviderAdminServicer):
     async def TestProxy(self, request: executor_pb2.AdminRequest, context: Context) -> executor_pb2.AdminReply:
         try:
             doc = self._body(request)
-            proxy_url = _http_url(_text(doc, "proxyUrl", "body", required=True), "proxyUrl")
-            test_url = _http_url(_text(doc, "testUrl", "body", required=True), "testUrl")
+            proxy_url = _http_url(_text(doc, "proxyUrl", "", required=True), "proxyUrl")
+            test_url = _http_url(_text(doc, "testUrl", "", required=True), "testUrl")
         except _BadRequest as exc:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         parts = urlsplit(proxy_url)
@@ -164,7 +164,11 @@ class ProviderAdminServicer(executor_pb2_grpc.ProviderAdminServicer):
                     await resp.read()
                 finally:
                     resp.close()
-            result.update(success=True, status=resp.status)
+            result["status"] = resp.status
+            if resp.status == 407:
+                result["error"] = "the proxy refused the credentials (407 Proxy Authentication Required)"
+            else:
+                result["success"] = True
         except TimeoutError:
             result["error"] = f"no answer within {self._timeout_s:g}s"
         except (UpstreamError, ValueError) as exc:
@@ -209,16 +213,16 @@ class ProviderAdminServicer(executor_pb2_grpc.ProviderAdminServicer):
         if not isinstance(raw, dict):
             raise _BadRequest("connection: an object 'connection' or 'candidate' is required")
         conn = ProviderConnection(
-            id=_text(raw, "id", where, required=True) if stored is not None else _CANDIDATE_ID,
-            provider=_text(raw, "provider", where, required=True),
+            id=_text(raw, "id", where + ".", required=True) if stored is not None else _CANDIDATE_ID,
+            provider=_text(raw, "provider", where + ".", required=True),
             name="",
-            base_url=_text(raw, "baseUrl", where),
-            api_key_enc=_text(raw, "apiKeyEnc", where) if stored is not None else "",
+            base_url=_text(raw, "baseUrl", where + "."),
+            api_key_enc=_text(raw, "apiKeyEnc", where + ".") if stored is not None else "",
             headers=_headers(raw, where),
         )
         if conn.base_url:
             _http_url(conn.base_url, f"{where}.baseUrl")
-        return conn, None if stored is not None else _text(raw, "apiKey", where)
+        return conn, None if stored is not None else _text(raw, "apiKey", where + ".")
 
     async def _call(self, subject: _Subject, probe: Probe) -> _Outcome:
         """Send ``probe`` with the subject's credentials, bounded by the timeout; failures become an outcome."""
