@@ -40,7 +40,10 @@ _SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
 )
 # SQL is built only from these constants; every value travels as a bind parameter
-_COLUMNS = "id, provider, name, base_url, api_key_enc, priority, is_active, headers, created_at, updated_at"
+_COLUMNS = (
+    "id, provider, name, base_url, api_key_enc, priority, is_active, headers, created_at, updated_at, "
+    "test_status, last_tested_at, last_error"
+)
 _SELECT = f"SELECT {_COLUMNS} FROM provider_connections"  # noqa: S608
 _INSERT = (
     "INSERT INTO provider_connections (id, provider, name, base_url, api_key_enc, priority, is_active, headers) "  # noqa: S608
@@ -148,6 +151,10 @@ def _public(cipher: Cipher, row: asyncpg.Record) -> dict[str, Any]:
         "headers": {k: mask_secret(v) if k.lower() in _SECRET_HEADERS else v for k, v in headers.items()},
         "createdAt": row["created_at"].isoformat(),
         "updatedAt": row["updated_at"].isoformat(),
+        # the last POST /api/providers/{id}/test (omniroute_dashboard.provider_admin)
+        "testStatus": row["test_status"] or "unknown",
+        "lastTested": row["last_tested_at"].isoformat() if row["last_tested_at"] else None,
+        "lastError": row["last_error"],
     }
 
 
