@@ -10,7 +10,8 @@ picked up yet is tested as stored.
   200 with ``valid: false``, not an error.
 - ``models`` → ``{"provider", "connectionId", "models": [{"id", ...}], "source": "live"|"catalog"}`` (``catalog``
   when the provider has no list endpoint); a provider failure is a 502 whose message carries its status and text.
-- ``validate`` → the body of ``POST /api/providers`` (``provider``, ``apiKey``, ``baseUrl``, ``headers``; ``name``
+- ``validate`` → the body of ``POST /api/providers`` (``provider``, ``apiKey``, ``baseUrl``, ``headers``,
+  ``options``; ``name``
   is optional here), checked like a create, then tested: ``{"valid", "latencyMs", "status", "error"?,
   "provider"}``. An unknown provider is a 400.
 """
@@ -30,7 +31,7 @@ from omniroute_core.migrate import migrate
 from omniroute_dashboard.auth import require_admin
 from omniroute_dashboard.context import ContextDep
 from omniroute_dashboard.executor_admin import AdminDep, call_admin
-from omniroute_dashboard.providers import BaseUrl, Headers, Name, Secret, Slug
+from omniroute_dashboard.providers import BaseUrl, Headers, Name, Options, Secret, Slug, check_catalog
 from omniroute_dashboard.web import ApiError, json_response, parse_body
 
 __all__ = ["COMPONENT", "STEPS", "ensure_provider_test_schema", "router"]
@@ -49,7 +50,7 @@ STEPS: tuple[str, ...] = (
     """,
 )
 
-_ROW = "SELECT id, provider, base_url, api_key_enc, headers FROM provider_connections WHERE id = $1"
+_ROW = "SELECT id, provider, base_url, api_key_enc, headers, options FROM provider_connections WHERE id = $1"
 _RECORD = (
     "UPDATE provider_connections SET test_status = $2, last_tested_at = now(), last_error = $3 "
     "WHERE id = $1 RETURNING last_tested_at"
@@ -71,6 +72,7 @@ class _Candidate(BaseModel):
     api_key: Secret = ""
     base_url: BaseUrl = ""
     headers: Headers = Field(default_factory=dict)
+    options: Options = Field(default_factory=dict)
 
 
 async def _stored(ctx: ContextDep, connection_id: str) -> dict[str, Any]:
@@ -84,15 +86,23 @@ async def _stored(ctx: ContextDep, connection_id: str) -> dict[str, Any]:
             "baseUrl": row["base_url"],
             "apiKeyEnc": row["api_key_enc"],
             "headers": row["headers"],
+            "options": row["options"],
         }
     }
 
 
 @router.post("/validate")
-async def validate_provider(request: Request, stub: AdminDep) -> Response:
+async def validate_provider(request: Request, ctx: ContextDep, stub: AdminDep) -> Response:
     """Check a provider config before it is saved: 400 for a malformed body or an unknown provider."""
     body = await parse_body(request, _Candidate)
-    candidate = {"provider": body.provider, "apiKey": body.api_key, "baseUrl": body.base_url, "headers": body.headers}
+    check_catalog(ctx.catalog, body.provider, body.base_url, body.options)
+    candidate = {
+        "provider": body.provider,
+        "apiKey": body.api_key,
+        "baseUrl": body.base_url,
+        "headers": body.headers,
+        "options": body.options,
+    }
     try:
         result = await call_admin(stub.TestConnection, {"candidate": candidate})
     except ApiError as exc:

@@ -310,3 +310,19 @@ async def test_a_malformed_proxy_test_is_invalid_argument(admin: Admin, doc: dic
         await admin.call("TestProxy", doc)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert (caught.value.details() or "").startswith("proxyUrl")
+
+
+async def test_a_connections_options_fill_the_path_parameters(admin: Admin, fakes: Any) -> None:
+    fake = await fakes(FakeOpenAI)
+    candidate = {"provider": "azure", "apiKey": KEY, "baseUrl": fake.base_url, "options": {"apiVersion": "2025-01-01"}}
+    result = await admin.call("TestConnection", {"candidate": candidate})
+    assert result["status"] is not None
+    (seen,) = fake.requests
+    assert seen.path == "/v1/models?api-version=2025-01-01"
+    assert seen.headers["api-key"] == KEY
+
+
+async def test_a_provider_without_a_default_endpoint_needs_a_base_url(admin: Admin) -> None:
+    result = await admin.call("TestConnection", {"candidate": {"provider": "azure", "apiKey": KEY}})
+    assert result["valid"] is False
+    assert "base URL" in result["error"]

@@ -25,15 +25,16 @@ class Probe:
     model: str = ""
 
 
-def probe_for(spec: ProviderSpec) -> Probe | None:
+def probe_for(spec: ProviderSpec, options: Mapping[str, str]) -> Probe | None:
     """The cheapest call that proves credentials work: the catalog's ``test`` path, else its ``models`` path, else
-    a one-token chat request to its first chat model; None when the provider offers none of them."""
+    a one-token chat request to its first chat model; None when the provider offers none of them. ``options``
+    (the connection's) fill the paths' parameters (Azure's ``{apiVersion}``)."""
     for operation in ("test", "models"):
-        path = spec.paths.get(operation)
+        path = spec.path(operation, stream=False, model="", options=options)
         if path is not None:
             return Probe("GET", path)
     if spec.format != common_pb2.FORMAT_UNSPECIFIED and spec.models:
-        path = spec.path("chat", stream=False, model=spec.models[0])
+        path = spec.path("chat", stream=False, model=spec.models[0], options=options)
         if path is not None:
             return Probe("POST", path, spec.models[0])
     return None

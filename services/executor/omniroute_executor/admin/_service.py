@@ -71,10 +71,10 @@ def _text(raw: Mapping[str, Any], name: str, where: str, *, required: bool = Fal
     return value
 
 
-def _headers(raw: Mapping[str, Any], where: str) -> dict[str, str]:
-    value = raw.get("headers") or {}
+def _headers(raw: Mapping[str, Any], where: str, name: str) -> dict[str, str]:
+    value = raw.get(name) or {}
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise _BadRequest(f"{where}.headers: must be an object of strings")
+        raise _BadRequest(f"{where}.{name}: must be an object of strings")
     return value
 
 
@@ -106,7 +106,7 @@ class ProviderAdminServicer(executor_pb2_grpc.ProviderAdminServicer):
     async def TestConnection(self, request: executor_pb2.AdminRequest, context: Context) -> executor_pb2.AdminReply:
         subject = await self._subject(request, context)
         spec = subject.target.provider
-        probe = probe_for(spec)
+        probe = probe_for(spec, subject.target.connection.options)
         if subject.key_error:
             outcome = _Outcome(None, b"", 0, subject.key_error)
         elif probe is None:
@@ -126,7 +126,7 @@ class ProviderAdminServicer(executor_pb2_grpc.ProviderAdminServicer):
     async def ListModels(self, request: executor_pb2.AdminRequest, context: Context) -> executor_pb2.AdminReply:
         subject = await self._subject(request, context)
         spec = subject.target.provider
-        path = spec.paths.get("models")
+        path = spec.path("models", stream=False, model="", options=subject.target.connection.options)
         if path is None:
             doc = {"ok": True, "provider": spec.id, "models": catalog_models(spec), "source": "catalog"}
             return executor_pb2.AdminReply(body_json=jsonx.dumps(doc))
@@ -218,7 +218,8 @@ class ProviderAdminServicer(executor_pb2_grpc.ProviderAdminServicer):
             name="",
             base_url=_text(raw, "baseUrl", where + "."),
             api_key_enc=_text(raw, "apiKeyEnc", where + ".") if stored is not None else "",
-            headers=_headers(raw, where),
+            headers=_headers(raw, where, "headers"),
+            options=_headers(raw, where, "options"),
         )
         if conn.base_url:
             _http_url(conn.base_url, f"{where}.baseUrl")
@@ -229,6 +230,8 @@ class ProviderAdminServicer(executor_pb2_grpc.ProviderAdminServicer):
         target = subject.target
         start = time.perf_counter()
         status: int | None = None
+        if not target.base_url:
+            return _Outcome(None, b"", 0, f"provider {target.provider.id!r} needs a base URL (none is configured)")
         try:
             headers = {"Accept": "application/json", **provider_headers(target, subject.key, self._credentials)}
             url = target.base_url + probe.path
