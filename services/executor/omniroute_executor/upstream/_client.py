@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -25,7 +26,8 @@ class Upstream:
     ``allow_link_local`` turns the address guard off (``ALLOW_LINK_LOCAL_PROVIDERS``). ``resolver`` is the DNS
     resolver under the guard (None: aiohttp's default; tests map names to chosen addresses with it).
     ``registry`` receives the per-pool gauges ``omniroute_upstream_in_flight`` / ``omniroute_upstream_queued``
-    and the counter ``omniroute_upstream_refused_total``.
+    and the counter ``omniroute_upstream_refused_total``. ``tls`` replaces the default certificate checks (a
+    private CA; tests).
     """
 
     def __init__(
@@ -38,12 +40,14 @@ class Upstream:
         allow_link_local: bool = False,
         resolver: aiohttp.abc.AbstractResolver | None = None,
         registry: CollectorRegistry | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self._max = max_connections
         self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout_s, sock_read=read_timeout_s)
         self._limits = limits or QueueLimits(max_concurrent=max_connections)
         self._allow = allow_link_local
         self._resolver = resolver
+        self._tls: ssl.SSLContext | bool = tls if tls is not None else True
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._gates: dict[str, Gate] = {}
         self._refused_hosts: dict[str, str | None] = {}  # host → reason (None: allowed), bounded below
@@ -80,7 +84,11 @@ class Upstream:
         if session is None:
             resolver = None if self._allow else GuardedResolver(self._resolver)
             connector = aiohttp.TCPConnector(
-                limit=self._max, limit_per_host=self._max, ttl_dns_cache=300, resolver=resolver or self._resolver
+                limit=self._max,
+                limit_per_host=self._max,
+                ttl_dns_cache=300,
+                resolver=resolver or self._resolver,
+                ssl=self._tls,
             )
             session = aiohttp.ClientSession(
                 connector=connector, timeout=self._timeout, auto_decompress=True, skip_auto_headers=("User-Agent",)
