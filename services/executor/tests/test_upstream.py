@@ -256,7 +256,9 @@ async def test_a_proxy_on_a_metadata_address_is_refused(fake: FakeOpenAI) -> Non
     up = make()
     try:
         with pytest.raises(UpstreamBlocked):
-            await up.post("openai", fake.base_url + "/chat/completions", HEADERS, BODY, proxy="http://169.254.169.254:3128")
+            await up.post(
+                "openai", fake.base_url + "/chat/completions", HEADERS, BODY, proxy="http://169.254.169.254:3128"
+            )
     finally:
         await up.close()
 
@@ -296,9 +298,7 @@ def _tls_pair(folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
         .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(hours=1))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
         .sign(key, hashes.SHA256())
@@ -306,9 +306,7 @@ def _tls_pair(folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     cert_file, key_file = folder / "cert.pem", folder / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_file, key_file)
