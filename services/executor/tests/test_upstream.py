@@ -126,7 +126,7 @@ async def test_waiters_get_freed_slots_in_order_and_time_out(fake: FakeOpenAI) -
         holder.close()
         served = await waiting
         assert served.status == 200
-        with pytest.raises(UpstreamBusy, match="no free slot within 0.1 s"):
+        with pytest.raises(UpstreamBusy, match=r"no free slot within 0\.1 s"):
             await up.post("openai", url, HEADERS, BODY, limits=QueueLimits(1, 5, 0.1))
         served.close()
         assert (up.gate("openai").in_flight, up.gate("openai").queued) == (0, 0)
@@ -228,9 +228,6 @@ async def test_loopback_as_an_ipv4_mapped_literal_is_allowed(fake: FakeOpenAI) -
     up = make()
     try:
         resp = await up.post("openai", f"http://[::ffff:127.0.0.1]:{fake.port}/v1/chat/completions", HEADERS, BODY)
-    except UpstreamConnectError as exc:  # a host without IPv6 cannot connect, but the guard let it through
-        assert not isinstance(exc, UpstreamBlocked)
-    else:
         assert resp.status == 200
         resp.close()
     finally:
