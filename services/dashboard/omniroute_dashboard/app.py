@@ -31,6 +31,7 @@ from omniroute_dashboard import (
     provider_models,
     provider_nodes,
     providers,
+    proxy_settings,
     resilience,
     routing_settings,
     sessions_routes,
@@ -110,6 +111,7 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
     app.include_router(combos.router)
     app.include_router(resilience.router)
     app.include_router(routing_settings.router)
+    app.include_router(proxy_settings.router)
     app.include_router(cache_routes.router)
     app.include_router(cache_routes.settings_router)
     app.include_router(sessions_routes.router)

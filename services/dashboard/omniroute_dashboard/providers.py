@@ -5,6 +5,7 @@ The API key is encrypted with AES-GCM bound to the connection id (``aad = id``) 
 carry it masked (``sk-...abcd``), as do credential-bearing ``headers`` values. An empty ``apiKey`` stores no
 credential (``apiKeyEnc`` is ``""`` in the snapshot). ``PUT`` is a partial update: an omitted (or null) field keeps
 its value, so a ``PUT`` without ``apiKey`` keeps the stored key; ``"baseUrl": ""`` reverts to the catalog default.
+A base URL on a link-local or cloud metadata address is refused (400) unless ``ALLOW_LINK_LOCAL_PROVIDERS`` is set.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydantic.alias_generators import to_camel
 
 from omniroute_core.crypto import Cipher
 from omniroute_dashboard.auth import require_admin
-from omniroute_dashboard.context import ContextDep, config_change
+from omniroute_dashboard.context import ContextDep, check_address, config_change
 from omniroute_dashboard.web import ApiError, json_response, parse_body
 
 __all__ = ["mask_secret", "router"]
@@ -169,6 +170,7 @@ async def list_connections(ctx: ContextDep, provider: str | None = None) -> Resp
 async def create_connection(request: Request, ctx: ContextDep) -> Response:
     """201 ``{"id", "connection"}``; 400 for an invalid body."""
     body = await parse_body(request, _Create)
+    check_address(ctx, body.base_url, "baseUrl")
     connection_id = str(uuid.uuid4())
     key_enc = ctx.cipher.encrypt(body.api_key, aad=connection_id) if body.api_key else ""
     async with config_change(ctx) as conn:
@@ -199,6 +201,7 @@ async def get_connection(connection_id: str, ctx: ContextDep) -> Response:
 async def update_connection(connection_id: str, request: Request, ctx: ContextDep) -> Response:
     """Partial update (see the module docstring); 404 for an unknown id."""
     body = await parse_body(request, _Update)
+    check_address(ctx, body.base_url or "", "baseUrl")
     async with config_change(ctx) as conn:
         old = await conn.fetchrow(f"{_SELECT} WHERE id = $1 FOR UPDATE", connection_id)
         if old is None:
