@@ -74,6 +74,7 @@ class ProviderConnection:
     priority: int = 0
     is_active: bool = True
     headers: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict)  # the provider's URL parameters (Azure's apiVersion)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +247,7 @@ class ConfigSnapshot:
                         "priority": c.priority,
                         "isActive": c.is_active,
                         "headers": dict(c.headers),
+                        "options": dict(c.options),
                     }
                     for c in self.connections
                 ],
@@ -302,6 +304,7 @@ def parse_snapshot(data: bytes) -> ConfigSnapshot:
             priority=int(p.get("priority", 0)),
             is_active=bool(p.get("isActive", True)),
             headers=dict(p.get("headers") or {}),
+            options={str(k): str(v) for k, v in (p.get("options") or {}).items()},
         )
         for p in doc.get("providers", [])
     )

@@ -75,3 +75,32 @@ def test_reasoning_models_are_data() -> None:
     assert "claude-sonnet-4-5" in catalog.providers["anthropic"].reasoning_models
     assert "gpt-4o" not in catalog.providers["openai"].reasoning_models
     assert not catalog.providers["groq"].reasoning_models
+
+
+def test_azure_routes_by_deployment_with_an_api_version_a_connection_may_override() -> None:
+    azure = load_catalog().providers["azure"]
+    assert (azure.auth, azure.base_url_required) == ("api-key", True)
+    assert azure.path("chat", stream=True, model="my gpt") == (
+        "/deployments/my%20gpt/chat/completions?api-version=2024-10-21"
+    )
+    newer = {"apiVersion": "2025-01-01-preview"}
+    assert azure.path("embeddings", stream=False, model="emb", options=newer) == (
+        "/deployments/emb/embeddings?api-version=2025-01-01-preview"
+    )
+    assert azure.path("chat", stream=False, model="d", options={"apiVersion": "x&y=1"}) == (
+        "/deployments/d/chat/completions?api-version=x%26y%3D1"
+    )
+
+
+def test_prices_come_from_the_shared_price_book() -> None:
+    catalog = load_catalog()
+    assert catalog.providers["openai"].price("gpt-4o") == 12.5
+    assert catalog.providers["cerebras"].price("llama3.1-8b") == 0.2
+    assert catalog.providers["openrouter"].price("anything") is None
+    assert not catalog.providers["local"].base_url_required
+    # every chat and embedding model has a price, so usage is billed and cost-optimized routing can rank it;
+    # NVIDIA's API catalog publishes none (pricing.json's notes)
+    for spec in catalog.providers.values():
+        models = (*spec.models, *spec.operation_models.get("embeddings", ()))
+        missing = [m for m in models if spec.price(m) is None]
+        assert not missing or spec.id == "nvidia", (spec.id, missing)

@@ -6,6 +6,10 @@ carry it masked (``sk-...abcd``), as do credential-bearing ``headers`` values. A
 credential (``apiKeyEnc`` is ``""`` in the snapshot). ``PUT`` is a partial update: an omitted (or null) field keeps
 its value, so a ``PUT`` without ``apiKey`` keeps the stored key; ``"baseUrl": ""`` reverts to the catalog default.
 A base URL on a link-local or cloud metadata address is refused (400) unless ``ALLOW_LINK_LOCAL_PROVIDERS`` is set.
+
+``options`` fills a catalog provider's URL parameters (Azure: ``{"apiVersion": "2025-01-01-preview"}``; the
+catalog's ``params`` are the defaults and the only names accepted). A provider whose catalog entry has no base URL
+(Azure: each resource has its own endpoint) needs ``baseUrl`` on the connection.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic.alias_generators import to_camel
 
+from omniroute_core.catalog import Catalog
 from omniroute_core.crypto import Cipher
 from omniroute_dashboard.auth import require_admin
 from omniroute_dashboard.context import ContextDep, check_address, config_change
@@ -41,15 +46,16 @@ _SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
 )
 # SQL is built only from these constants; every value travels as a bind parameter
-_COLUMNS = "id, provider, name, base_url, api_key_enc, priority, is_active, headers, created_at, updated_at"
+_COLUMNS = "id, provider, name, base_url, api_key_enc, priority, is_active, headers, options, created_at, updated_at"
 _SELECT = f"SELECT {_COLUMNS} FROM provider_connections"  # noqa: S608
 _INSERT = (
-    "INSERT INTO provider_connections (id, provider, name, base_url, api_key_enc, priority, is_active, headers) "  # noqa: S608
-    f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}"
+    "INSERT INTO provider_connections "  # noqa: S608
+    "(id, provider, name, base_url, api_key_enc, priority, is_active, headers, options) "
+    f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_COLUMNS}"
 )
 _UPDATE = (
     "UPDATE provider_connections SET provider = $2, name = $3, base_url = $4, api_key_enc = $5, priority = $6, "  # noqa: S608
-    f"is_active = $7, headers = $8, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}"
+    f"is_active = $7, headers = $8, options = $9, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}"
 )
 _PG_INT = 2**31 - 1
 
@@ -86,12 +92,24 @@ def _headers(value: dict[str, str]) -> dict[str, str]:
     return value
 
 
+def _options(value: dict[str, str]) -> dict[str, str]:
+    for key, item in value.items():
+        if not _SLUG_OPTION.fullmatch(key):
+            raise ValueError(f"{key!r} is not an option name (letters and digits, e.g. 'apiVersion')")
+        if len(item) > 200 or "\r" in item or "\n" in item:
+            raise ValueError(f"the value of {key!r} is longer than 200 characters or contains a line break")
+    return value
+
+
+_SLUG_OPTION = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+
 Slug = Annotated[StrictStr, Field(max_length=64), AfterValidator(_slug)]
 Name = Annotated[StrictStr, Field(max_length=200), AfterValidator(_name)]
 BaseUrl = Annotated[StrictStr, Field(max_length=2048), AfterValidator(_base_url)]
 Secret = Annotated[StrictStr, Field(max_length=16384)]
 Priority = Annotated[StrictInt, Field(ge=-_PG_INT, le=_PG_INT)]
 Headers = Annotated[dict[StrictStr, StrictStr], Field(max_length=64), AfterValidator(_headers)]
+Options = Annotated[dict[StrictStr, StrictStr], Field(max_length=16), AfterValidator(_options)]
 
 
 class _Create(BaseModel):
@@ -103,6 +121,7 @@ class _Create(BaseModel):
     priority: Priority = 0
     is_active: StrictBool = True
     headers: Headers = Field(default_factory=dict)
+    options: Options = Field(default_factory=dict)
 
 
 class _Update(BaseModel):
@@ -114,6 +133,29 @@ class _Update(BaseModel):
     priority: Priority | None = None
     is_active: StrictBool | None = None
     headers: Headers | None = None
+    options: Options | None = None
+
+
+def _check_catalog(catalog: Catalog, provider: str, base_url: str, options: dict[str, str]) -> None:
+    """What the catalog asks of a connection of ``provider``; raises a 400 ``ApiError``. Providers the catalog
+    does not know (provider nodes) take no options."""
+    spec = catalog.providers.get(provider)
+    known = spec.params if spec is not None else {}
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        accepted = ", ".join(sorted(known)) or "none"
+        raise ApiError(
+            400,
+            f"unknown option(s) {', '.join(unknown)} for provider {provider!r} (accepted: {accepted})",
+            code="invalid_options",
+        )
+    if spec is not None and spec.base_url_required and not base_url:
+        raise ApiError(
+            400,
+            f"provider {provider!r} has no default endpoint: set baseUrl to your resource's endpoint "
+            "(Azure: https://<resource>.openai.azure.com/openai)",
+            code="base_url_required",
+        )
 
 
 def mask_secret(secret: str) -> str:
@@ -147,6 +189,7 @@ def _public(cipher: Cipher, row: asyncpg.Record) -> dict[str, Any]:
         "priority": row["priority"],
         "isActive": row["is_active"],
         "headers": {k: mask_secret(v) if k.lower() in _SECRET_HEADERS else v for k, v in headers.items()},
+        "options": row["options"],
         "createdAt": row["created_at"].isoformat(),
         "updatedAt": row["updated_at"].isoformat(),
     }
@@ -171,6 +214,7 @@ async def create_connection(request: Request, ctx: ContextDep) -> Response:
     """201 ``{"id", "connection"}``; 400 for an invalid body."""
     body = await parse_body(request, _Create)
     check_address(ctx, body.base_url, "baseUrl")
+    _check_catalog(ctx.catalog, body.provider, body.base_url, body.options)
     connection_id = str(uuid.uuid4())
     key_enc = ctx.cipher.encrypt(body.api_key, aad=connection_id) if body.api_key else ""
     async with config_change(ctx) as conn:
@@ -184,6 +228,7 @@ async def create_connection(request: Request, ctx: ContextDep) -> Response:
             body.priority,
             body.is_active,
             body.headers,
+            body.options,
         )
     assert row is not None
     return json_response({"id": connection_id, "connection": _public(ctx.cipher, row)}, status=201)
@@ -209,16 +254,20 @@ async def update_connection(connection_id: str, request: Request, ctx: ContextDe
         key_enc = old["api_key_enc"]
         if body.api_key is not None:
             key_enc = ctx.cipher.encrypt(body.api_key, aad=connection_id) if body.api_key else ""
+        provider, base_url = _pick(body.provider, old["provider"]), _pick(body.base_url, old["base_url"])
+        options = _pick(body.options, old["options"])
+        _check_catalog(ctx.catalog, provider, base_url, options)
         row = await conn.fetchrow(
             _UPDATE,
             connection_id,
-            _pick(body.provider, old["provider"]),
+            provider,
             _pick(body.name, old["name"]),
-            _pick(body.base_url, old["base_url"]),
+            base_url,
             key_enc,
             _pick(body.priority, old["priority"]),
             _pick(body.is_active, old["is_active"]),
             _pick(body.headers, old["headers"]),
+            options,
         )
     assert row is not None
     return json_response({"connection": _public(ctx.cipher, row)})

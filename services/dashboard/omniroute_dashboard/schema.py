@@ -94,6 +94,10 @@ STEPS: tuple[str, ...] = (
     """
     ALTER TABLE api_keys ADD COLUMN cache_policy text;
     """,
+    # a connection's values of its provider's URL parameters (Azure: {"apiVersion": "..."})
+    """
+    ALTER TABLE provider_connections ADD COLUMN options jsonb NOT NULL DEFAULT '{}'::jsonb;
+    """,
 )
 
 

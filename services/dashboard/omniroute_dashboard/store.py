@@ -73,7 +73,7 @@ async def load_snapshot(pool: Pool) -> ConfigSnapshot:
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         version = await conn.fetchval("SELECT version FROM config_version WHERE id = 1")
         providers = await conn.fetch(
-            "SELECT id, provider, name, base_url, api_key_enc, priority, is_active, headers "
+            "SELECT id, provider, name, base_url, api_key_enc, priority, is_active, headers, options "
             "FROM provider_connections ORDER BY id"
         )
         keys = await conn.fetch(
@@ -93,6 +93,7 @@ async def load_snapshot(pool: Pool) -> ConfigSnapshot:
             priority=r["priority"],
             is_active=r["is_active"],
             headers=r["headers"],
+            options=r["options"],
         )
         for r in providers
     )

@@ -81,7 +81,7 @@ async def test_catalog_lists_models_by_provider_and_type(rdash: Dashboard) -> No
         "type": "chat",
         "custom": False,
         "reasoning": False,
-        "prices": None,
+        "prices": {"input": 2.5, "output": 10.0, "cachedInput": 1.25},  # the shipped price book
     }
     assert by_id["openai/gpt-image-1"]["custom"] is True and by_id["openai/gpt-image-1"]["type"] == "image"
     assert catalog["anthropic"]["active"] is False

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from omniroute_dashboard.providers import mask_secret
+from omniroute_dashboard.store import load_snapshot
 
 from .conftest import Dashboard
 from .test_auth import assert_error
@@ -47,6 +48,7 @@ async def test_create_then_read_back_masked(dash: Dashboard) -> None:
         "priority": 3,
         "isActive": True,
         "headers": {"X-Org": "acme", "Authorization": "Bea...oken"},
+        "options": {},
         "createdAt": item["createdAt"],
         "updatedAt": item["updatedAt"],
     }
@@ -139,6 +141,8 @@ async def test_failed_update_changes_nothing(dash: Dashboard) -> None:
         ({"provider": "openai", "name": "main", "headers": {"X-Ok": "a\r\nInjected: 1"}}, "headers"),
         ({"provider": "openai", "name": "main", "headers": ["X-Ok"]}, "headers"),
         ({"provider": "openai", "name": "main", "apiKey": 123}, "apiKey"),
+        ({"provider": "azure", "name": "eu", "options": {"api version": "1"}}, "options"),
+        ({"provider": "azure", "name": "eu", "options": {"apiVersion": 2024}}, "options"),
     ],
 )
 async def test_invalid_create_is_400(dash: Dashboard, body: dict[str, Any], field: str) -> None:
@@ -174,3 +178,48 @@ async def test_key_that_no_longer_decrypts_is_hidden(dash: Dashboard) -> None:
     )
     item = (await dash.admin.get(f"/api/providers/{connection_id}")).json()["connection"]
     assert item["apiKey"] == "****"
+
+
+AZURE = "https://acme-eu.openai.azure.com/openai"
+
+
+async def test_azure_connection_keeps_its_api_version_and_the_snapshot_carries_it(dash: Dashboard) -> None:
+    created = await create(dash, provider="azure", baseUrl=AZURE, options={"apiVersion": "2025-01-01-preview"})
+    assert created["connection"]["options"] == {"apiVersion": "2025-01-01-preview"}
+    connection_id = created["id"]
+    (conn,) = (await load_snapshot(dash.ctx.pool)).connections
+    assert (conn.base_url, dict(conn.options)) == (AZURE, {"apiVersion": "2025-01-01-preview"})
+    # a partial update keeps the options; an explicit {} reverts to the catalog default
+    await dash.admin.put(f"/api/providers/{connection_id}", json={"name": "renamed"})
+    assert (await dash.admin.get(f"/api/providers/{connection_id}")).json()["connection"]["options"] == {
+        "apiVersion": "2025-01-01-preview"
+    }
+    await dash.admin.put(f"/api/providers/{connection_id}", json={"options": {}})
+    (conn,) = (await load_snapshot(dash.ctx.pool)).connections
+    assert dict(conn.options) == {}
+
+
+async def test_azure_needs_its_resource_endpoint(dash: Dashboard) -> None:
+    response = await dash.admin.post("/api/providers", json={"provider": "azure", "name": "eu", "apiKey": SECRET})
+    assert_error(response, 400, "invalid_request_error")
+    assert response.json()["error"]["code"] == "base_url_required"
+    assert "openai.azure.com" in response.json()["error"]["message"]
+    connection_id = (await create(dash, provider="azure", baseUrl=AZURE))["id"]
+    cleared = await dash.admin.put(f"/api/providers/{connection_id}", json={"baseUrl": ""})
+    assert_error(cleared, 400, "invalid_request_error")
+    assert (await dash.admin.get(f"/api/providers/{connection_id}")).json()["connection"]["baseUrl"] == AZURE
+
+
+async def test_options_a_provider_does_not_take_are_refused(dash: Dashboard) -> None:
+    response = await dash.admin.post(
+        "/api/providers", json={"provider": "openai", "name": "x", "options": {"apiVersion": "2024-10-21"}}
+    )
+    assert_error(response, 400, "invalid_request_error")
+    assert response.json()["error"]["code"] == "invalid_options"
+    assert "accepted: none" in response.json()["error"]["message"]
+    azure = await dash.admin.post(
+        "/api/providers", json={"provider": "azure", "name": "x", "baseUrl": AZURE, "options": {"region": "eu"}}
+    )
+    assert_error(azure, 400, "invalid_request_error")
+    assert "accepted: apiVersion" in azure.json()["error"]["message"]
+    assert (await dash.admin.get("/api/providers")).json()["total"] == 0

@@ -125,9 +125,15 @@ async def prepare(
     """The provider request for ``target``. Raises :class:`ResolveError` when it cannot be built.
 
     ``policy``: the active gateway-wide request settings (None: none is active)."""
-    path = target.provider.path(operation_path, stream=meta.stream, model=target.model)
+    path = target.provider.path(
+        operation_path, stream=meta.stream, model=target.model, options=target.connection.options
+    )
     if path is None:
         raise ResolveError(hub_error(400, f"provider {target.provider.id!r} does not support {operation_path}"))
+    if not target.base_url:
+        raise ResolveError(
+            hub_error(500, f"connection {target.connection.id!r} of provider {target.provider.id!r} has no base URL")
+        )
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if meta.stream else "application/json"}
     headers.update(target.provider.headers)
     auth = auth_header(target.provider.auth, credentials.key_for(target))

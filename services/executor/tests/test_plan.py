@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from omniroute.v1 import translator_pb2
-from omniroute_core.catalog import Catalog, parse_catalog
+from omniroute_core.catalog import Catalog, load_catalog, parse_catalog
 from omniroute_core.nodes import CustomModel, ProviderNode
 from omniroute_core.snapshot import Combo, ComboStep, ConfigSnapshot, ProviderConnection
 from omniroute_executor.resolve import ResolveError, Target
@@ -235,3 +235,14 @@ def test_request_policy_per_target() -> None:
     assert only_thinking.policy_for(only_thinking.targets[0]) == translator_pb2.RequestPolicy(
         thinking_mode="auto", thinking_budget=10240
     )
+
+
+def test_cost_optimized_ranks_with_the_shipped_price_book() -> None:
+    shipped = load_catalog()
+    conns = (conn("o1", "openai"), conn("c1", "cerebras"), conn("p1", "perplexity"))
+    snapshot = snap(
+        combo("c", "openai/gpt-4o", "perplexity/sonar-pro", "cerebras/llama3.1-8b", strategy="cost-optimized"),
+        conns=conns,
+    )
+    built = build_plan("c", shipped, snapshot, stats=RoutingStats(), rng=random.Random(0), blocked_until=lambda t: 0)
+    assert names(built) == ["c1:llama3.1-8b", "o1:gpt-4o", "p1:sonar-pro"]  # 0.2, 12.5, 18 USD per 1M in+out

@@ -1,7 +1,8 @@
 """Model prices and the cost of one event.
 
-Prices are USD per million tokens. The shipped table (``data/pricing.json``, its source and date inside) is
-merged with operator overrides stored in ``usage_pricing``; an override wins. Costs use ``Decimal`` throughout
+Prices are USD per million tokens. The shipped table (``omniroute_core/catalog/pricing.json``, its source and
+date inside, shared with cost-optimized routing) is merged with operator overrides stored in ``usage_pricing``;
+an override wins. Costs use ``Decimal`` throughout
 so that sums in PostgreSQL (``numeric``) never drift.
 
 Token accounting follows the hub (``omniroute_translator.codecs.hub``): ``input_tokens`` INCLUDES cached and
@@ -17,13 +18,12 @@ Counts that contradict each other (more cached than input tokens) are clamped, n
 
 from __future__ import annotations
 
-import importlib.resources
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from omniroute_core import jsonx
+from omniroute_core.catalog import price_document
 
 __all__ = ["MILLION", "Price", "PriceBook", "event_cost", "load_shipped", "parse_price"]
 
@@ -117,8 +117,7 @@ def parse_price(doc: Mapping[str, Any]) -> Price:
 def load_shipped() -> dict[tuple[str, str], Price]:
     """The shipped table, keyed by ``(provider, model)`` lower-cased. Raises on a malformed file (a packaging
     bug, caught by the tests)."""
-    raw = importlib.resources.files("omniroute_usage").joinpath("data/pricing.json").read_bytes()
-    doc = jsonx.loads(raw)
+    doc = price_document()
     table: dict[tuple[str, str], Price] = {}
     for provider, models in doc["providers"].items():
         for model, rates in models.items():

@@ -11,12 +11,11 @@ answers ``{"success": true, "provider", "model", "price": {...}}``. It applies t
 
 from __future__ import annotations
 
-import importlib.resources
 from typing import Any
 
 import asyncpg
 
-from omniroute_core import jsonx
+from omniroute_core.catalog import price_document
 from omniroute_usage.api import BadRequest, json_body
 from omniroute_usage.pricing import parse_price
 from omniroute_usage.pricing_db import PricingSource, save_override
@@ -27,8 +26,7 @@ _ANY_PROVIDER = "*"
 
 
 def _file_meta() -> dict[str, Any]:
-    raw = importlib.resources.files("omniroute_usage").joinpath("data/pricing.json").read_bytes()
-    doc = jsonx.loads(raw)
+    doc = price_document()
     return {"unit": doc["unit"], "source": doc["source"], "date": doc["date"]}
 
 

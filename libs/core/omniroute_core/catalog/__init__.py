@@ -1,5 +1,8 @@
 """The provider catalog: providers are data (DESIGN.md), loaded from ``providers.json`` beside this module.
 
+Prices live in ``pricing.json`` beside it, the one price book of the gateway: the usage service bills with it
+(operators override entries through ``PUT /api/pricing``) and cost-optimized routing ranks with it.
+
 It lives in the shared core because the executor routes with it and the dashboard serves and validates against it
 (``/api/models/catalog``, provider nodes); services never import each other.
 
@@ -19,7 +22,7 @@ from omniroute.v1 import common_pb2
 from omniroute_core import jsonx
 from omniroute_core.formats import FORMAT_BY_NAME
 
-__all__ = ["NO_FORMAT", "Catalog", "ProviderSpec", "load_catalog"]
+__all__ = ["NO_FORMAT", "Catalog", "ProviderSpec", "load_catalog", "price_document"]
 
 # the catalog's "format" of a provider that speaks no chat format (a transcription-only API, the built-in model)
 NO_FORMAT = "none"
@@ -51,6 +54,11 @@ class ProviderSpec:
     builtin: bool = False
     # models known to accept a reasoning budget (the thinking-budget setting may turn reasoning on for them)
     reasoning_models: frozenset[str] = frozenset()
+    # defaults of the ``{name}`` placeholders in ``paths`` besides ``{model}`` (Azure's ``{apiVersion}``); a
+    # connection's ``options`` override them
+    params: Mapping[str, str] = field(default_factory=dict)
+    # the catalog has no usable base URL: every connection must bring its own (Azure's resource endpoint)
+    base_url_required: bool = False
 
     def supports(self, operation: str) -> bool:
         """Whether the provider serves ``operation`` ("chat", "embeddings", "images", "transcription")."""
@@ -71,10 +79,21 @@ class ProviderSpec:
             return None
         return float(entry.get("input", 0.0)) + float(entry.get("output", 0.0))
 
-    def path(self, operation: str, *, stream: bool, model: str) -> str | None:
-        """The request path of ``operation``; ``{model}`` is filled in for providers that route by URL."""
+    def path(self, operation: str, *, stream: bool, model: str, options: Mapping[str, str] | None = None) -> str | None:
+        """The request path of ``operation``, or None when the provider does not serve it.
+
+        ``{model}`` is filled in for providers that route by URL (Gemini, Azure deployments); any other
+        ``{name}`` from ``options`` (a connection's), else from the catalog's ``params``.
+        """
         template = (self.paths.get(operation + "Stream") if stream else None) or self.paths.get(operation)
-        return None if template is None else template.replace("{model}", quote(model, safe="/"))
+        if template is None:
+            return None
+        path = template.replace("{model}", quote(model, safe="/"))
+        if "{" in path:
+            for name, default in self.params.items():
+                value = (options or {}).get(name) or default
+                path = path.replace("{" + name + "}", quote(value, safe=""))
+        return path
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +113,11 @@ class Catalog:
         ]
 
 
-def parse_catalog(doc: Mapping[str, object]) -> Catalog:
-    """Build a catalog from its JSON document. Raises ``ValueError`` on an unknown format or a clashing prefix."""
+def parse_catalog(doc: Mapping[str, object], prices: Mapping[str, Any] | None = None) -> Catalog:
+    """Build a catalog from its JSON document and a price book (``pricing.json``'s ``providers`` member:
+    ``{provider: {model: {"input", "output", ...}}}``); a provider entry's own ``prices`` member wins over the
+    book's. Raises ``ValueError`` on an unknown format or a
+    clashing prefix."""
     providers: dict[str, ProviderSpec] = {}
     by_prefix: dict[str, ProviderSpec] = {}
     entries = doc.get("providers")
@@ -115,13 +137,15 @@ def parse_catalog(doc: Mapping[str, object]) -> Catalog:
             capabilities=frozenset(raw.get("capabilities", ())),
             models=tuple(raw.get("models", ())),
             headers=dict(raw.get("headers", {})),
-            prices={m: dict(p) for m, p in raw.get("prices", {}).items()},
+            prices={m: dict(p) for m, p in {**(prices or {}).get(raw["id"], {}), **raw.get("prices", {})}.items()},
             operation_models={op: tuple(ms) for op, ms in raw.get("operationModels", {}).items()},
             dialects=dict(raw.get("dialects", {})),
             request_defaults={op: dict(d) for op, d in raw.get("requestDefaults", {}).items()},
             request_omit={op: tuple(names) for op, names in raw.get("requestOmit", {}).items()},
             builtin=bool(raw.get("builtin", False)),
             reasoning_models=frozenset(raw.get("reasoningModels", ())),
+            params={str(k): str(v) for k, v in raw.get("params", {}).items()},
+            base_url_required=not raw["baseUrl"] and not raw.get("builtin", False),
         )
         providers[spec.id] = spec
         for prefix in (spec.id, *spec.aliases):
@@ -131,7 +155,16 @@ def parse_catalog(doc: Mapping[str, object]) -> Catalog:
     return Catalog(providers=providers, by_prefix=by_prefix)
 
 
+def price_document() -> dict[str, Any]:
+    """The shipped price book: ``{"source", "date", "unit", "notes", "providers": {provider: {model: rates}}}``,
+    rates in USD per million tokens (``input``, ``output``, optional ``cachedInput``, ``cacheCreation``,
+    ``reasoning``)."""
+    doc = jsonx.loads(resources.files(__package__).joinpath("pricing.json").read_bytes())
+    assert isinstance(doc, dict), "pricing.json is an object"
+    return doc
+
+
 def load_catalog() -> Catalog:
-    """The catalog shipped with the executor."""
+    """The catalog shipped with the gateway, with the shipped prices."""
     data = resources.files(__package__).joinpath("providers.json").read_bytes()
-    return parse_catalog(jsonx.loads(data))
+    return parse_catalog(jsonx.loads(data), price_document()["providers"])

@@ -133,7 +133,7 @@ class ModalityRunner:
         if http is None or not spec.supports(operation):
             raise WireError(hub_error(400, f"provider {spec.id!r} does not support {operation}"))
         request = http.request(spec, operation, target.model, source)
-        path = spec.path(operation, stream=False, model=target.model) or ""
+        path = spec.path(operation, stream=False, model=target.model, options=target.connection.options) or ""
         resp, body = await self._send(target, path, request, http.passthrough, net)
         wire = http.reply(request, body, resp.headers.get("Content-Type", ""), int(self._now()))
         if wire.usage is not None:
