@@ -14,7 +14,7 @@ import pytest
 from omniroute_devservers.control import make_provider
 from omniroute_devservers.fake_models import MODEL_IDS
 from omniroute_devservers.fake_openai import FakeOpenAI
-from omniroute_devservers.fake_proxy import FakeProxy
+from omniroute_devservers.fake_proxy import FakeProxy, basic_auth
 from omniroute_devservers.servers import free_port
 
 pytestmark = pytest.mark.e2e
@@ -61,7 +61,7 @@ async def test_models_are_listed_live(admin: httpx.AsyncClient, connection: tupl
 
 async def test_proxy_test_goes_through_the_proxy(admin: httpx.AsyncClient, connection: tuple[FakeOpenAI, str]) -> None:
     fake, _ = connection
-    proxy = FakeProxy(credentials=("ops", "proxy-pass"))
+    proxy = FakeProxy(required_auth=basic_auth("ops", "proxy-pass"))
     await proxy.start()
     try:
         before = len(fake.requests)
@@ -72,15 +72,15 @@ async def test_proxy_test_goes_through_the_proxy(admin: httpx.AsyncClient, conne
         result = response.json()
         assert (result["success"], result["status"]) == (True, 401)  # the fake refuses a list without a key
         assert "proxy-pass" not in response.text
-        (seen,) = proxy.requests
+        (seen,) = proxy.seen
         assert (seen.method, seen.target) == ("GET", test_url)
-        assert seen.headers["proxy-authorization"].startswith("Basic ")
+        assert seen.proxy_authorization.startswith("Basic ")
         assert len(fake.requests) == before + 1  # and the proxy forwarded it
 
         # an https target is tunnelled with CONNECT; nothing listens behind it, so the test fails after the proxy
         https_target = f"127.0.0.1:{free_port()}"
         tunnelled = await admin.post("/api/settings/proxy/test", json={**body, "testUrl": f"https://{https_target}/"})
         assert tunnelled.json()["success"] is False
-        assert (proxy.requests[-1].method, proxy.requests[-1].target) == ("CONNECT", https_target)
+        assert (proxy.seen[-1].method, proxy.seen[-1].target) == ("CONNECT", https_target)
     finally:
         await proxy.stop()

@@ -32,6 +32,7 @@ from omniroute_dashboard import (
     provider_models,
     provider_nodes,
     providers,
+    proxy_settings,
     proxy_test,
     resilience,
     routing_settings,
@@ -116,6 +117,7 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
     app.include_router(combos.router)
     app.include_router(resilience.router)
     app.include_router(routing_settings.router)
+    app.include_router(proxy_settings.router)
     app.include_router(cache_routes.router)
     app.include_router(cache_routes.settings_router)
     app.include_router(proxy_test.router)

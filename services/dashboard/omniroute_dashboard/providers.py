@@ -5,6 +5,7 @@ The API key is encrypted with AES-GCM bound to the connection id (``aad = id``) 
 carry it masked (``sk-...abcd``), as do credential-bearing ``headers`` values. An empty ``apiKey`` stores no
 credential (``apiKeyEnc`` is ``""`` in the snapshot). ``PUT`` is a partial update: an omitted (or null) field keeps
 its value, so a ``PUT`` without ``apiKey`` keeps the stored key; ``"baseUrl": ""`` reverts to the catalog default.
+A base URL on a link-local or cloud metadata address is refused (400) unless ``ALLOW_LINK_LOCAL_PROVIDERS`` is set.
 
 ``options`` fills a catalog provider's URL parameters (Azure: ``{"apiVersion": "2025-01-01-preview"}``; the
 catalog's ``params`` are the defaults and the only names accepted). A provider whose catalog entry has no base URL
@@ -28,7 +29,7 @@ from pydantic.alias_generators import to_camel
 from omniroute_core.catalog import Catalog
 from omniroute_core.crypto import Cipher
 from omniroute_dashboard.auth import require_admin
-from omniroute_dashboard.context import ContextDep, config_change
+from omniroute_dashboard.context import ContextDep, check_address, config_change
 from omniroute_dashboard.web import ApiError, json_response, parse_body
 
 __all__ = ["check_catalog", "mask_secret", "router"]
@@ -219,6 +220,7 @@ async def list_connections(ctx: ContextDep, provider: str | None = None) -> Resp
 async def create_connection(request: Request, ctx: ContextDep) -> Response:
     """201 ``{"id", "connection"}``; 400 for an invalid body."""
     body = await parse_body(request, _Create)
+    check_address(ctx, body.base_url, "baseUrl")
     check_catalog(ctx.catalog, body.provider, body.base_url, body.options)
     connection_id = str(uuid.uuid4())
     key_enc = ctx.cipher.encrypt(body.api_key, aad=connection_id) if body.api_key else ""
@@ -251,6 +253,7 @@ async def get_connection(connection_id: str, ctx: ContextDep) -> Response:
 async def update_connection(connection_id: str, request: Request, ctx: ContextDep) -> Response:
     """Partial update (see the module docstring); 404 for an unknown id."""
     body = await parse_body(request, _Update)
+    check_address(ctx, body.base_url or "", "baseUrl")
     async with config_change(ctx) as conn:
         old = await conn.fetchrow(f"{_SELECT} WHERE id = $1 FOR UPDATE", connection_id)
         if old is None:

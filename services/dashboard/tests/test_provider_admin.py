@@ -16,7 +16,7 @@ from omniroute_core.crypto import generate_encryption_key
 from omniroute_devservers.fake_models import MODEL_IDS
 from omniroute_devservers.fake_openai import FakeOpenAI
 from omniroute_devservers.fake_providers import FakeAnthropic
-from omniroute_devservers.fake_proxy import FakeProxy
+from omniroute_devservers.fake_proxy import FakeProxy, basic_auth
 from omniroute_devservers.fake_upstream import Reply
 from omniroute_devservers.servers import free_port
 
@@ -204,7 +204,7 @@ async def test_validate_refuses_a_malformed_config(adash: Dashboard, body: dict[
 
 
 async def test_proxy_test_goes_through_the_proxy(adash: Dashboard, openai: FakeOpenAI) -> None:
-    proxy = FakeProxy(credentials=("ops", "pw:with@chars"))
+    proxy = FakeProxy(required_auth=basic_auth("ops", "pw:with@chars"))
     await proxy.start()
     try:
         test_url = f"{openai.base_url}/models"
@@ -214,7 +214,7 @@ async def test_proxy_test_goes_through_the_proxy(adash: Dashboard, openai: FakeO
         result = response.json()
         assert (result["success"], result["status"]) == (True, 401)
         assert result["proxyUrl"] == f"http://ops:***@127.0.0.1:{proxy.port}"
-        (seen,) = proxy.requests
+        (seen,) = proxy.seen
         assert seen.target == test_url
         omniroute_shape = {"proxy": {"type": "http", "host": "127.0.0.1", "port": str(proxy.port)}, "testUrl": test_url}
         refused = (await adash.admin.post("/api/settings/proxy/test", json=omniroute_shape)).json()

@@ -49,6 +49,9 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         max_connections=settings.upstream_max_connections,
         connect_timeout_s=settings.upstream_connect_timeout_s,
         read_timeout_s=settings.upstream_read_timeout_s,
+        limits=settings.queue_limits(),
+        allow_link_local=settings.allow_link_local_providers,
+        registry=registry,
     )
     translator_channel = grpcx.insecure_channel(settings.translator_addr)
     cipher = Cipher(settings.omniroute_encryption_key) if settings.omniroute_encryption_key else None

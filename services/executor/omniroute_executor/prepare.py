@@ -86,6 +86,13 @@ class Credentials:
             self._plain[cache_key] = plain
         return plain
 
+    def decrypt(self, token: str, aad: str) -> str:
+        """A secret of the config itself (a proxy password). Raises ``ValueError`` without a cipher or when the
+        token does not decrypt."""
+        if self._cipher is None:
+            raise ValueError("the executor has no OMNIROUTE_ENCRYPTION_KEY")
+        return self._cipher.decrypt(token, aad=aad)
+
     def secret_headers(self, target: Target) -> Mapping[str, str]:
         """A provider node's custom headers (encrypted with aad = the node id); empty for catalog providers."""
         token = target.secret_headers

@@ -18,7 +18,7 @@ from omniroute_devservers.fake_media import FakeDeepgram
 from omniroute_devservers.fake_models import MODEL_IDS
 from omniroute_devservers.fake_openai import FakeOpenAI
 from omniroute_devservers.fake_providers import FakeAnthropic, FakeGemini, FakeOllama
-from omniroute_devservers.fake_proxy import FakeProxy
+from omniroute_devservers.fake_proxy import FakeProxy, basic_auth
 from omniroute_devservers.fake_upstream import FakeUpstream, Reply
 from omniroute_devservers.servers import free_port
 from omniroute_executor.admin import ProviderAdminServicer
@@ -276,7 +276,7 @@ async def test_an_unknown_provider_is_not_found(admin: Admin) -> None:
 
 async def test_proxy_test_goes_through_the_proxy_with_its_credentials(admin: Admin, fakes: Any) -> None:
     fake = await fakes(FakeOpenAI)
-    proxy = FakeProxy(credentials=("user", "p4ss-word"))
+    proxy = FakeProxy(required_auth=basic_auth("user", "p4ss-word"))
     await proxy.start()
     try:
         test_url = f"{fake.base_url}/models"
@@ -284,9 +284,9 @@ async def test_proxy_test_goes_through_the_proxy_with_its_credentials(admin: Adm
         result = await admin.call("TestProxy", doc)
         assert result["success"] is True
         assert result["status"] == 401  # no API key: the test URL refused, but the path through the proxy works
-        (seen,) = proxy.requests
+        (seen,) = proxy.seen
         assert (seen.method, seen.target) == ("GET", test_url)
-        assert seen.headers["proxy-authorization"] == "Basic dXNlcjpwNHNzLXdvcmQ="
+        assert seen.proxy_authorization == "Basic dXNlcjpwNHNzLXdvcmQ="
         assert len(fake.requests) == 1
 
         wrong = await admin.call("TestProxy", {**doc, "proxyUrl": f"http://user:wrong-pass@127.0.0.1:{proxy.port}"})
