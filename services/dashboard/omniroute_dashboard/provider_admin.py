@@ -29,7 +29,7 @@ from pydantic.alias_generators import to_camel
 
 from omniroute_core.migrate import migrate
 from omniroute_dashboard.auth import require_admin
-from omniroute_dashboard.context import ContextDep
+from omniroute_dashboard.context import ContextDep, check_address
 from omniroute_dashboard.executor_admin import AdminDep, call_admin
 from omniroute_dashboard.providers import BaseUrl, Headers, Name, Options, Secret, Slug, check_catalog
 from omniroute_dashboard.web import ApiError, json_response, parse_body
@@ -95,6 +95,7 @@ async def _stored(ctx: ContextDep, connection_id: str) -> dict[str, Any]:
 async def validate_provider(request: Request, ctx: ContextDep, stub: AdminDep) -> Response:
     """Check a provider config before it is saved: 400 for a malformed body or an unknown provider."""
     body = await parse_body(request, _Candidate)
+    check_address(ctx, body.base_url, "baseUrl")
     check_catalog(ctx.catalog, body.provider, body.base_url, body.options)
     candidate = {
         "provider": body.provider,

@@ -1,9 +1,11 @@
 """``POST /api/settings/proxy/test``: one real request through an outbound HTTP proxy, made by the executor.
 
 Body: ``{"url": "http://host:port", "username"?, "password"?, "testUrl"?}``, or OmniRoute's shape ``{"proxy":
-{"type": "http"|"https", "host", "port", "username"?, "password"?}, "testUrl"?}``. Separate credentials win over
-ones inside ``url``. ``testUrl`` defaults to the catalog's OpenAI model list (an unauthenticated request: any HTTP
-answer, a 401 included, proves the path works). Only HTTP(S) proxies are supported (400 otherwise).
+{"type": "http"|"https", "host", "port", "username"?, "password"?}, "testUrl"?}``, or neither to test the saved
+gateway-wide proxy (``/api/settings/proxy``; 400 when none is enabled). Separate credentials win over ones
+inside ``url``. The proxy and ``testUrl`` hosts go through the link-local / metadata guard (400). ``testUrl``
+defaults to the catalog's OpenAI model list (an unauthenticated request: any HTTP answer, a 401 included,
+proves the path works). Only HTTP(S) proxies are supported (400 otherwise).
 
 Answer: ``{"success", "latencyMs", "status"?, "error"?, "proxyUrl" (password masked), "testUrl"}``; a proxy that
 cannot be reached or refuses the credentials is ``success: false`` with a 200, not an error.
@@ -12,7 +14,7 @@ cannot be reached or refuses the credentials is ``success: false`` with a 200, n
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -20,8 +22,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, St
 from pydantic.alias_generators import to_camel
 
 from omniroute_dashboard.auth import require_admin
-from omniroute_dashboard.context import ContextDep
+from omniroute_dashboard.context import ContextDep, check_address
 from omniroute_dashboard.executor_admin import AdminDep, call_admin
+from omniroute_dashboard.proxy_settings import load_proxy_config
 from omniroute_dashboard.web import ApiError, json_response, parse_body
 
 __all__ = ["proxy_url", "router"]
@@ -68,8 +71,8 @@ class _Body(BaseModel):
 
     @model_validator(mode="after")
     def _one_proxy(self) -> _Body:
-        if (self.url is None) == (self.proxy is None):
-            raise ValueError("give the proxy as 'url' or as a 'proxy' object")
+        if self.url is not None and self.proxy is not None:
+            raise ValueError("give the proxy as 'url' or as a 'proxy' object, not both")
         return self
 
 
@@ -91,7 +94,9 @@ def proxy_url(body: _Body) -> str:
         host = f"[{split.hostname}]" if split.hostname and ":" in split.hostname else split.hostname or ""
         netloc = f"{host}:{split.port}" if split.port else host
         base = urlunsplit((split.scheme, netloc, split.path, "", ""))
-        username, password = body.username or (split.username or ""), body.password or (split.password or "")
+        # userinfo in a URL is percent-encoded: decode it, as it is encoded again below
+        username = body.username or unquote(split.username or "")
+        password = body.password or unquote(split.password or "")
     if not username and not password:
         return base
     split = urlsplit(base)
@@ -111,7 +116,18 @@ def _masked(url: str) -> str:
 async def test_proxy(request: Request, ctx: ContextDep, stub: AdminDep) -> Response:
     """Make one request through the proxy; 400 for a malformed body."""
     body = await parse_body(request, _Body)
-    url = proxy_url(body)
+    if body.url is None and body.proxy is None:
+        async with ctx.pool.acquire() as conn:
+            saved = (await load_proxy_config(conn, ctx)).default
+        if saved is None:
+            raise ApiError(
+                400, "no proxy given and no gateway-wide proxy is enabled in /api/settings/proxy", param="url"
+            )
+        url = saved  # its credentials are already in it, percent-encoded
+    else:
+        url = proxy_url(body)
+    check_address(ctx, url, "url")
+    check_address(ctx, body.test_url or "", "testUrl")
     openai = ctx.catalog.providers.get("openai")
     default = openai.base_url + openai.paths["models"] if openai and "models" in openai.paths else ""
     test_url = body.test_url or default or _FALLBACK_TEST_URL

@@ -194,6 +194,7 @@ async def test_validate_tests_credentials_before_they_are_saved(adash: Dashboard
         ({"provider": "openai", "apiKey": 5}, "apiKey"),
         ({"provider": "openai", "baseUrl": "ftp://x"}, "baseUrl"),
         ({"provider": "no-such-provider", "apiKey": KEY}, "provider"),
+        ({"provider": "openai", "apiKey": KEY, "baseUrl": "http://169.254.169.254/v1"}, "baseUrl"),
     ],
 )
 async def test_validate_refuses_a_malformed_config(adash: Dashboard, body: dict[str, Any], param: str) -> None:
@@ -225,6 +226,25 @@ async def test_proxy_test_goes_through_the_proxy(adash: Dashboard, openai: FakeO
     assert "pw:with@chars" not in str(audit)
 
 
+async def test_the_saved_proxy_is_tested_when_none_is_given(adash: Dashboard, openai: FakeOpenAI) -> None:
+    proxy = FakeProxy(required_auth=basic_auth("ops", "p@ss:word%"))
+    await proxy.start()
+    try:
+        test_url = f"{openai.base_url}/models"
+        saved = {"enabled": True, "url": proxy.url, "username": "ops", "password": "p@ss:word%"}
+        assert (await adash.admin.put("/api/settings/proxy", json=saved)).status_code == 200
+        result = (await adash.admin.post("/api/settings/proxy/test", json={"testUrl": test_url})).json()
+        assert (result["success"], result["status"]) == (True, 401), result
+        assert result["proxyUrl"] == f"http://ops:***@127.0.0.1:{proxy.port}"
+        # credentials inside a given URL are percent-encoded, and are decoded once
+        encoded = f"http://ops:p%40ss%3Aword%25@127.0.0.1:{proxy.port}"
+        again = (await adash.admin.post("/api/settings/proxy/test", json={"url": encoded, "testUrl": test_url})).json()
+        assert (again["success"], again["status"]) == (True, 401), again
+        assert [s.proxy_authorization for s in proxy.seen] == [basic_auth("ops", "p@ss:word%")] * 2
+    finally:
+        await proxy.stop()
+
+
 async def test_an_unreachable_proxy_is_success_false(adash: Dashboard) -> None:
     body = {"url": f"http://127.0.0.1:{free_port()}", "testUrl": "http://127.0.0.1:9/"}
     result = (await adash.admin.post("/api/settings/proxy/test", json=body)).json()
@@ -235,8 +255,10 @@ async def test_an_unreachable_proxy_is_success_false(adash: Dashboard) -> None:
 @pytest.mark.parametrize(
     ("body", "param"),
     [
-        ({}, None),
+        ({}, "url"),  # nothing given and no saved proxy
         ({"url": "socks5://127.0.0.1:1080"}, "url"),
+        ({"url": "http://169.254.169.254:3128"}, "url"),
+        ({"url": "http://p:1", "testUrl": "http://metadata.google.internal/computeMetadata/v1/"}, "testUrl"),
         ({"url": "http://proxy:notaport"}, "url"),
         ({"proxy": {"type": "socks5", "host": "p", "port": 1080}}, "proxy.type"),
         ({"proxy": {"host": "p", "port": 70000}}, "proxy.port"),

@@ -33,6 +33,7 @@ KEY = "sk-admin-test-secret-1234"
 class Admin:
     stub: executor_pb2_grpc.ProviderAdminAsyncStub
     cipher: Cipher
+    settings: dict[str, Any]  # the config snapshot's settings (replace the values to change them)
 
     async def call(self, rpc: str, doc: Any) -> dict[str, Any]:
         method = getattr(self.stub, rpc)
@@ -54,11 +55,12 @@ class Admin:
 
 async def _serve(catalog: Catalog, timeout_s: float) -> AsyncIterator[Admin]:
     cipher = Cipher(generate_encryption_key())
+    settings: dict[str, Any] = {}
     upstream = Upstream(max_connections=10, connect_timeout_s=2, read_timeout_s=5)
     translator_channel = grpcx.insecure_channel("127.0.0.1:9")  # every provider here speaks the hub format or GET
     servicer = ProviderAdminServicer(
         catalog=catalog,
-        snapshot=lambda: ConfigSnapshot.build(1, (), (), {}),
+        snapshot=lambda: ConfigSnapshot.build(1, (), (), dict(settings)),
         credentials=Credentials(cipher),
         upstream=upstream,
         translator=TranslatorClient(translator_channel),
@@ -69,7 +71,7 @@ async def _serve(catalog: Catalog, timeout_s: float) -> AsyncIterator[Admin]:
     await server.start()
     channel = grpcx.insecure_channel(f"127.0.0.1:{server.port}")
     try:
-        yield Admin(executor_pb2_grpc.ProviderAdminStub(channel), cipher)
+        yield Admin(executor_pb2_grpc.ProviderAdminStub(channel), cipher, settings)
     finally:
         await channel.close()
         await server.stop(0)
@@ -326,3 +328,18 @@ async def test_a_provider_without_a_default_endpoint_needs_a_base_url(admin: Adm
     result = await admin.call("TestConnection", {"candidate": {"provider": "azure", "apiKey": KEY}})
     assert result["valid"] is False
     assert "base URL" in result["error"]
+
+
+async def test_connection_tests_leave_through_the_providers_saved_proxy(admin: Admin, fakes: Any) -> None:
+    fake = await fakes(FakeOpenAI)
+    proxy = FakeProxy()
+    await proxy.start()
+    try:
+        admin.settings["proxy"] = {"enabled": True, "url": proxy.url, "providers": {"anthropic": {"enabled": False}}}
+        result = await admin.call("TestConnection", admin.stored("openai", fake.base_url))
+        assert result["valid"] is True
+        assert [(s.method, s.target) for s in proxy.seen] == [("GET", f"{fake.base_url}/models")]
+        models = await admin.call("ListModels", admin.stored("openai", fake.base_url))
+        assert models["source"] == "live" and len(proxy.seen) == 2
+    finally:
+        await proxy.stop()

@@ -25,6 +25,7 @@ from omniroute_executor.admin._probe import (
     scrub,
     upstream_message,
 )
+from omniroute_executor.outbound import NetPolicies
 from omniroute_executor.prepare import Credentials, provider_headers
 from omniroute_executor.translate import TranslatorClient
 from omniroute_executor.upstream import Upstream, UpstreamError
@@ -102,6 +103,8 @@ class ProviderAdminServicer(executor_pb2_grpc.ProviderAdminServicer):
         self._upstream = upstream
         self._translator = translator
         self._timeout_s = timeout_s
+        # connection tests and model lists leave through the proxy the provider's real traffic uses
+        self._net = NetPolicies(credentials.decrypt, upstream.default_limits)
 
     async def TestConnection(self, request: executor_pb2.AdminRequest, context: Context) -> executor_pb2.AdminReply:
         subject = await self._subject(request, context)
@@ -235,12 +238,14 @@ class ProviderAdminServicer(executor_pb2_grpc.ProviderAdminServicer):
         try:
             headers = {"Accept": "application/json", **provider_headers(target, subject.key, self._credentials)}
             url = target.base_url + probe.path
+            proxy = self._net.for_snapshot(self._snapshot()).proxy(target.provider.id, url)
             async with asyncio.timeout(self._timeout_s):
                 if probe.method == "GET":
-                    resp = await self._upstream.get(_POOL, url, headers)
+                    resp = await self._upstream.get(_POOL, url, headers, proxy=proxy)
                 else:
                     headers["Content-Type"] = "application/json"
-                    resp = await self._upstream.post(_POOL, url, headers, await self._chat_body(target, probe))
+                    body = await self._chat_body(target, probe)
+                    resp = await self._upstream.post(_POOL, url, headers, body, proxy=proxy)
                 status = resp.status
                 try:
                     body = await resp.read()
