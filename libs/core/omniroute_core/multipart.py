@@ -66,6 +66,14 @@ class Form:
             return None
         return self.body[part.start : part.end].decode("utf-8", "replace")
 
+    def values(self, name: str) -> list[str]:
+        """Every text value of a repeated field (``timestamp_granularities[]``), in order."""
+        return [
+            self.body[p.start : p.end].decode("utf-8", "replace")
+            for p in self.parts
+            if p.name == name and p.filename is None
+        ]
+
     def content(self, part: Part) -> memoryview:
         return memoryview(self.body)[part.start : part.end]
 

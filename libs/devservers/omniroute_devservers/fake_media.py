@@ -27,6 +27,7 @@ __all__ = [
     "EMBEDDING_DIMENSIONS",
     "PNG_B64",
     "TRANSCRIPT",
+    "WORD_TIMES",
     "FakeAssemblyAI",
     "FakeDeepgram",
     "FakeFireworks",
@@ -37,6 +38,16 @@ __all__ = [
 
 TRANSCRIPT = "Hello, this is the transcribed audio content."
 AUDIO_SECONDS = 12.5
+# the transcript's words with their times in seconds: one sentence, a pause, then it goes on
+WORD_TIMES = (
+    ("Hello,", 0.08, 0.4),
+    ("this", 0.48, 0.64),
+    ("is", 0.64, 0.76),
+    ("the", 0.76, 0.88),
+    ("transcribed", 0.88, 1.44),
+    ("audio", 1.44, 1.8),
+    ("content.", 1.8, 2.3),
+)
 EMBEDDING_DIMENSIONS = 8
 # a 1x1 transparent PNG
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII="
@@ -193,6 +204,8 @@ class FakeDeepgram(FakeUpstream):
     def default(self, request: Recorded) -> Reply:
         if not _bearer(request, "Token"):
             return Reply(status=401, json={"err_code": "INVALID_AUTH", "err_msg": "Invalid credentials."})
+        if request.method == "GET" and request.path == "/v1/projects":
+            return Reply(json={"projects": [{"project_id": "p-fake", "name": "Fake project"}]})
         if not request.path.startswith("/v1/listen?"):
             return Reply(status=404, json={"err_code": "NOT_FOUND", "err_msg": request.path})
         media = request.headers.get("Content-Type", "")
@@ -200,7 +213,12 @@ class FakeDeepgram(FakeUpstream):
             return Reply(status=400, json={"err_code": "Bad Request", "err_msg": "corrupt or unsupported data"})
         query = dict(p.split("=", 1) for p in request.path.split("?", 1)[1].split("&"))
         language = query.get("language") or "en"
-        channel: dict[str, Any] = {"alternatives": [{"transcript": TRANSCRIPT, "confidence": 0.99, "words": []}]}
+        # Deepgram's words: lower-case `word`, `punctuated_word` with smart_format, times in seconds
+        words = [
+            {"word": w.strip(",.").lower(), "start": a, "end": b, "confidence": 0.99, "punctuated_word": w}
+            for w, a, b in WORD_TIMES
+        ]
+        channel: dict[str, Any] = {"alternatives": [{"transcript": TRANSCRIPT, "confidence": 0.99, "words": words}]}
         if query.get("detect_language") == "true":
             channel["detected_language"] = language
         metadata = {"request_id": "dg-fake", "duration": AUDIO_SECONDS, "channels": 1, "models": ["fake"]}
@@ -249,5 +267,10 @@ class FakeAssemblyAI(FakeUpstream):
                 return Reply(json={"id": job_id, "status": "processing", "text": None})
             language = state["request"].get("language_code") or "en_us"
             done = {"id": job_id, "status": "completed", "text": TRANSCRIPT, "language_code": language}
+            # AssemblyAI times words in milliseconds
+            done["words"] = [
+                {"text": w, "start": round(a * 1000), "end": round(b * 1000), "confidence": 0.98, "speaker": None}
+                for w, a, b in WORD_TIMES
+            ]
             return Reply(json={**done, "audio_duration": AUDIO_SECONDS, "confidence": 0.98})
         return Reply(status=404, json={"error": f"no route {request.method} {request.path}"})

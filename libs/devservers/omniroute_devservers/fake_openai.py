@@ -5,6 +5,7 @@ Without a script it answers like OpenAI: a JSON completion, or an SSE stream end
 usage chunk when ``stream_options.include_usage``); when the request offers tools it calls the first one. When the
 request sets ``reasoning_effort`` (other than ``none``) it also returns :data:`REASONING` as ``reasoning_content``,
 the OpenAI-compatible convention (DeepSeek, vLLM) the gateway reads, in the message or in deltas before the answer.
+``GET /v1/models`` lists :data:`~omniroute_devservers.fake_models.MODEL_IDS`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from omniroute_core import jsonx
 from omniroute_devservers.fake_media import openai_media
+from omniroute_devservers.fake_models import openai_models
 from omniroute_devservers.fake_upstream import REASONING, TEXT, FakeUpstream, Recorded, Reply, tool_call_of, words
 
 __all__ = ["USAGE", "FakeOpenAI", "Recorded", "Reply"]
@@ -84,6 +86,8 @@ class FakeOpenAI(FakeUpstream):
         return out
 
     def default(self, request: Recorded) -> Reply:
+        if request.method == "GET" and request.path.split("?")[0] == "/v1/models":
+            return openai_models(request)
         media = openai_media(request)  # embeddings, images, transcriptions
         if media is not None:
             return media

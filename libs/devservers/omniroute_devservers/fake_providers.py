@@ -5,7 +5,8 @@ Each answers by default with the same text and the same usage as :class:`FakeOpe
 provider format sits behind the gateway. When a request offers tools, each fake calls the first one with
 ``{"city": "Paris"}``. When a request asks for reasoning, each returns :data:`REASONING` the way its provider does:
 an Anthropic thinking block signed with :data:`SIGNATURE` (streamed as ``thinking_delta`` + ``signature_delta``),
-Gemini ``thought`` parts, Ollama ``message.thinking``, a Responses ``reasoning`` item with a summary.
+Gemini ``thought`` parts, Ollama ``message.thinking``, a Responses ``reasoning`` item with a summary. Model-list
+requests are answered by :mod:`omniroute_devservers.fake_models`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from omniroute_core import jsonx
+from omniroute_devservers.fake_models import anthropic_models, gemini_models, ollama_tags
 from omniroute_devservers.fake_upstream import (
     REASONING,
     SIGNATURE,
@@ -89,6 +91,8 @@ class FakeAnthropic(FakeUpstream):
         return frames
 
     def default(self, request: Recorded) -> Reply:
+        if request.method == "GET" and request.path.split("?")[0] == "/v1/models":
+            return anthropic_models(request)
         doc = request.json
         tools = [t["name"] for t in doc.get("tools") or []]
         model = str(doc.get("model", ""))
@@ -122,6 +126,8 @@ class FakeGemini(FakeUpstream):
         return out
 
     def default(self, request: Recorded) -> Reply:
+        if request.method == "GET" and request.path.split("?")[0] == "/v1beta/models":
+            return gemini_models(request)
         doc = request.json
         path = request.path.split("?")[0]
         model = path.rsplit("/", 1)[-1].split(":")[0]
@@ -178,6 +184,8 @@ class FakeOllama(FakeUpstream):
         }
 
     def default(self, request: Recorded) -> Reply:
+        if request.method == "GET" and request.path == "/api/tags":
+            return ollama_tags(request)
         doc = request.json
         model = str(doc.get("model", ""))
         tools = [t["function"]["name"] for t in doc.get("tools") or []]

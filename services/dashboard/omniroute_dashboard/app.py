@@ -28,9 +28,12 @@ from omniroute_dashboard import (
     combos,
     keys,
     model_catalog,
+    provider_admin,
     provider_models,
     provider_nodes,
     providers,
+    proxy_settings,
+    proxy_test,
     resilience,
     routing_settings,
     sessions_routes,
@@ -40,6 +43,7 @@ from omniroute_dashboard import (
 from omniroute_dashboard.audit import AuditMiddleware, ensure_audit_schema
 from omniroute_dashboard.context import Context, build_cipher
 from omniroute_dashboard.credentials import announce_generated_password, ensure_admin_password
+from omniroute_dashboard.executor_admin import client_router as executor_admin_client
 from omniroute_dashboard.guard_settings import ip_filter_router, rate_limit_router
 from omniroute_dashboard.metrics import DashboardMetrics
 from omniroute_dashboard.publish import Publisher
@@ -81,6 +85,7 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
         await ensure_schema(settings.database_url)
         await ensure_audit_schema(settings.database_url)
         await ensure_routing_schema(settings.database_url)
+        await provider_admin.ensure_provider_test_schema(settings.database_url)
         pool = await create_pool(settings.database_url, settings.db_pool_size)
         publisher = Publisher(pool, settings.nats_url, registry_metrics)
         redis = Redis.from_url(settings.redis_url)
@@ -105,13 +110,17 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
     app.add_middleware(_RequestId)
     app.include_router(system.router)
     app.include_router(auth.router)
+    app.include_router(executor_admin_client)
     app.include_router(providers.router)
+    app.include_router(provider_admin.router)
     app.include_router(keys.router)
     app.include_router(combos.router)
     app.include_router(resilience.router)
     app.include_router(routing_settings.router)
+    app.include_router(proxy_settings.router)
     app.include_router(cache_routes.router)
     app.include_router(cache_routes.settings_router)
+    app.include_router(proxy_test.router)
     app.include_router(sessions_routes.router)
     app.include_router(ip_filter_router)
     app.include_router(rate_limit_router)

@@ -54,6 +54,8 @@ _MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _SECRET = re.compile(r"(password|secret|token|authorization|api[_-]?key|^key$|credential)", re.IGNORECASE)
 _MAX_DETAILS = 16 * 1024
 REDACTED = "[redacted]"
+# the password part of a URL's userinfo (``http://user:password@proxy:3128``)
+_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^/@:\s]*:)[^/@\s]*@", re.IGNORECASE)
 
 router = APIRouter(prefix="/api/compliance", dependencies=[Depends(require_admin)])
 
@@ -67,11 +69,14 @@ async def ensure_audit_schema(dsn: str) -> None:
 
 
 def redact(value: Any) -> Any:
-    """``value`` with every member whose name looks like a secret replaced by ``[redacted]`` (recursively)."""
+    """``value`` with every member whose name looks like a secret replaced by ``[redacted]`` (recursively), and
+    the password of every ``scheme://user:password@host`` URL (a proxy URL) replaced too."""
     if isinstance(value, dict):
         return {k: REDACTED if _SECRET.search(str(k)) else redact(v) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(rf"\1{REDACTED}@", value)
     return value
 
 

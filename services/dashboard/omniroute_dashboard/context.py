@@ -12,12 +12,14 @@ from redis.asyncio import Redis
 
 from omniroute_core.catalog import Catalog, load_catalog
 from omniroute_core.crypto import Cipher
+from omniroute_core.netguard import refused_url
 from omniroute_dashboard.metrics import DashboardMetrics
 from omniroute_dashboard.publish import Publisher
 from omniroute_dashboard.settings import DashboardSettings
 from omniroute_dashboard.store import Conn, Pool, bump_version
+from omniroute_dashboard.web import ApiError
 
-__all__ = ["Context", "ContextDep", "StartupError", "build_cipher", "config_change", "get_context"]
+__all__ = ["Context", "ContextDep", "StartupError", "build_cipher", "check_address", "config_change", "get_context"]
 
 
 class StartupError(RuntimeError):
@@ -69,3 +71,13 @@ async def config_change(ctx: Context) -> AsyncIterator[Conn]:
         yield conn
         version = await bump_version(conn)
     await ctx.publisher.announce(version, ctx.settings.publish_wait_s)
+
+
+def check_address(ctx: Context, url: str, param: str) -> None:
+    """Raise ``ApiError(400)`` when ``url`` (a provider base URL or a proxy URL) is refused by the link-local /
+    cloud metadata guard (:mod:`omniroute_core.netguard`; off with ``ALLOW_LINK_LOCAL_PROVIDERS``)."""
+    if not url:
+        return
+    reason = refused_url(url, allow=ctx.settings.allow_link_local_providers)
+    if reason is not None:
+        raise ApiError(400, f"Invalid request: {param}: {reason}", param=param, code="address_refused")

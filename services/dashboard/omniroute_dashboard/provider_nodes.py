@@ -13,7 +13,8 @@ They are stored encrypted (AES-GCM bound to the node id) and returned with crede
 that sends back a masked value keeps the stored one. ``PUT`` is a partial update (``headers`` replaces the whole
 map); the type cannot change. ``{ref}`` is the id or the prefix.
 
-Refused: an invalid body (400); a prefix that is a catalog provider's id or alias, another node's prefix, or the
+Refused: an invalid body (400); a base URL on a link-local or cloud metadata address (400, unless
+``ALLOW_LINK_LOCAL_PROVIDERS`` is set); a prefix that is a catalog provider's id or alias, another node's prefix, or the
 start of an alias (``<prefix>/...``, which the node would shadow) (409); deleting a node that an alias or a combo
 step names by its prefix (409). Deleting a node deletes its connections and custom models.
 """
@@ -33,7 +34,7 @@ from pydantic.alias_generators import to_camel
 from omniroute_core import jsonx
 from omniroute_core.nodes import NODE_KINDS
 from omniroute_dashboard.auth import require_admin
-from omniroute_dashboard.context import Context, ContextDep, config_change
+from omniroute_dashboard.context import Context, ContextDep, check_address, config_change
 from omniroute_dashboard.fields import HeaderMap, HttpUrl, Prefix, UrlPath, masked_headers, unmask
 from omniroute_dashboard.routing_store import Conn, lock_names, names_view
 from omniroute_dashboard.web import ApiError, json_response, parse_body
@@ -184,6 +185,7 @@ async def list_nodes(ctx: ContextDep) -> Response:
 async def create_node(request: Request, ctx: ContextDep) -> Response:
     """201 ``{"node", "connectionId"}`` (``connectionId`` null unless ``apiKey`` was given)."""
     body = await parse_body(request, _Create)
+    check_address(ctx, body.base_url, "baseUrl")
     api_type = _api_type(body.type, body.api_type)
     node_id = f"{body.type}-{uuid.uuid4().hex[:12]}"
     headers = {**(body.custom_headers or {}), **(body.headers or {})}
@@ -231,6 +233,7 @@ async def get_node(ref: str, ctx: ContextDep) -> Response:
 async def update_node(ref: str, request: Request, ctx: ContextDep) -> Response:
     """Partial update; 404 for an unknown node; 400/409 as for ``POST``."""
     body = await parse_body(request, _Update)
+    check_address(ctx, body.base_url or "", "baseUrl")
     async with config_change(ctx) as conn:
         await lock_names(conn)
         old = await conn.fetchrow(_BY_REF + " FOR UPDATE", ref)

@@ -5,6 +5,7 @@ The API key is encrypted with AES-GCM bound to the connection id (``aad = id``) 
 carry it masked (``sk-...abcd``), as do credential-bearing ``headers`` values. An empty ``apiKey`` stores no
 credential (``apiKeyEnc`` is ``""`` in the snapshot). ``PUT`` is a partial update: an omitted (or null) field keeps
 its value, so a ``PUT`` without ``apiKey`` keeps the stored key; ``"baseUrl": ""`` reverts to the catalog default.
+A base URL on a link-local or cloud metadata address is refused (400) unless ``ALLOW_LINK_LOCAL_PROVIDERS`` is set.
 
 ``options`` fills a catalog provider's URL parameters (Azure: ``{"apiVersion": "2025-01-01-preview"}``; the
 catalog's ``params`` are the defaults and the only names accepted). A provider whose catalog entry has no base URL
@@ -28,10 +29,10 @@ from pydantic.alias_generators import to_camel
 from omniroute_core.catalog import Catalog
 from omniroute_core.crypto import Cipher
 from omniroute_dashboard.auth import require_admin
-from omniroute_dashboard.context import ContextDep, config_change
+from omniroute_dashboard.context import ContextDep, check_address, config_change
 from omniroute_dashboard.web import ApiError, json_response, parse_body
 
-__all__ = ["mask_secret", "router"]
+__all__ = ["check_catalog", "mask_secret", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,10 @@ _SECRET_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
 )
 # SQL is built only from these constants; every value travels as a bind parameter
-_COLUMNS = "id, provider, name, base_url, api_key_enc, priority, is_active, headers, options, created_at, updated_at"
+_COLUMNS = (
+    "id, provider, name, base_url, api_key_enc, priority, is_active, headers, options, created_at, updated_at, "
+    "test_status, last_tested_at, last_error"
+)
 _SELECT = f"SELECT {_COLUMNS} FROM provider_connections"  # noqa: S608
 _INSERT = (
     "INSERT INTO provider_connections "  # noqa: S608
@@ -135,7 +139,7 @@ class _Update(BaseModel):
     options: Options | None = None
 
 
-def _check_catalog(catalog: Catalog, provider: str, base_url: str, options: dict[str, str]) -> None:
+def check_catalog(catalog: Catalog, provider: str, base_url: str, options: dict[str, str]) -> None:
     """What the catalog asks of a connection of ``provider``; raises a 400 ``ApiError``. Providers the catalog
     does not know (provider nodes) take no options."""
     spec = catalog.providers.get(provider)
@@ -191,6 +195,10 @@ def _public(cipher: Cipher, row: asyncpg.Record) -> dict[str, Any]:
         "options": row["options"],
         "createdAt": row["created_at"].isoformat(),
         "updatedAt": row["updated_at"].isoformat(),
+        # the last POST /api/providers/{id}/test (omniroute_dashboard.provider_admin)
+        "testStatus": row["test_status"] or "unknown",
+        "lastTested": row["last_tested_at"].isoformat() if row["last_tested_at"] else None,
+        "lastError": row["last_error"],
     }
 
 
@@ -212,7 +220,8 @@ async def list_connections(ctx: ContextDep, provider: str | None = None) -> Resp
 async def create_connection(request: Request, ctx: ContextDep) -> Response:
     """201 ``{"id", "connection"}``; 400 for an invalid body."""
     body = await parse_body(request, _Create)
-    _check_catalog(ctx.catalog, body.provider, body.base_url, body.options)
+    check_address(ctx, body.base_url, "baseUrl")
+    check_catalog(ctx.catalog, body.provider, body.base_url, body.options)
     connection_id = str(uuid.uuid4())
     key_enc = ctx.cipher.encrypt(body.api_key, aad=connection_id) if body.api_key else ""
     async with config_change(ctx) as conn:
@@ -244,6 +253,7 @@ async def get_connection(connection_id: str, ctx: ContextDep) -> Response:
 async def update_connection(connection_id: str, request: Request, ctx: ContextDep) -> Response:
     """Partial update (see the module docstring); 404 for an unknown id."""
     body = await parse_body(request, _Update)
+    check_address(ctx, body.base_url or "", "baseUrl")
     async with config_change(ctx) as conn:
         old = await conn.fetchrow(f"{_SELECT} WHERE id = $1 FOR UPDATE", connection_id)
         if old is None:
@@ -253,7 +263,7 @@ async def update_connection(connection_id: str, request: Request, ctx: ContextDe
             key_enc = ctx.cipher.encrypt(body.api_key, aad=connection_id) if body.api_key else ""
         provider, base_url = _pick(body.provider, old["provider"]), _pick(body.base_url, old["base_url"])
         options = _pick(body.options, old["options"])
-        _check_catalog(ctx.catalog, provider, base_url, options)
+        check_catalog(ctx.catalog, provider, base_url, options)
         row = await conn.fetchrow(
             _UPDATE,
             connection_id,

@@ -9,7 +9,11 @@ requests through that combo. Fields (all optional; what is absent keeps the exec
   connection priority), ``round-robin`` (rotating every ``stickyLimit`` requests), ``least-used``, ``random``,
   ``p2c`` (power of two choices), ``latency-optimized``, ``cost-optimized``, ``weighted``;
 - ``stickyLimit``: requests served by one account before round-robin moves on;
-- ``providers``: ``{"<provider id>": {"accountStrategy", "stickyLimit"}}``, per-provider overrides of those two;
+- ``providers``: ``{"<provider id>": {"accountStrategy", "stickyLimit", "maxConcurrent", "maxQueued",
+  "queueTimeoutMs"}}``, per-provider overrides of those two, plus the provider's concurrency queue in the
+  executor (requests in flight, requests waiting for a slot, longest wait; beyond them an attempt fails at once
+  with 503 and ``Retry-After`` and a combo moves on; defaults: the executor's ``UPSTREAM_MAX_CONCURRENT``,
+  ``UPSTREAM_MAX_QUEUED``, ``UPSTREAM_QUEUE_TIMEOUT_S``);
 - ``maxRetries``, ``retryDelayMs``, ``maxRetryAfterMs``, ``timeoutMs``, ``fallbackDelayMs``, ``maxAttempts``.
 
 ``PUT`` merges the given fields into the stored ones (``providers`` entries too; ``null`` removes a field or a
@@ -57,6 +61,9 @@ class _Provider(BaseModel):
     model_config = ConfigDict(extra="forbid")
     accountStrategy: Strategy | None = None
     stickyLimit: Annotated[StrictInt, Field(ge=1, le=100_000)] | None = None
+    maxConcurrent: Annotated[StrictInt, Field(ge=1, le=100_000)] | None = None
+    maxQueued: Annotated[StrictInt, Field(ge=0, le=1_000_000)] | None = None
+    queueTimeoutMs: Millis | None = None
 
 
 class _Routing(BaseModel):

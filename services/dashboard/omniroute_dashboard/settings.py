@@ -19,6 +19,8 @@ class DashboardSettings(CommonSettings):
     - ``SESSION_TTL_HOURS``: lifetime of a login session.
     - ``PUBLISH_WAIT_S``: how long a mutating request waits for its config version to reach NATS before
       answering anyway (the background publisher keeps retrying).
+    - ``ALLOW_LINK_LOCAL_PROVIDERS``: accept link-local and cloud metadata addresses as provider base URLs and
+      proxy URLs (refused with 400 by default: :mod:`omniroute_core.netguard`).
     """
 
     dashboard_port: int = 20129
@@ -29,3 +31,4 @@ class DashboardSettings(CommonSettings):
     session_ttl_hours: int = 24
     db_pool_size: int = 10
     publish_wait_s: float = 1.0
+    allow_link_local_providers: bool = False

@@ -79,6 +79,11 @@ async def test_the_log_needs_admin_and_a_sane_limit(dash: Dashboard) -> None:
         ),
         ([{"password": "p"}, {"key": "k", "keyId": "id"}], [{"password": REDACTED}, {"key": REDACTED, "keyId": "id"}]),
         ({"client_secret": "s", "access_token": "t"}, {"client_secret": REDACTED, "access_token": REDACTED}),
+        (
+            {"url": "http://bob:s3cret@proxy:3128", "testUrl": "https://api.test/v1?a=b@c"},
+            {"url": f"http://bob:{REDACTED}@proxy:3128", "testUrl": "https://api.test/v1?a=b@c"},
+        ),
+        ({"proxy": "https://only-user@proxy:1"}, {"proxy": "https://only-user@proxy:1"}),
     ],
 )
 def test_redaction(value: Any, expected: Any) -> None:

@@ -51,6 +51,9 @@ async def test_create_then_read_back_masked(dash: Dashboard) -> None:
         "options": {},
         "createdAt": item["createdAt"],
         "updatedAt": item["updatedAt"],
+        "testStatus": "unknown",
+        "lastTested": None,
+        "lastError": None,
     }
     single = await dash.admin.get(f"/api/providers/{connection_id}")
     assert single.status_code == 200

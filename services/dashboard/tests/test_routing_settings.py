@@ -53,6 +53,9 @@ async def test_defaults_then_merged_updates_reach_the_snapshot(dash: Dashboard) 
         {"retryDelayMs": "250"},
         {"providers": {"openai": {"accountStrategy": "nope"}}},
         {"providers": {"openai": {"weight": 2}}},
+        {"providers": {"openai": {"maxConcurrent": 0}}},
+        {"providers": {"openai": {"maxQueued": -1}}},
+        {"providers": {"openai": {"queueTimeoutMs": "1000"}}},
         {"providers": {"no-such-provider": {"accountStrategy": "random"}}},
         {"retries": 1},
         ["round-robin"],
@@ -61,6 +64,15 @@ async def test_defaults_then_merged_updates_reach_the_snapshot(dash: Dashboard) 
 async def test_bad_routing_settings_are_400(dash: Dashboard, body: Any) -> None:
     assert_error(await dash.admin.put("/api/settings/routing", json=body), 400, "invalid_request_error")
     assert (await dash.admin.get("/api/settings/routing")).json() == {**DEFAULTS, "providers": {}}
+
+
+async def test_per_provider_concurrency_queue_limits(dash: Dashboard) -> None:
+    limits = {"maxConcurrent": 1, "maxQueued": 0, "queueTimeoutMs": 2500}
+    resp = await dash.admin.put("/api/settings/routing", json={"providers": {"openai": limits}})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["providers"] == {"openai": limits}
+    snap = await load_snapshot(dash.ctx.pool)
+    assert snap.settings["routing"]["providers"]["openai"] == limits
 
 
 async def test_routing_settings_need_a_login(dash: Dashboard) -> None:

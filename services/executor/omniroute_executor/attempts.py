@@ -9,6 +9,10 @@ Fallback rules (decided here, in one table):
   lacks the model), any other 4xx not listed below, and a request the target cannot be prepared for.
 - **stop** at once, with this attempt's answer: 400, 413, 422 (the request itself is malformed or too large;
   it would fail anywhere), and the client having gone (cancellation propagates).
+
+Two refusals of our own go to the **next** target without touching breakers or cooldowns, since the provider did
+nothing wrong: the provider's concurrency queue is full (503 with ``Retry-After``: :class:`UpstreamBusy`), and its
+address is link-local or a cloud metadata endpoint (502: :class:`UpstreamBlocked`).
 """
 
 from __future__ import annotations
@@ -19,8 +23,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from omniroute.v1 import common_pb2, executor_pb2
+from omniroute_core.errors import hub_error
+from omniroute_executor.upstream import UpstreamBlocked, UpstreamBusy, UpstreamTimeout
 
-__all__ = ["STOP_STATUSES", "Attempt", "Kind", "Outcome", "classify", "retry_after_ms"]
+__all__ = [
+    "STOP_STATUSES",
+    "Attempt",
+    "Kind",
+    "Outcome",
+    "TransportFailure",
+    "classify",
+    "retry_after_ms",
+    "transport_failure",
+]
 
 STOP_STATUSES = frozenset({400, 413, 422})
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(ms|h|m|s))")
@@ -101,3 +116,28 @@ class Outcome:
     retry_after_ms: int = 0
     rate_limited: bool = False
     counts_as_failure: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TransportFailure:
+    """How an attempt that got no HTTP status ends: the error the client would see, the loop's move, whether it
+    counts against the target's breaker, the wait to advertise, and the usage event's ``error_type``."""
+
+    error: common_pb2.Error
+    kind: Kind
+    counts_as_failure: bool
+    retry_after_ms: int = 0
+    error_type: str = ""
+
+
+def transport_failure(exc: BaseException) -> TransportFailure:
+    """The outcome of a :class:`~omniroute_executor.upstream.UpstreamError` (or a per-target ``TimeoutError``)."""
+    if isinstance(exc, UpstreamBusy):
+        err = hub_error(503, str(exc), code="upstream_busy", retry_after_ms=exc.retry_after_ms)
+        return TransportFailure(err, Kind.NEXT, False, exc.retry_after_ms, "upstream_busy")
+    if isinstance(exc, UpstreamBlocked):
+        err = hub_error(502, f"provider address refused: {exc}", code="address_refused")
+        return TransportFailure(err, Kind.NEXT, False, 0, "address_refused")
+    if isinstance(exc, TimeoutError | UpstreamTimeout):
+        return TransportFailure(hub_error(504, f"provider timed out: {exc or 'per-target timeout'}"), Kind.RETRY, True)
+    return TransportFailure(hub_error(502, f"provider unreachable: {exc}"), Kind.RETRY, True)

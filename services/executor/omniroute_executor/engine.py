@@ -25,11 +25,12 @@ from omniroute_core.catalog import Catalog
 from omniroute_core.errors import hub_error
 from omniroute_core.health import LOCKOUT_STATUSES, lockout_key
 from omniroute_core.snapshot import ConfigSnapshot
-from omniroute_executor.attempts import Attempt, Kind, Outcome
+from omniroute_executor.attempts import Attempt, Kind, Outcome, transport_failure
 from omniroute_executor.count_tokens import count_tokens
 from omniroute_executor.listing import list_models
 from omniroute_executor.local import LocalEmbedder
 from omniroute_executor.modalities import OPERATION_NAMES, ModalityRunner, Source, parse_source
+from omniroute_executor.outbound import NetPolicies, NetPolicy
 from omniroute_executor.prepare import Credentials, Prepared, prepare
 from omniroute_executor.relay_stream import EarlyFailure, StreamRelay
 from omniroute_executor.replies import Replies
@@ -38,7 +39,7 @@ from omniroute_executor.resolve import ResolveError, Target
 from omniroute_executor.routing import Plan, RoutingStats, build_plan
 from omniroute_executor.timing import UpstreamClock
 from omniroute_executor.translate import TranslatorClient
-from omniroute_executor.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
+from omniroute_executor.upstream import Upstream, UpstreamError, UpstreamResponse
 
 __all__ = ["Engine", "EventSink"]
 
@@ -61,6 +62,7 @@ class _Request:
     profiles: dict[str, Profile]
     source: Source
     upstream: UpstreamClock  # time spent waiting on providers (the edge's overhead histogram subtracts it)
+    net: NetPolicy  # outbound proxies and per-provider concurrency limits
 
 
 class Engine:
@@ -90,6 +92,7 @@ class Engine:
         self._rng = rng or random.Random()
         self._clock = clock
         self._relay = StreamRelay(translator, clock)
+        self._net = NetPolicies(credentials.decrypt, upstream.default_limits)
         self._replies = Replies(translator)
         # embeddings, images and transcription: the same loop, their own dialects (omniroute_executor.modalities)
         self._modalities = modalities or ModalityRunner(
@@ -139,17 +142,13 @@ class Engine:
             return Outcome(Kind.NEXT, await self._error_reply(meta, exc.error, attempt))
         try:
             async with asyncio.timeout(request.plan.config.timeout_s or None):
-                resp = await self._send(prepared, request.upstream)
+                resp = await self._send(prepared, request)
                 try:
                     body = await resp.read()
                 finally:
                     resp.close()
-        except (TimeoutError, UpstreamTimeout) as exc:
-            err = hub_error(504, f"provider timed out: {exc or 'per-target timeout'}")
-            return Outcome(Kind.RETRY, await self._error_reply(meta, err, attempt), counts_as_failure=True)
-        except UpstreamError as exc:
-            err = hub_error(502, f"provider unreachable: {exc}")
-            return Outcome(Kind.RETRY, await self._error_reply(meta, err, attempt), counts_as_failure=True)
+        except (TimeoutError, UpstreamError) as exc:
+            return await self._transport_failure(meta, exc, attempt)
         attempt.ttft_ms = self._elapsed_ms(attempt)
         attempt.status = resp.status
         if resp.status >= 400:
@@ -166,7 +165,7 @@ class Engine:
             async with asyncio.timeout(request.plan.config.timeout_s or None):
                 # the whole attempt counts as the provider's time (its request building is small beside it)
                 request.upstream.start()
-                outcome = await self._modalities.attempt(operation, request.source, target, attempt)
+                outcome = await self._modalities.attempt(operation, request.source, target, attempt, request.net)
         except TimeoutError:
             err = hub_error(504, "provider timed out: per-target timeout")
             return Outcome(Kind.RETRY, await self._error_reply(request.meta, err, attempt), counts_as_failure=True)
@@ -177,6 +176,14 @@ class Engine:
         self, meta: common_pb2.RequestMeta, error: common_pb2.Error, attempt: Attempt
     ) -> executor_pb2.ExecuteReply:
         return await self._replies.error(meta, error, attempt)
+
+    async def _transport_failure(self, meta: common_pb2.RequestMeta, exc: Exception, attempt: Attempt) -> Outcome:
+        failure = transport_failure(exc)
+        attempt.error_type = attempt.error_type or failure.error_type
+        reply = await self._error_reply(meta, failure.error, attempt)
+        return Outcome(
+            failure.kind, reply, retry_after_ms=failure.retry_after_ms, counts_as_failure=failure.counts_as_failure
+        )
 
     # -- streaming -----------------------------------------------------------------------------------------
 
@@ -249,13 +256,9 @@ class Engine:
             return Outcome(Kind.NEXT, await self._error_reply(meta, exc.error, attempt))
         try:
             async with asyncio.timeout(request.plan.config.timeout_s or None):
-                resp = await self._send(prepared, request.upstream)
-        except (TimeoutError, UpstreamTimeout) as exc:
-            err = hub_error(504, f"provider timed out: {exc or 'per-target timeout'}")
-            return Outcome(Kind.RETRY, await self._error_reply(meta, err, attempt), counts_as_failure=True)
-        except UpstreamError as exc:
-            err = hub_error(502, f"provider unreachable: {exc}")
-            return Outcome(Kind.RETRY, await self._error_reply(meta, err, attempt), counts_as_failure=True)
+                resp = await self._send(prepared, request)
+        except (TimeoutError, UpstreamError) as exc:
+            return await self._transport_failure(meta, exc, attempt)
         if resp.status >= 400:
             try:
                 body = await resp.read()
@@ -288,7 +291,8 @@ class Engine:
         )
         parsed = source.parsed if isinstance(source.parsed, dict) else {}
         clock = UpstreamClock(self._clock)
-        return _Request(meta, body, parsed, plan, profiles_from(snapshot.settings), source, clock)
+        net = self._net.for_snapshot(snapshot)
+        return _Request(meta, body, parsed, plan, profiles_from(snapshot.settings), source, clock, net)
 
     async def _attempts(
         self, request: _Request, outcomes: list[Outcome]
@@ -404,10 +408,19 @@ class Engine:
             request.plan.policy_for(target),
         )
 
-    async def _send(self, prepared: Prepared, clock: UpstreamClock) -> UpstreamResponse:
-        """The attempt's request; ``clock`` runs from here until the caller stops it (the response ended)."""
-        clock.start()
-        resp = await self._upstream.post(prepared.target.provider.id, prepared.url, prepared.headers, prepared.body)
+    async def _send(self, prepared: Prepared, request: _Request) -> UpstreamResponse:
+        """The attempt's request; the request's upstream clock runs from here until the caller stops it (the
+        response ended). Through the provider's proxy and within its pool's concurrency limits."""
+        request.upstream.start()
+        pid = prepared.target.provider.id
+        resp = await self._upstream.post(
+            pid,
+            prepared.url,
+            prepared.headers,
+            prepared.body,
+            proxy=request.net.proxy(pid, prepared.url),
+            limits=request.net.limits_for(pid),
+        )
         self.health.observe_response(prepared.target.connection.id, resp.status, resp.headers)
         return resp
 

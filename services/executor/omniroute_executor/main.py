@@ -18,6 +18,7 @@ from omniroute_core.crypto import Cipher
 from omniroute_core.logging import configure_logging
 from omniroute_core.metrics import new_registry, serve_metrics
 from omniroute_core.snapshot import SnapshotWatcher
+from omniroute_executor.admin import ProviderAdminServicer
 from omniroute_executor.engine import Engine
 from omniroute_executor.local import LocalEmbedder
 from omniroute_executor.modalities import ModalityRunner
@@ -48,6 +49,9 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         max_connections=settings.upstream_max_connections,
         connect_timeout_s=settings.upstream_connect_timeout_s,
         read_timeout_s=settings.upstream_read_timeout_s,
+        limits=settings.queue_limits(),
+        allow_link_local=settings.allow_link_local_providers,
+        registry=registry,
     )
     translator_channel = grpcx.insecure_channel(settings.translator_addr)
     cipher = Cipher(settings.omniroute_encryption_key) if settings.omniroute_encryption_key else None
@@ -66,20 +70,33 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         max_wait_s=settings.transcription_max_wait_s,
         on_response=health.observe_response,
     )
+    catalog = load_catalog()
+    translator = TranslatorClient(translator_channel)
     engine = Engine(
-        catalog=load_catalog(),
+        catalog=catalog,
         snapshot=lambda: watcher.current,
         credentials=credentials,
         upstream=upstream,
-        translator=TranslatorClient(translator_channel),
+        translator=translator,
         publisher=publisher,
         health=health,
         modalities=modalities,
     )
+    admin = ProviderAdminServicer(
+        catalog=catalog,
+        snapshot=lambda: watcher.current,
+        credentials=credentials,
+        upstream=upstream,
+        translator=translator,
+        timeout_s=settings.admin_call_timeout_s,
+    )
     server = grpcx.Server(
-        f"{settings.bind_host}:{settings.executor_port}", ["omniroute.v1.Executor"], settings.executor_server
+        f"{settings.bind_host}:{settings.executor_port}",
+        ["omniroute.v1.Executor", "omniroute.v1.ProviderAdmin"],
+        settings.executor_server,
     )
     executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(engine), server.server)
+    executor_pb2_grpc.add_ProviderAdminServicer_to_server(admin, server.server)
     await server.start()
     log.info(
         "executor serving",

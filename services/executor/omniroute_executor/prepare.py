@@ -24,7 +24,7 @@ from omniroute_executor.passthrough import PASSTHROUGH, PassthroughSpec, wants_s
 from omniroute_executor.resolve import ResolveError, Target
 from omniroute_executor.translate import TranslatorClient
 
-__all__ = ["Credentials", "Prepared", "auth_header", "prepare"]
+__all__ = ["Credentials", "Prepared", "auth_header", "prepare", "provider_headers"]
 
 # auth style → (header, value template)
 _AUTH_HEADER = {
@@ -41,6 +41,21 @@ def auth_header(auth: str, key: str) -> tuple[str, str] | None:
     """The header carrying ``key`` in the provider's ``auth`` style, or None (no key, or ``auth: none``)."""
     style = _AUTH_HEADER.get(auth)
     return (style[0], style[1].format(key)) if key and style else None
+
+
+def provider_headers(target: Target, key: str, credentials: Credentials) -> dict[str, str]:
+    """What every request to ``target`` carries, later ones winning: the catalog's fixed headers, ``key`` in the
+    provider's auth style, a provider node's custom headers (decrypted), the connection's own headers.
+
+    ``key`` is passed in (not read from the connection) so a credential that is not stored yet can be tried
+    (``POST /api/providers/validate``). Raises :class:`ResolveError` when a node's headers cannot be decrypted."""
+    headers = dict(target.provider.headers)
+    auth = auth_header(target.provider.auth, key)
+    if auth is not None:
+        headers[auth[0]] = auth[1]
+    headers.update(credentials.secret_headers(target))
+    headers.update(target.connection.headers)
+    return headers
 
 
 class Credentials:
@@ -70,6 +85,13 @@ class Credentials:
                 self._plain.clear()
             self._plain[cache_key] = plain
         return plain
+
+    def decrypt(self, token: str, aad: str) -> str:
+        """A secret of the config itself (a proxy password). Raises ``ValueError`` without a cipher or when the
+        token does not decrypt."""
+        if self._cipher is None:
+            raise ValueError("the executor has no OMNIROUTE_ENCRYPTION_KEY")
+        return self._cipher.decrypt(token, aad=aad)
 
     def secret_headers(self, target: Target) -> Mapping[str, str]:
         """A provider node's custom headers (encrypted with aad = the node id); empty for catalog providers."""
@@ -128,12 +150,7 @@ async def prepare(
             hub_error(500, f"connection {target.connection.id!r} of provider {target.provider.id!r} has no base URL")
         )
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream" if meta.stream else "application/json"}
-    headers.update(target.provider.headers)
-    auth = auth_header(target.provider.auth, credentials.key_for(target))
-    if auth is not None:
-        headers[auth[0]] = auth[1]
-    headers.update(credentials.secret_headers(target))
-    headers.update(target.connection.headers)
+    headers.update(provider_headers(target, credentials.key_for(target), credentials))
 
     spec = PASSTHROUGH.get(target.provider.format) if target.provider.format == meta.client_format else None
     drop = False

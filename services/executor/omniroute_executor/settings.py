@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from omniroute_core.settings import CommonSettings
+from omniroute_executor.upstream import QueueLimits
 
 __all__ = ["ExecutorSettings"]
 
@@ -21,6 +22,16 @@ class ExecutorSettings(CommonSettings):
     # longest silence between two reads of an upstream response (first byte included)
     upstream_read_timeout_s: float = 120.0
     upstream_max_connections: int = 1000
+    # each provider pool's concurrency queue (overridable per provider in settings.routing.providers): requests in
+    # flight, requests waiting for a slot, longest wait; beyond them the attempt fails at once with 503 and the
+    # combo moves on
+    upstream_max_concurrent: int = 1000
+    upstream_max_queued: int = 1000
+    upstream_queue_timeout_s: float = 30.0
+    # what a refusal tells clients to wait (Retry-After)
+    upstream_busy_retry_after_s: float = 1.0
+    # lets provider and proxy addresses be link-local or cloud metadata endpoints (refused by default)
+    allow_link_local_providers: bool = False
     usage_queue_size: int = 100_000
     # where usage events wait while NATS is unreachable; default: <OMNIROUTE_DATA_DIR>/spool/executor-<port>,
     # else the temp folder. Give each replica its own persistent folder (a volume) in production.
@@ -32,6 +43,16 @@ class ExecutorSettings(CommonSettings):
     # AssemblyAI's transcript jobs: how often to poll, and for how long at most
     transcription_poll_interval_s: float = 1.0
     transcription_max_wait_s: float = 600.0
+    # the control plane's provider tests, model lists and proxy tests (ProviderAdmin): each call's whole budget
+    admin_call_timeout_s: float = 15.0
+
+    def queue_limits(self) -> QueueLimits:
+        return QueueLimits(
+            max_concurrent=max(1, self.upstream_max_concurrent),
+            max_queued=max(0, self.upstream_max_queued),
+            queue_timeout_s=self.upstream_queue_timeout_s,
+            retry_after_ms=int(self.upstream_busy_retry_after_s * 1000),
+        )
 
     def spool_folder(self) -> Path:
         if self.usage_spool_dir:

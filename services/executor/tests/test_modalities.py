@@ -457,9 +457,30 @@ async def test_audio_that_is_no_supported_format_is_400(rig: Rig) -> None:
     assert reply.status == 400
     assert "unsupported audio format" in jsonx.loads(reply.body)["error"]["message"]
     assert rig.deepgram.requests == []
-    reply = await rig.engine.execute(transcribe("deepgram/nova-3", response_format="srt"))
+    reply = await rig.engine.execute(transcribe("deepgram/nova-3", response_format="xml"))
     assert reply.status == 400
     assert jsonx.loads(reply.body)["error"]["param"] == "response_format"
+    assert "accepted: json, verbose_json, text, srt, vtt" in jsonx.loads(reply.body)["error"]["message"]
+
+
+SRT = "1\n00:00:00,080 --> 00:00:02,300\nHello, this is the transcribed audio content.\n\n"
+VTT = "WEBVTT\n\n00:00:00.080 --> 00:00:02.300\nHello, this is the transcribed audio content.\n\n"
+
+
+@pytest.mark.parametrize("model", ["deepgram/nova-3", "assemblyai/best"])
+async def test_captions_are_timed_from_the_providers_word_timings(rig: Rig, model: str) -> None:
+    reply = await rig.engine.execute(transcribe(model, response_format="srt"))
+    assert (reply.status, reply.body.decode()) == (200, SRT)
+    assert reply.content_type.startswith("text/plain")
+    reply = await rig.engine.execute(transcribe(model, response_format="vtt"))
+    assert (reply.status, reply.body.decode()) == (200, VTT)
+    body, ctype = form({"model": model, "response_format": "verbose_json", "timestamp_granularities[]": "word"})
+    verbose = jsonx.loads((await rig.engine.execute(call(common_pb2.OPERATION_TRANSCRIPTION, model, body, ctype))).body)
+    assert verbose["segments"] == [
+        {"id": 0, "seek": 0, "start": 0.08, "end": 2.3, "text": TRANSCRIPT, "tokens": [], "temperature": 0.0}
+    ]
+    assert verbose["words"][0] == {"word": "Hello,", "start": 0.08, "end": 0.4}
+    assert len(verbose["words"]) == 7
 
 
 async def test_streaming_call_of_a_non_chat_operation_is_one_chunk(rig: Rig) -> None:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from omniroute.v1 import common_pb2 as omniroute_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bomniroute/v1/executor.proto\x12\x0comniroute.v1\x1a\x19omniroute/v1/common.proto\"9\n\x0eUpstreamTiming\x12\x10\n\x08total_us\x18\x01 \x01(\x03\x12\x15\n\rfirst_byte_us\x18\x02 \x01(\x03\"G\n\x0e\x45xecuteRequest\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.RequestMeta\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\"\xa1\x02\n\x0c\x45xecuteReply\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\x38\n\x07headers\x18\x04 \x03(\x0b\x32\'.omniroute.v1.ExecuteReply.HeadersEntry\x12\"\n\x05usage\x18\x05 \x01(\x0b\x32\x13.omniroute.v1.Usage\x12\x10\n\x08provider\x18\x06 \x01(\t\x12\r\n\x05model\x18\x07 \x01(\t\x12.\n\x08upstream\x18\x08 \x01(\x0b\x32\x1c.omniroute.v1.UpstreamTiming\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdc\x01\n\x0c\x45xecuteChunk\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x38\n\x07headers\x18\x03 \x03(\x0b\x32\'.omniroute.v1.ExecuteChunk.HeadersEntry\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12.\n\x08upstream\x18\x05 \x01(\x0b\x32\x1c.omniroute.v1.UpstreamTiming\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\x9c\x01\n\x08\x45xecutor\x12\x43\n\x07\x45xecute\x12\x1c.omniroute.v1.ExecuteRequest\x1a\x1a.omniroute.v1.ExecuteReply\x12K\n\rExecuteStream\x12\x1c.omniroute.v1.ExecuteRequest\x1a\x1a.omniroute.v1.ExecuteChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bomniroute/v1/executor.proto\x12\x0comniroute.v1\x1a\x19omniroute/v1/common.proto\"9\n\x0eUpstreamTiming\x12\x10\n\x08total_us\x18\x01 \x01(\x03\x12\x15\n\rfirst_byte_us\x18\x02 \x01(\x03\"G\n\x0e\x45xecuteRequest\x12\'\n\x04meta\x18\x01 \x01(\x0b\x32\x19.omniroute.v1.RequestMeta\x12\x0c\n\x04\x62ody\x18\x02 \x01(\x0c\"\xa1\x02\n\x0c\x45xecuteReply\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x0c\n\x04\x62ody\x18\x03 \x01(\x0c\x12\x38\n\x07headers\x18\x04 \x03(\x0b\x32\'.omniroute.v1.ExecuteReply.HeadersEntry\x12\"\n\x05usage\x18\x05 \x01(\x0b\x32\x13.omniroute.v1.Usage\x12\x10\n\x08provider\x18\x06 \x01(\t\x12\r\n\x05model\x18\x07 \x01(\t\x12.\n\x08upstream\x18\x08 \x01(\x0b\x32\x1c.omniroute.v1.UpstreamTiming\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xdc\x01\n\x0c\x45xecuteChunk\x12\x0e\n\x06status\x18\x01 \x01(\x05\x12\x14\n\x0c\x63ontent_type\x18\x02 \x01(\t\x12\x38\n\x07headers\x18\x03 \x03(\x0b\x32\'.omniroute.v1.ExecuteChunk.HeadersEntry\x12\x0c\n\x04\x64\x61ta\x18\x04 \x01(\x0c\x12.\n\x08upstream\x18\x05 \x01(\x0b\x32\x1c.omniroute.v1.UpstreamTiming\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"!\n\x0c\x41\x64minRequest\x12\x11\n\tbody_json\x18\x01 \x01(\x0c\"\x1f\n\nAdminReply\x12\x11\n\tbody_json\x18\x01 \x01(\x0c\x32\x9c\x01\n\x08\x45xecutor\x12\x43\n\x07\x45xecute\x12\x1c.omniroute.v1.ExecuteRequest\x1a\x1a.omniroute.v1.ExecuteReply\x12K\n\rExecuteStream\x12\x1c.omniroute.v1.ExecuteRequest\x1a\x1a.omniroute.v1.ExecuteChunk0\x01\x32\xde\x01\n\rProviderAdmin\x12\x46\n\x0eTestConnection\x12\x1a.omniroute.v1.AdminRequest\x1a\x18.omniroute.v1.AdminReply\x12\x42\n\nListModels\x12\x1a.omniroute.v1.AdminRequest\x1a\x18.omniroute.v1.AdminReply\x12\x41\n\tTestProxy\x12\x1a.omniroute.v1.AdminRequest\x1a\x18.omniroute.v1.AdminReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -48,6 +48,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXECUTECHUNK']._serialized_end=717
   _globals['_EXECUTECHUNK_HEADERSENTRY']._serialized_start=448
   _globals['_EXECUTECHUNK_HEADERSENTRY']._serialized_end=494
-  _globals['_EXECUTOR']._serialized_start=720
-  _globals['_EXECUTOR']._serialized_end=876
+  _globals['_ADMINREQUEST']._serialized_start=719
+  _globals['_ADMINREQUEST']._serialized_end=752
+  _globals['_ADMINREPLY']._serialized_start=754
+  _globals['_ADMINREPLY']._serialized_end=785
+  _globals['_EXECUTOR']._serialized_start=788
+  _globals['_EXECUTOR']._serialized_end=944
+  _globals['_PROVIDERADMIN']._serialized_start=947
+  _globals['_PROVIDERADMIN']._serialized_end=1169
 # @@protoc_insertion_point(module_scope)

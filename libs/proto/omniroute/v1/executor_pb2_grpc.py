@@ -142,3 +142,179 @@ class Executor:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ProviderAdminStub:
+    """Provider administration for the control plane (the dashboard's /api/providers/{id}/test, /{id}/models,
+    /api/providers/validate and /api/settings/proxy/test): the executor is the only service that talks HTTP to
+    providers, so these minimal upstream calls run here. Bodies are JSON bytes in the API's camelCase shapes
+    (services/executor/omniroute_executor/admin/__init__.py documents them). A call that reached the provider and
+    failed (401, a refused connection, a timeout) is a normal reply describing the failure; gRPC errors are
+    INVALID_ARGUMENT (a malformed request; the message names the field) and NOT_FOUND (an unknown provider id).
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.TestConnection = channel.unary_unary(
+                '/omniroute.v1.ProviderAdmin/TestConnection',
+                request_serializer=omniroute_dot_v1_dot_executor__pb2.AdminRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_executor__pb2.AdminReply.FromString,
+                _registered_method=True)
+        self.ListModels = channel.unary_unary(
+                '/omniroute.v1.ProviderAdmin/ListModels',
+                request_serializer=omniroute_dot_v1_dot_executor__pb2.AdminRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_executor__pb2.AdminReply.FromString,
+                _registered_method=True)
+        self.TestProxy = channel.unary_unary(
+                '/omniroute.v1.ProviderAdmin/TestProxy',
+                request_serializer=omniroute_dot_v1_dot_executor__pb2.AdminRequest.SerializeToString,
+                response_deserializer=omniroute_dot_v1_dot_executor__pb2.AdminReply.FromString,
+                _registered_method=True)
+
+
+class ProviderAdminServicer:
+    """Provider administration for the control plane (the dashboard's /api/providers/{id}/test, /{id}/models,
+    /api/providers/validate and /api/settings/proxy/test): the executor is the only service that talks HTTP to
+    providers, so these minimal upstream calls run here. Bodies are JSON bytes in the API's camelCase shapes
+    (services/executor/omniroute_executor/admin/__init__.py documents them). A call that reached the provider and
+    failed (401, a refused connection, a timeout) is a normal reply describing the failure; gRPC errors are
+    INVALID_ARGUMENT (a malformed request; the message names the field) and NOT_FOUND (an unknown provider id).
+    """
+
+    def TestConnection(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def TestProxy(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ProviderAdminServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'TestConnection': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestConnection,
+                    request_deserializer=omniroute_dot_v1_dot_executor__pb2.AdminRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_executor__pb2.AdminReply.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=omniroute_dot_v1_dot_executor__pb2.AdminRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_executor__pb2.AdminReply.SerializeToString,
+            ),
+            'TestProxy': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestProxy,
+                    request_deserializer=omniroute_dot_v1_dot_executor__pb2.AdminRequest.FromString,
+                    response_serializer=omniroute_dot_v1_dot_executor__pb2.AdminReply.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'omniroute.v1.ProviderAdmin', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('omniroute.v1.ProviderAdmin', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class ProviderAdmin:
+    """Provider administration for the control plane (the dashboard's /api/providers/{id}/test, /{id}/models,
+    /api/providers/validate and /api/settings/proxy/test): the executor is the only service that talks HTTP to
+    providers, so these minimal upstream calls run here. Bodies are JSON bytes in the API's camelCase shapes
+    (services/executor/omniroute_executor/admin/__init__.py documents them). A call that reached the provider and
+    failed (401, a refused connection, a timeout) is a normal reply describing the failure; gRPC errors are
+    INVALID_ARGUMENT (a malformed request; the message names the field) and NOT_FOUND (an unknown provider id).
+    """
+
+    @staticmethod
+    def TestConnection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.ProviderAdmin/TestConnection',
+            omniroute_dot_v1_dot_executor__pb2.AdminRequest.SerializeToString,
+            omniroute_dot_v1_dot_executor__pb2.AdminReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.ProviderAdmin/ListModels',
+            omniroute_dot_v1_dot_executor__pb2.AdminRequest.SerializeToString,
+            omniroute_dot_v1_dot_executor__pb2.AdminReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestProxy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omniroute.v1.ProviderAdmin/TestProxy',
+            omniroute_dot_v1_dot_executor__pb2.AdminRequest.SerializeToString,
+            omniroute_dot_v1_dot_executor__pb2.AdminReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

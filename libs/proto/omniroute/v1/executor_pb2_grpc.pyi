@@ -71,3 +71,67 @@ class ExecutorServicer(metaclass=_abc_1.ABCMeta):
         """
 
 def add_ExecutorServicer_to_server(servicer: ExecutorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class ProviderAdminStub:
+    """Provider administration for the control plane (the dashboard's /api/providers/{id}/test, /{id}/models,
+    /api/providers/validate and /api/settings/proxy/test): the executor is the only service that talks HTTP to
+    providers, so these minimal upstream calls run here. Bodies are JSON bytes in the API's camelCase shapes
+    (services/executor/omniroute_executor/admin/__init__.py documents them). A call that reached the provider and
+    failed (401, a refused connection, a timeout) is a normal reply describing the failure; gRPC errors are
+    INVALID_ARGUMENT (a malformed request; the message names the field) and NOT_FOUND (an unknown provider id).
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> ProviderAdminAsyncStub: ...
+    TestConnection: _grpc.UnaryUnaryMultiCallable[_executor_pb2.AdminRequest, _executor_pb2.AdminReply]
+    ListModels: _grpc.UnaryUnaryMultiCallable[_executor_pb2.AdminRequest, _executor_pb2.AdminReply]
+    TestProxy: _grpc.UnaryUnaryMultiCallable[_executor_pb2.AdminRequest, _executor_pb2.AdminReply]
+
+@_typing.type_check_only
+class ProviderAdminAsyncStub(ProviderAdminStub):
+    """Provider administration for the control plane (the dashboard's /api/providers/{id}/test, /{id}/models,
+    /api/providers/validate and /api/settings/proxy/test): the executor is the only service that talks HTTP to
+    providers, so these minimal upstream calls run here. Bodies are JSON bytes in the API's camelCase shapes
+    (services/executor/omniroute_executor/admin/__init__.py documents them). A call that reached the provider and
+    failed (401, a refused connection, a timeout) is a normal reply describing the failure; gRPC errors are
+    INVALID_ARGUMENT (a malformed request; the message names the field) and NOT_FOUND (an unknown provider id).
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    TestConnection: _aio.UnaryUnaryMultiCallable[_executor_pb2.AdminRequest, _executor_pb2.AdminReply]  # type: ignore[assignment]
+    ListModels: _aio.UnaryUnaryMultiCallable[_executor_pb2.AdminRequest, _executor_pb2.AdminReply]  # type: ignore[assignment]
+    TestProxy: _aio.UnaryUnaryMultiCallable[_executor_pb2.AdminRequest, _executor_pb2.AdminReply]  # type: ignore[assignment]
+
+class ProviderAdminServicer(metaclass=_abc_1.ABCMeta):
+    """Provider administration for the control plane (the dashboard's /api/providers/{id}/test, /{id}/models,
+    /api/providers/validate and /api/settings/proxy/test): the executor is the only service that talks HTTP to
+    providers, so these minimal upstream calls run here. Bodies are JSON bytes in the API's camelCase shapes
+    (services/executor/omniroute_executor/admin/__init__.py documents them). A call that reached the provider and
+    failed (401, a refused connection, a timeout) is a normal reply describing the failure; gRPC errors are
+    INVALID_ARGUMENT (a malformed request; the message names the field) and NOT_FOUND (an unknown provider id).
+    """
+
+    @_abc_1.abstractmethod
+    def TestConnection(
+        self,
+        request: _executor_pb2.AdminRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_executor_pb2.AdminReply, _abc.Awaitable[_executor_pb2.AdminReply]]: ...
+
+    @_abc_1.abstractmethod
+    def ListModels(
+        self,
+        request: _executor_pb2.AdminRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_executor_pb2.AdminReply, _abc.Awaitable[_executor_pb2.AdminReply]]: ...
+
+    @_abc_1.abstractmethod
+    def TestProxy(
+        self,
+        request: _executor_pb2.AdminRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_executor_pb2.AdminReply, _abc.Awaitable[_executor_pb2.AdminReply]]: ...
+
+def add_ProviderAdminServicer_to_server(servicer: ProviderAdminServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

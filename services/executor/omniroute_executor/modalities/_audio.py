@@ -2,19 +2,22 @@
 audio body, and the pieces of AssemblyAI's upload → create → poll flow (the I/O that drives it is in
 :mod:`omniroute_executor.modalities._run`). Replies come back in OpenAI's transcription shape, the one the API
 reference documents: ``{"text", "task": "transcribe", "language", "duration"}``, or the bare text for
-``response_format=text``. See :mod:`._wire` for why these mappings live in the executor.
+``response_format=text``, ``srt`` or ``vtt`` (captions timed from the provider's word timings, see
+:mod:`._captions`); ``verbose_json`` adds ``segments`` and, with ``timestamp_granularities[]=word``, ``words``.
+See :mod:`._wire` for why these mappings live in the executor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from omniroute_core import jsonx
 from omniroute_core.catalog import ProviderSpec
 from omniroute_core.errors import hub_error
 from omniroute_core.multipart import AUDIO_FORMATS, Form, audio_format, replace_field
+from omniroute_executor.modalities._captions import Word, segments, segments_json, srt, vtt
 from omniroute_executor.modalities._wire import (
     JSON,
     HttpDialect,
@@ -39,8 +42,8 @@ __all__ = [
 ]
 
 TEXT = "text/plain; charset=utf-8"
-# response formats a converted reply can take; srt and vtt need segment timings these conversions do not make
-_CONVERTED_FORMATS = ("json", "verbose_json", "text")
+# response formats a converted reply can take (OpenAI's list)
+_CONVERTED_FORMATS = ("json", "verbose_json", "text", "srt", "vtt")
 # AssemblyAI's legacy model classes are named in the singular `speech_model`; current models in `speech_models`
 ASSEMBLYAI_LEGACY_MODELS = frozenset({"best", "nano"})
 
@@ -58,25 +61,41 @@ def audio_of(form: Form) -> tuple[memoryview, str]:
     return data, AUDIO_FORMATS[fmt]
 
 
-def _response_format(form: Form, provider: str) -> str:
-    fmt = (form.value("response_format") or "json").strip()
-    if fmt not in _CONVERTED_FORMATS:
-        raise WireError(
-            hub_error(400, f"provider {provider!r} cannot return response_format {fmt!r}", param="response_format")
-        )
-    return fmt
-
-
 def _language(code: str) -> str:
     """ISO 639-1 from a provider's code (``en_us`` → ``en``)."""
     return code.replace("-", "_").split("_", 1)[0].lower()
 
 
-def transcript(text: str, language: str, duration: float, response_format: str) -> WireReply:
-    """The reply in the client's ``response_format``."""
+def _response_format(form: Form, provider: str) -> str:
+    fmt = (form.value("response_format") or "json").strip()
+    if fmt not in _CONVERTED_FORMATS:
+        accepted = ", ".join(_CONVERTED_FORMATS)
+        raise WireError(
+            hub_error(
+                400,
+                f"provider {provider!r} cannot return response_format {fmt!r} (accepted: {accepted})",
+                param="response_format",
+            )
+        )
+    if fmt == "verbose_json" and "word" in form.values("timestamp_granularities[]"):
+        return "verbose_json+words"
+    return fmt
+
+
+def transcript(
+    text: str, language: str, duration: float, response_format: str, words: Sequence[Word] = ()
+) -> WireReply:
+    """The reply in the client's ``response_format`` (``verbose_json+words``: verbose with the words too)."""
     if response_format == "text":
         return WireReply(text.encode(), TEXT, None)
-    doc = {"text": text, "task": "transcribe", "language": language, "duration": duration}
+    if response_format in ("srt", "vtt"):
+        parts = segments(words, text=text, duration=duration)
+        return WireReply((srt(parts) if response_format == "srt" else vtt(parts)).encode(), TEXT, None)
+    doc: dict[str, Any] = {"text": text, "task": "transcribe", "language": language, "duration": duration}
+    if response_format.startswith("verbose_json"):
+        doc["segments"] = segments_json(segments(words, text=text, duration=duration))
+        if response_format == "verbose_json+words":
+            doc["words"] = [{"word": w.text, "start": w.start, "end": w.end} for w in words]
     return WireReply(jsonx.dumps(doc), JSON, None)
 
 
@@ -127,7 +146,27 @@ def _deepgram_reply(request: WireRequest, body: bytes, content_type: str, now: i
     language = request.query.get("language") or str(channel.get("detected_language") or "en")
     metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
     duration = metadata.get("duration", 0.0) if isinstance(metadata, dict) else 0.0
-    return transcript(text, _language(language), float(duration or 0.0), request.response_format)
+    words = _timed(best.get("words"), ("punctuated_word", "word"), scale=1.0)
+    return transcript(text, _language(language), float(duration or 0.0), request.response_format, words)
+
+
+def _timed(raw: Any, names: tuple[str, ...], *, scale: float) -> list[Word]:
+    """Word timings from a provider's list of ``{<text>, "start", "end"}`` (``scale``: to seconds); entries
+    without a usable text or time are skipped."""
+    out: list[Word] = []
+    for item in raw if isinstance(raw, list) else ():
+        if not isinstance(item, dict):
+            continue
+        text = next((item[n] for n in names if isinstance(item.get(n), str) and item[n]), None)
+        start, end = item.get("start"), item.get("end")
+        if text is None or not _number(start) or not _number(end):
+            continue
+        out.append(Word(text, round(float(start) * scale, 3), round(float(end) * scale, 3)))
+    return out
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 DEEPGRAM = HttpDialect(_deepgram_request, _deepgram_reply)
@@ -189,8 +228,9 @@ def assemblyai_reply(poll_reply: bytes, response_format: str) -> AssemblyJob:
     text = doc.get("text") or ""
     language = _language(str(doc.get("language_code") or "en"))
     duration = doc.get("audio_duration")
-    seconds = float(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) else 0.0
-    return AssemblyJob(status, reply=transcript(str(text), language, seconds, response_format))
+    seconds = float(duration) if _number(duration) else 0.0
+    words = _timed(doc.get("words"), ("text",), scale=0.001)  # AssemblyAI times words in milliseconds
+    return AssemblyJob(status, reply=transcript(str(text), language, seconds, response_format, words))
 
 
 def _object(body: bytes) -> dict[str, Any]:

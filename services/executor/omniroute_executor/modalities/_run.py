@@ -17,7 +17,7 @@ from omniroute.v1 import common_pb2, executor_pb2
 from omniroute_core.errors import hub_error, hub_error_body
 from omniroute_core.formats import format_name
 from omniroute_core.multipart import Form
-from omniroute_executor.attempts import Attempt, Kind, Outcome, classify, retry_after_ms
+from omniroute_executor.attempts import Attempt, Kind, Outcome, classify, retry_after_ms, transport_failure
 from omniroute_executor.modalities._audio import (
     DEEPGRAM,
     OPENAI_TRANSCRIPTION,
@@ -35,11 +35,12 @@ from omniroute_executor.modalities._wire import (
     WireReply,
     WireRequest,
 )
+from omniroute_executor.outbound import NetPolicy
 from omniroute_executor.prepare import Credentials, auth_header
 from omniroute_executor.relay_stream import relayed_headers
 from omniroute_executor.replies import is_json_object
 from omniroute_executor.resolve import ResolveError, Target
-from omniroute_executor.upstream import Upstream, UpstreamError, UpstreamResponse, UpstreamTimeout
+from omniroute_executor.upstream import Upstream, UpstreamError, UpstreamResponse
 
 if TYPE_CHECKING:  # the local package imports this one's dialect types
     from omniroute_executor.local import LocalEmbedder
@@ -99,12 +100,14 @@ class ModalityRunner:
         # (connection id, status, headers) of every provider response: the rate-limit recorder
         self._on_response = on_response
 
-    async def attempt(self, operation: str, source: Source, target: Target, attempt: Attempt) -> Outcome:
+    async def attempt(
+        self, operation: str, source: Source, target: Target, attempt: Attempt, net: NetPolicy | None = None
+    ) -> Outcome:
         """One attempt; the caller applies the per-target timeout around it. ``attempt`` records its status,
-        error type and usage for the usage event."""
+        error type and usage for the usage event. ``net``: the request's proxies and concurrency limits."""
         local = target.provider.dialect(operation, "") == _LOCAL
         try:
-            return await self._attempt(operation, source, target, attempt)
+            return await self._attempt(operation, source, target, attempt, net or NetPolicy())
         except _Failed as failed:
             outcome, error_type = failed.outcome, failed.error_type
         except (WireError, ResolveError) as exc:
@@ -115,7 +118,9 @@ class ModalityRunner:
         attempt.error_type = attempt.error_type or error_type
         return outcome
 
-    async def _attempt(self, operation: str, source: Source, target: Target, attempt: Attempt) -> Outcome:
+    async def _attempt(
+        self, operation: str, source: Source, target: Target, attempt: Attempt, net: NetPolicy
+    ) -> Outcome:
         spec = target.provider
         dialect = spec.dialect(operation, format_name(spec.format))
         if dialect == _LOCAL:
@@ -123,13 +128,13 @@ class ModalityRunner:
             attempt.usage = usage
             return self._ok(wire, target, attempt, 200, {})
         if operation == "transcription" and dialect == _ASSEMBLYAI:
-            return await self._assemblyai(source, target, attempt)
+            return await self._assemblyai(source, target, attempt, net)
         http = DIALECTS.get((operation, dialect))
         if http is None or not spec.supports(operation):
             raise WireError(hub_error(400, f"provider {spec.id!r} does not support {operation}"))
         request = http.request(spec, operation, target.model, source)
         path = spec.path(operation, stream=False, model=target.model, options=target.connection.options) or ""
-        resp, body = await self._send(target, path, request, http.passthrough)
+        resp, body = await self._send(target, path, request, http.passthrough, net)
         wire = http.reply(request, body, resp.headers.get("Content-Type", ""), int(self._now()))
         if wire.usage is not None:
             attempt.usage = wire.usage
@@ -165,6 +170,7 @@ class ModalityRunner:
         path: str,
         request: WireRequest,
         passthrough: bool,
+        net: NetPolicy,
         *,
         method: str = "POST",
     ) -> tuple[UpstreamResponse, bytes]:
@@ -173,40 +179,41 @@ class ModalityRunner:
         if request.query:
             url += ("&" if "?" in url else "?") + urlencode(request.query)
         headers = self._headers(target, request.content_type, request.accept)
+        pid = target.provider.id
+        proxy, limits = net.proxy(pid, url), net.limits_for(pid)
         try:
             if method == "GET":
-                resp = await self._upstream.get(target.provider.id, url, headers)
+                resp = await self._upstream.get(pid, url, headers, proxy=proxy, limits=limits)
             else:
-                resp = await self._upstream.post(target.provider.id, url, headers, request.body)
+                resp = await self._upstream.post(pid, url, headers, request.body, proxy=proxy, limits=limits)
             if self._on_response is not None:
                 self._on_response(target.connection.id, resp.status, resp.headers)
             try:
                 body = await resp.read()
             finally:
                 resp.close()
-        except UpstreamTimeout as exc:
-            err = hub_error(504, f"provider timed out: {exc}")
-            raise _Failed(_error(err, Kind.RETRY, failure=True), err.type) from exc
         except UpstreamError as exc:
-            err = hub_error(502, f"provider unreachable: {exc}")
-            raise _Failed(_error(err, Kind.RETRY, failure=True), err.type) from exc
+            failure = transport_failure(exc)
+            outcome = _error(failure.error, failure.kind, failure=failure.counts_as_failure)
+            outcome.retry_after_ms = failure.retry_after_ms
+            raise _Failed(outcome, failure.error_type or failure.error.type) from exc
         if resp.status >= 400:
             raise _Failed(_upstream_failure(target, resp, body, passthrough), "upstream_status")
         return resp, body
 
-    async def _assemblyai(self, source: Source, target: Target, attempt: Attempt) -> Outcome:
+    async def _assemblyai(self, source: Source, target: Target, attempt: Attempt, net: NetPolicy) -> Outcome:
         """Upload the audio, create the transcript job, poll it until it completes or fails."""
         spec = target.provider
         upload, fmt = assemblyai_upload(source)
         paths = spec.paths
-        _, uploaded = await self._send(target, paths.get("transcriptionUpload", "/upload"), upload, False)
+        _, uploaded = await self._send(target, paths.get("transcriptionUpload", "/upload"), upload, False, net)
         form: Form = source.parsed
         create = WireRequest(assemblyai_create(uploaded, target.model, form))
-        _, created = await self._send(target, paths.get("transcription", "/transcript"), create, False)
+        _, created = await self._send(target, paths.get("transcription", "/transcript"), create, False, net)
         poll_path = paths.get("transcriptionPoll", "/transcript/{id}").replace("{id}", assemblyai_job_id(created))
         waited = 0.0
         while True:
-            resp, polled = await self._send(target, poll_path, WireRequest(b""), False, method="GET")
+            resp, polled = await self._send(target, poll_path, WireRequest(b""), False, net, method="GET")
             job = assemblyai_reply(polled, fmt)
             if job.reply is not None:
                 return self._ok(job.reply, target, attempt, 200, relayed_headers(resp))

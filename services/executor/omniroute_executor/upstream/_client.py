@@ -1,0 +1,179 @@
+"""The pooled clients: one aiohttp session per provider pool, behind its concurrency gate and the address guard."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from omniroute_core.netguard import refused_host
+from omniroute_executor.upstream._errors import UpstreamBlocked, UpstreamConnectError, UpstreamTimeout
+from omniroute_executor.upstream._gate import Gate, QueueLimits
+from omniroute_executor.upstream._guard import GuardedResolver, RefusedAddress
+from omniroute_executor.upstream._response import UpstreamResponse
+
+__all__ = ["Upstream"]
+
+
+class Upstream:
+    """Pooled HTTP clients, one connection pool per provider, with explicit limits and timeouts.
+
+    ``limits`` is the default concurrency queue of every pool (a call may pass its own, from the live config).
+    ``allow_link_local`` turns the address guard off (``ALLOW_LINK_LOCAL_PROVIDERS``). ``resolver`` is the DNS
+    resolver under the guard (None: aiohttp's default; tests map names to chosen addresses with it).
+    ``registry`` receives the per-pool gauges ``omniroute_upstream_in_flight`` / ``omniroute_upstream_queued``
+    and the counter ``omniroute_upstream_refused_total``. ``tls`` replaces the default certificate checks (a
+    private CA; tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        limits: QueueLimits | None = None,
+        allow_link_local: bool = False,
+        resolver: aiohttp.abc.AbstractResolver | None = None,
+        registry: CollectorRegistry | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self._max = max_connections
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout_s, sock_read=read_timeout_s)
+        self._limits = limits or QueueLimits(max_concurrent=max_connections)
+        self._allow = allow_link_local
+        self._resolver = resolver
+        self._tls: ssl.SSLContext | bool = tls if tls is not None else True
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._gates: dict[str, Gate] = {}
+        self._refused_hosts: dict[str, str | None] = {}  # host → reason (None: allowed), bounded below
+        registry = registry or CollectorRegistry()
+        self._in_flight = Gauge(
+            "omniroute_upstream_in_flight", "Provider requests in flight", ["provider"], registry=registry
+        )
+        self._queued = Gauge(
+            "omniroute_upstream_queued", "Provider requests waiting for a slot", ["provider"], registry=registry
+        )
+        self._refused = Counter(
+            "omniroute_upstream_refused",
+            "Provider requests refused at once because the concurrency queue was full",
+            ["provider"],
+            registry=registry,
+        )
+
+    @property
+    def default_limits(self) -> QueueLimits:
+        """The concurrency queue of a pool whose call gives no limits of its own."""
+        return self._limits
+
+    def gate(self, pool: str) -> Gate:
+        """The pool's concurrency gate (created on first use)."""
+        gate = self._gates.get(pool)
+        if gate is None:
+            gate = self._gates[pool] = Gate(pool)
+            self._in_flight.labels(pool).set_function(lambda: gate.in_flight)
+            self._queued.labels(pool).set_function(lambda: gate.queued)
+        return gate
+
+    def _session(self, pool: str) -> aiohttp.ClientSession:
+        session = self._sessions.get(pool)
+        if session is None:
+            resolver = None if self._allow else GuardedResolver(self._resolver)
+            connector = aiohttp.TCPConnector(
+                limit=self._max,
+                limit_per_host=self._max,
+                ttl_dns_cache=300,
+                resolver=resolver or self._resolver,
+                ssl=self._tls,
+            )
+            session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, auto_decompress=True, skip_auto_headers=("User-Agent",)
+            )
+            self._sessions[pool] = session
+        return session
+
+    def _check(self, url: str) -> None:
+        """The guard for IP-literal and metadata hosts, which never reach the resolver."""
+        if self._allow:
+            return
+        host = urlsplit(url).hostname or ""
+        if host not in self._refused_hosts:
+            if len(self._refused_hosts) > 10_000:
+                self._refused_hosts.clear()
+            self._refused_hosts[host] = refused_host(host)
+        reason = self._refused_hosts[host]
+        if reason is not None:
+            raise UpstreamBlocked(f"refused to connect to {host}: {reason}")
+
+    async def _request(
+        self,
+        method: str,
+        pool: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | memoryview | None,
+        proxy: str | None,
+        limits: QueueLimits | None,
+    ) -> UpstreamResponse:
+        self._check(url)
+        if proxy:
+            self._check(proxy)
+        gate = self.gate(pool)
+        try:
+            await gate.acquire(limits or self._limits)
+        except Exception:
+            self._refused.labels(pool).inc()
+            raise
+        try:
+            resp = await self._session(pool).request(method, url, data=body, headers=dict(headers), proxy=proxy)
+        except BaseException as exc:
+            gate.release()
+            if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+                raise UpstreamTimeout(f"no response from {url}") from exc
+            if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, RefusedAddress):
+                raise UpstreamBlocked(f"refused to connect to {url}: {exc.os_error}") from exc
+            if isinstance(exc, aiohttp.ClientConnectorError):
+                raise UpstreamConnectError(f"cannot connect to {url}: {exc.os_error or exc}") from exc
+            if isinstance(exc, aiohttp.ClientError):
+                raise UpstreamConnectError(f"request to {url} failed: {exc}") from exc
+            raise
+        return UpstreamResponse(resp.status, resp.headers, resp, gate.release)
+
+    async def post(
+        self,
+        pool: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | memoryview,
+        *,
+        proxy: str | None = None,
+        limits: QueueLimits | None = None,
+    ) -> UpstreamResponse:
+        """Send a POST and return once the status line and headers arrived. The caller must ``close()``.
+
+        ``proxy`` is an outbound HTTP proxy URL (``http://user:pass@host:port``); HTTPS targets tunnel through it
+        with CONNECT. ``limits`` overrides the pool's default concurrency queue for this call.
+        Raises :class:`UpstreamBusy` (queue full, nothing sent), :class:`UpstreamBlocked` (guarded address,
+        nothing sent), :class:`UpstreamConnectError`, :class:`UpstreamTimeout`.
+        """
+        return await self._request("POST", pool, url, headers, body, proxy, limits)
+
+    async def get(
+        self,
+        pool: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        proxy: str | None = None,
+        limits: QueueLimits | None = None,
+    ) -> UpstreamResponse:
+        """Send a GET (a poll of a provider's job, a model list, a proxy test); like :meth:`post` otherwise."""
+        return await self._request("GET", pool, url, headers, None, proxy, limits)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(s.close() for s in self._sessions.values()))
+        self._sessions.clear()
