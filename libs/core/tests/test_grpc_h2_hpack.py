@@ -90,6 +90,10 @@ def test_a_cached_block_is_not_reused_after_the_table_changed() -> None:
     decoder.decode(b"\x40\x01a\x01b")  # a: b enters the table: index 62 is now it
     assert decoder.generation > generation
     assert decoder.decode(indexed) == [(b":method", b"GET"), (b"a", b"b")]
+    tail = indexed + b"\x00\x01x\x01y"  # the same run of indexed fields, then a literal: the run is cached alone
+    assert decoder.decode(tail) == [(b":method", b"GET"), (b"a", b"b"), (b"x", b"y")]
+    decoder.decode(b"\x40\x01c\x01d")
+    assert decoder.decode(tail) == [(b":method", b"GET"), (b"c", b"d"), (b"x", b"y")]
     generation = decoder.generation
     decoder.decode(b"\x20")  # a size update to 0 empties the table
     assert decoder.generation > generation
@@ -124,6 +128,8 @@ def test_a_literal_without_indexing_leaves_the_table_and_the_cache_alone() -> No
         (b"\x00", "a literal without its name"),
         (b"\xff\x80\x80\x80\x80\x80\x80", "an endless integer"),
         (b"\x82\x20", "a size update after a field"),
+        (b"\x82\x83\x20", "a size update after a run of indexed fields"),
+        (b"\x82\x83\x80", "index 0 after a run of indexed fields"),
         (b"\x3f\xe2\x1f", "a size update past our table size"),
         (b"\x00\x81\xff\x01y", "Huffman coding with an EOS symbol"),
     ],

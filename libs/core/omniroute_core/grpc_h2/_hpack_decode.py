@@ -9,7 +9,8 @@ every change of the dynamic table (an insertion, with the evictions it causes, a
 that changes the table (a literal with incremental indexing, a size update) is always decoded and never
 cached, and the entries cached under the old generation are dead from then on. Huffman-coded strings are
 also remembered by their coded bytes (their decoding depends on nothing else), so a block that differs per call
-only in one value (a request id, a deadline) still pays little for its other literals.
+only in one value (a request id, a deadline) still pays little for its other literals, and the run of one-byte
+indexed fields such a block starts with is cached as a block of its own.
 
 Errors (a truncated block, an index past the tables, a size update above our limit or after a field, a header
 list past ``max_header_list_size``, bad Huffman coding) raise ``hpack.HPACKDecodingError``; the connection
@@ -17,6 +18,8 @@ must then be closed, as the table may have diverged from the peer's.
 """
 
 from __future__ import annotations
+
+import re
 
 from hpack import HPACKDecodingError
 from hpack.huffman_table import decode_huffman
@@ -30,7 +33,10 @@ _ENTRY_OVERHEAD = 32  # RFC 7541 §4.1
 _CACHE_ENTRIES = 256  # per cache and connection; a full cache is cleared (steady state needs a handful)
 _CACHE_BLOCK = 1024  # longer blocks are not cached (bounds the memory a peer can make us keep)
 _CACHE_STRING = 256  # longer Huffman strings are not remembered
+# a run of one-byte indexed fields (indexes 1 to 126) from a block's start
+_INDEXED_RUN = re.compile(rb"[\x81-\xfe]*")
 _MAX_INT_BYTES = 5  # continuation bytes of an integer: more than 2**28 is not a size or index we accept
+_Entry = tuple[int, tuple[tuple[bytes, bytes], ...], int]
 
 
 class HeaderDecoder:
@@ -47,7 +53,7 @@ class HeaderDecoder:
         self.generation = 0  # bumped whenever the dynamic table changes
         self._entries: list[tuple[bytes, bytes]] = []  # oldest first: dynamic index 1 is the last one
         self._used = 0
-        self._blocks: dict[bytes, tuple[int, tuple[tuple[bytes, bytes], ...]]] = {}
+        self._blocks: dict[bytes, _Entry] = {}  # block → (generation, fields, their size)
         self._strings: dict[bytes, bytes] = {}
 
     @property
@@ -65,21 +71,37 @@ class HeaderDecoder:
 
     def decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
         """The fields of one complete header block (HEADERS plus CONTINUATION), in order, as bytes."""
-        cached = self._blocks.get(block)
-        if cached is not None and cached[0] == self.generation:
-            return list(cached[1])
+        entry = self._blocks.get(block)  # the steady state's path, before any call
+        if entry is None or entry[0] != self.generation:
+            entry = self._entry(block)
+        return list(entry[1])
+
+    def _entry(self, block: bytes) -> _Entry:
+        """(the generation it was decoded under, its fields, their size) of a block, from the cache if there."""
+        entry = self._blocks.get(block)
+        if entry is not None and entry[0] == self.generation:
+            return entry
         generation = self.generation
-        fields = self._decode(block)
+        match = _INDEXED_RUN.match(block)
+        run = match.end() if match else 0
+        if 1 < run < len(block):
+            # the fixed fields first, then what differs per call (a request id): the run is a block of its own
+            _, head, size = self._entry(block[:run])
+            fields, size = self._decode(block, run, list(head), size)
+        else:
+            fields, size = self._decode(block, 0, [], 0)
+        entry = (generation, tuple(fields), size)
         if self.generation == generation and len(block) <= _CACHE_BLOCK:
             if len(self._blocks) >= _CACHE_ENTRIES:
                 self._blocks.clear()
-            self._blocks[block] = (generation, tuple(fields))
-        return fields
+            self._blocks[block] = entry
+        return entry
 
-    def _decode(self, data: bytes) -> list[tuple[bytes, bytes]]:
-        fields: list[tuple[bytes, bytes]] = []
-        size = 0
-        pos, end = 0, len(data)
+    def _decode(
+        self, data: bytes, pos: int, fields: list[tuple[bytes, bytes]], size: int
+    ) -> tuple[list[tuple[bytes, bytes]], int]:
+        """Decode ``data`` from ``pos`` on, after ``fields`` (of ``size`` bytes) already decoded before it."""
+        end = len(data)
         while pos < end:
             first = data[pos]
             if first & 0x80:  # indexed field (§6.1)
@@ -104,7 +126,7 @@ class HeaderDecoder:
             size += len(field[0]) + len(field[1]) + _ENTRY_OVERHEAD
             if size > self._list_limit:
                 raise HPACKDecodingError(f"a header list larger than {self._list_limit} bytes")
-        return fields
+        return fields, size
 
     def _lookup(self, index: int) -> tuple[bytes, bytes]:
         if 0 < index <= _STATIC_LEN:
