@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from omniroute_core import events
-from omniroute_core.snapshot import ConfigSnapshot, SnapshotWatcher
+from omniroute_core.snapshot import ConfigSnapshot
+from omniroute_core.snapshot_watcher import SnapshotWatcher
 from omniroute_devservers.pytest_plugin import _Server
 
 

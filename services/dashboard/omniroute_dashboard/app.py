@@ -32,8 +32,8 @@ from omniroute_dashboard import (
     provider_models,
     provider_nodes,
     providers,
+    proxy_check,
     proxy_settings,
-    proxy_test,
     resilience,
     routing_settings,
     sessions_routes,
@@ -120,7 +120,7 @@ def create_app(settings: DashboardSettings, metrics: DashboardMetrics | None = N
     app.include_router(proxy_settings.router)
     app.include_router(cache_routes.router)
     app.include_router(cache_routes.settings_router)
-    app.include_router(proxy_test.router)
+    app.include_router(proxy_check.router)
     app.include_router(sessions_routes.router)
     app.include_router(ip_filter_router)
     app.include_router(rate_limit_router)

@@ -88,3 +88,12 @@ async def test_the_log_needs_admin_and_a_sane_limit(dash: Dashboard) -> None:
 )
 def test_redaction(value: Any, expected: Any) -> None:
     assert redact(value) == expected
+
+
+def test_redaction_of_long_text_is_linear() -> None:
+    # a 100 kB word, and one with a scheme-like run, ran the URL pattern quadratically (minutes) before
+    word = "x" * 100_001
+    assert redact({"suffixPrompt": word}) == {"suffixPrompt": word}
+    tricky = "x" * 50_000 + "://" + "a" * 50_000 + ":" + "b" * 50_000
+    assert redact(tricky) == tricky
+    assert redact("y" * 50_000 + " http://u:pw@proxy:1") == "y" * 50_000 + f" http://u:{REDACTED}@proxy:1"

@@ -21,7 +21,8 @@ from nats.js.kv import KeyValue
 from omniroute_core import jsonx
 from omniroute_core.crypto import hash_api_key
 from omniroute_core.events import CONFIG_KEY, config_bucket
-from omniroute_core.snapshot import ConfigSnapshot, SnapshotWatcher, parse_snapshot
+from omniroute_core.snapshot import ConfigSnapshot, parse_snapshot
+from omniroute_core.snapshot_watcher import SnapshotWatcher
 from omniroute_devservers.servers import command, free_port, url_for, wait_ready
 
 from .conftest import Dashboard, make_settings, start

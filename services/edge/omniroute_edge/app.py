@@ -23,7 +23,7 @@ from starlette.routing import Route as StarletteRoute
 from omniroute.v1 import executor_pb2_grpc, translator_pb2_grpc, usage_pb2_grpc
 from omniroute_core import events, grpcx, jsonx
 from omniroute_core.grpc_h2 import H2Channel
-from omniroute_core.snapshot import SnapshotWatcher
+from omniroute_core.snapshot_watcher import SnapshotWatcher
 from omniroute_edge.budget import BudgetGuard, BudgetMetrics
 from omniroute_edge.cache import ExactCache
 from omniroute_edge.dashboard_proxy import DashboardProxy

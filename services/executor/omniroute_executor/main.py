@@ -17,7 +17,7 @@ from omniroute_core.catalog import load_catalog
 from omniroute_core.crypto import Cipher
 from omniroute_core.logging import configure_logging
 from omniroute_core.metrics import new_registry, serve_metrics
-from omniroute_core.snapshot import SnapshotWatcher
+from omniroute_core.snapshot_watcher import SnapshotWatcher
 from omniroute_executor.admin import ProviderAdminServicer
 from omniroute_executor.engine import Engine
 from omniroute_executor.local import LocalEmbedder

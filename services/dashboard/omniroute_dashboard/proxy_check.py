@@ -113,7 +113,7 @@ def _masked(url: str) -> str:
 
 
 @router.post("/test")
-async def test_proxy(request: Request, ctx: ContextDep, stub: AdminDep) -> Response:
+async def check_proxy(request: Request, ctx: ContextDep, stub: AdminDep) -> Response:
     """Make one request through the proxy; 400 for a malformed body."""
     body = await parse_body(request, _Body)
     if body.url is None and body.proxy is None:
