@@ -16,10 +16,11 @@ client: SETTINGS (acknowledged; the peer's initial window and frame size applied
 control both ways (a body larger than the peer's window waits for its WINDOW_UPDATEs; received bytes are
 returned to the peer as they arrive, per stream only while less than ``_QUEUED_LIMIT`` bytes wait unread, so a
 slow reader slows the server down), GOAWAY (no new stream on that connection; streams past its last id fail
-``UNAVAILABLE``; the next call opens a new connection), RST_STREAM mapped to gRPC codes, HPACK through the
-``hpack`` package (the header blocks of gRPC core use Huffman coding and the dynamic table). Deadlines go to the
-server as ``grpc-timeout`` and are enforced here too; cancellation sends RST_STREAM(CANCEL), which cancels the
-server's handler. No TLS (sibling services on the cluster network), no compression (none is advertised).
+``UNAVAILABLE``; the next call opens a new connection), RST_STREAM mapped to gRPC codes, HPACK decoded by
+``_hpack_decode`` (Huffman coding and the dynamic table, as gRPC core sends them; repeated blocks are cached).
+Deadlines go to the server as ``grpc-timeout`` and are enforced here too; cancellation sends
+RST_STREAM(CANCEL), which cancels the server's handler. No TLS (sibling services on the cluster network), no
+compression (none is advertised).
 
 The server (``H2Server``) has grpc.aio's server surface for generated ``add_XServicer_to_server`` functions and
 serves unary-unary and unary-stream methods to any stock client; each call's handler runs as a task with a

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import hpack
 
 from omniroute_core.grpc_h2._hpack import HeaderEncoder
+from omniroute_core.grpc_h2._hpack_decode import HeaderDecoder
 from omniroute_core.grpc_h2._wire import (
     ACK,
     CONN_WINDOW,
@@ -53,7 +54,7 @@ class FrameLoop(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: Any = None  # uvloop's transports are not asyncio.Transport subclasses
-        self.decoder = hpack.Decoder()
+        self.decoder = HeaderDecoder()
         self.encoder = HeaderEncoder()
         self.streams: dict[int, Any] = {}
         self.peer_initial_window = 65_535
@@ -171,8 +172,8 @@ class FrameLoop(asyncio.Protocol):
     def _header_block(self) -> None:
         stream_id, self._block_stream = self._block_stream, 0
         # decoded even when the stream is gone: HPACK's dynamic table must see every block
-        headers = self.decoder.decode(bytes(self._block), raw=True)
-        self.on_headers(stream_id, headers, self._block_end)  # type: ignore[arg-type]
+        headers = self.decoder.decode(bytes(self._block))
+        self.on_headers(stream_id, headers, self._block_end)
 
     def _settings(self, payload: bytes) -> None:
         for offset in range(0, len(payload) - len(payload) % 6, 6):

@@ -36,17 +36,24 @@ class HeaderEncoder:
         self._used = 0
         self._inserted = 0
         self._position: dict[tuple[bytes, bytes], int] = {}  # field → its insertion number
+        # field → its indexed representation, valid until the next insertion moves every index by one
+        self._indexed: dict[tuple[bytes, bytes], bytes] = {}
 
     def cached(self, name: bytes, value: bytes) -> bytes:
         """A field expected to repeat: its index when the table has it, else added to the table if it fits."""
+        encoded = self._indexed.get((name, value))
+        if encoded is not None:
+            return encoded
         number = self._position.get((name, value))
         if number is not None:
-            return _prefixed(0x80, _STATIC_LEN + 1 + self._inserted - number, 7)
+            encoded = self._indexed[name, value] = _prefixed(0x80, _STATIC_LEN + 1 + self._inserted - number, 7)
+            return encoded
         size = len(name) + len(value) + _ENTRY_OVERHEAD
         if self._used + size > self._capacity:
             return literal_field(name, value)
         self._position[(name, value)] = self._inserted + 1
         self._inserted += 1
+        self._indexed.clear()
         self._used += size
         return b"\x40" + _string(name) + _string(value)  # literal with incremental indexing, new name
 
@@ -58,6 +65,7 @@ class HeaderEncoder:
         # a dynamic table size update to 0 empties the table, then the new maximum (RFC 7541 §4.2, §6.3)
         self._capacity, self._used, self._inserted = table_size, 0, 0
         self._position.clear()
+        self._indexed.clear()
         return _prefixed(0x20, 0, 5) + _prefixed(0x20, table_size, 5)
 
 
