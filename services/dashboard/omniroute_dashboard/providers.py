@@ -7,6 +7,9 @@ credential (``apiKeyEnc`` is ``""`` in the snapshot). ``PUT`` is a partial updat
 its value, so a ``PUT`` without ``apiKey`` keeps the stored key; ``"baseUrl": ""`` reverts to the catalog default.
 A base URL on a link-local or cloud metadata address is refused (400) unless ``ALLOW_LINK_LOCAL_PROVIDERS`` is set.
 
+A connection test's recorded result (``testStatus``, ``lastTested``, ``lastError``) is cleared by a ``PUT`` that
+changes what the test exercised: provider, ``baseUrl``, ``apiKey``, ``headers`` or ``options``.
+
 ``options`` fills a catalog provider's URL parameters (Azure: ``{"apiVersion": "2025-01-01-preview"}``; the
 catalog's ``params`` are the defaults and the only names accepted). A provider whose catalog entry has no base URL
 (Azure: each resource has its own endpoint) needs ``baseUrl`` on the connection.
@@ -56,9 +59,13 @@ _INSERT = (
     "(id, provider, name, base_url, api_key_enc, priority, is_active, headers, options) "
     f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_COLUMNS}"
 )
+# $10: what a connection test exercised changed (provider, endpoint, key, headers, options): its result is stale
 _UPDATE = (
     "UPDATE provider_connections SET provider = $2, name = $3, base_url = $4, api_key_enc = $5, priority = $6, "  # noqa: S608
-    f"is_active = $7, headers = $8, options = $9, updated_at = now() WHERE id = $1 RETURNING {_COLUMNS}"
+    "is_active = $7, headers = $8, options = $9, updated_at = now(), "
+    "test_status = CASE WHEN $10 THEN NULL ELSE test_status END, "
+    "last_tested_at = CASE WHEN $10 THEN NULL ELSE last_tested_at END, "
+    f"last_error = CASE WHEN $10 THEN NULL ELSE last_error END WHERE id = $1 RETURNING {_COLUMNS}"
 )
 _PG_INT = 2**31 - 1
 
@@ -262,8 +269,10 @@ async def update_connection(connection_id: str, request: Request, ctx: ContextDe
         if body.api_key is not None:
             key_enc = ctx.cipher.encrypt(body.api_key, aad=connection_id) if body.api_key else ""
         provider, base_url = _pick(body.provider, old["provider"]), _pick(body.base_url, old["base_url"])
-        options = _pick(body.options, old["options"])
+        options, headers = _pick(body.options, old["options"]), _pick(body.headers, old["headers"])
         check_catalog(ctx.catalog, provider, base_url, options)
+        tested = (old["provider"], old["base_url"], old["headers"], old["options"])
+        stale = body.api_key is not None or tested != (provider, base_url, headers, options)
         row = await conn.fetchrow(
             _UPDATE,
             connection_id,
@@ -273,8 +282,9 @@ async def update_connection(connection_id: str, request: Request, ctx: ContextDe
             key_enc,
             _pick(body.priority, old["priority"]),
             _pick(body.is_active, old["is_active"]),
-            _pick(body.headers, old["headers"]),
+            headers,
             options,
+            stale,
         )
     assert row is not None
     return json_response({"connection": _public(ctx.cipher, row)})

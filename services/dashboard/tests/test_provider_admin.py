@@ -122,6 +122,13 @@ async def test_a_refused_key_is_valid_false_and_recorded_as_an_error(adash: Dash
     assert result["error"] == "provider answered 401: Incorrect API key provided"
     shown = (await adash.admin.get(f"/api/providers/{connection_id}")).json()["connection"]
     assert (shown["testStatus"], shown["lastError"]) == ("error", result["error"])
+    # a rename keeps the result; a new key makes it stale until the next test
+    await adash.admin.put(f"/api/providers/{connection_id}", json={"name": "renamed"})
+    shown = (await adash.admin.get(f"/api/providers/{connection_id}")).json()["connection"]
+    assert shown["testStatus"] == "error"
+    await adash.admin.put(f"/api/providers/{connection_id}", json={"apiKey": "sk-a-brand-new-key-0000"})
+    shown = (await adash.admin.get(f"/api/providers/{connection_id}")).json()["connection"]
+    assert (shown["testStatus"], shown["lastTested"], shown["lastError"]) == ("unknown", None, None)
 
 
 async def test_an_unreachable_provider_is_valid_false_and_its_models_a_502(adash: Dashboard) -> None:
