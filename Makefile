@@ -36,7 +36,7 @@ proto: install
 	$(UV) run --frozen python tools/gen_proto.py
 
 bench: install
-	$(UV) run --frozen python bench/run.py $(ARGS)
+	UV=$(UV) $(UV) run --frozen python bench/run.py $(ARGS)
 
 goldens: install
 	$(UV) run --frozen python -m omniroute_translator.goldens

@@ -310,7 +310,8 @@ def ensure_litellm(venv: Path) -> Path:
     python = venv / "bin" / "python"
     if exe.exists() and _installed_version(python) == LITELLM_VERSION:
         return exe
-    uv = shutil.which("uv") or str(Path.home() / ".local" / "bin" / "uv")
+    # `make bench` passes the uv it bootstrapped (a fresh machine has none on PATH)
+    uv = os.environ.get("UV") or shutil.which("uv") or str(Path.home() / ".local/share/omniroute/uv/bin/uv")
     if not python.exists():
         subprocess.run([uv, "venv", "--quiet", "--python", "3.11", str(venv)], check=True)
     print(f"bench: installing litellm[proxy]=={LITELLM_VERSION} into {venv}", flush=True)
