@@ -8,7 +8,6 @@ Only the executor talks HTTP to providers (DESIGN.md), so these routes ask it. O
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeAlias
@@ -19,7 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from omniroute.v1 import executor_pb2, executor_pb2_grpc
 from omniroute_core import grpcx, jsonx
 from omniroute_dashboard.context import Context
-from omniroute_dashboard.web import ApiError
+from omniroute_dashboard.rpc_errors import rpc_error
 
 __all__ = ["AdminDep", "AdminStub", "call_admin", "client_router"]
 
@@ -28,7 +27,6 @@ _Rpc: TypeAlias = Callable[..., "grpc.aio.UnaryUnaryCall[executor_pb2.AdminReque
 
 # the executor bounds each provider call (ADMIN_CALL_TIMEOUT_S, 15 s by default); this only catches a lost executor
 _TIMEOUT_S = 30.0
-_PARAM = re.compile(r"([A-Za-z][A-Za-z0-9_.]*): ")
 
 
 @asynccontextmanager
@@ -60,18 +58,6 @@ async def call_admin(rpc: _Rpc, doc: dict[str, Any]) -> dict[str, Any]:
     try:
         reply = await rpc(message, timeout=_TIMEOUT_S, metadata=grpcx.call_metadata())
     except grpc.aio.AioRpcError as exc:
-        raise _api_error(exc) from exc
+        raise rpc_error(exc, service="Executor", slug="executor", not_found_code="provider_not_found") from exc
     out: dict[str, Any] = jsonx.loads(reply.body_json)
     return out
-
-
-def _api_error(exc: grpc.aio.AioRpcError) -> ApiError:
-    code, details = exc.code(), exc.details() or ""
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        match = _PARAM.match(details)
-        return ApiError(400, details, param=match.group(1) if match else "")
-    if code == grpc.StatusCode.NOT_FOUND:
-        return ApiError(404, details, code="provider_not_found")
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return ApiError(503, "Executor unavailable", code="executor_unavailable")
-    return ApiError(502, f"Executor error: {code.name}", code="executor_error")

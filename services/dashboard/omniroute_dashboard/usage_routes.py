@@ -12,7 +12,6 @@ the usage data (history of a deleted connection stays readable).
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, TypeAlias
@@ -25,6 +24,7 @@ from omniroute.v1 import usage_pb2, usage_pb2_grpc
 from omniroute_core import grpcx, jsonx
 from omniroute_dashboard.auth import require_admin
 from omniroute_dashboard.context import Context, ContextDep
+from omniroute_dashboard.rpc_errors import rpc_error
 from omniroute_dashboard.web import ApiError
 
 __all__ = ["router"]
@@ -34,7 +34,6 @@ _Rpc: TypeAlias = Callable[..., "grpc.aio.UnaryUnaryCall[usage_pb2.ManageRequest
 
 # management queries read at most a few thousand rollup rows or one page of events
 _TIMEOUT_S = 10.0
-_PARAM = re.compile(r"([A-Za-z][A-Za-z0-9_]*): ")
 
 
 @asynccontextmanager
@@ -69,21 +68,9 @@ async def _call(rpc: _Rpc, request: Request, *, body: bool = False, path_id: str
     try:
         reply = await rpc(message, timeout=_TIMEOUT_S, metadata=grpcx.call_metadata())
     except grpc.aio.AioRpcError as exc:
-        raise _api_error(exc) from exc
+        raise rpc_error(exc, service="Usage service", slug="usage") from exc
     doc: dict[str, object] = jsonx.loads(reply.body_json)
     return doc
-
-
-def _api_error(exc: grpc.aio.AioRpcError) -> ApiError:
-    code, details = exc.code(), exc.details() or ""
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        match = _PARAM.match(details)
-        return ApiError(400, details, param=match.group(1) if match else "")
-    if code == grpc.StatusCode.NOT_FOUND:
-        return ApiError(404, details)
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return ApiError(503, "Usage service unavailable", code="usage_unavailable")
-    return ApiError(502, f"Usage service error: {code.name}", code="usage_error")
 
 
 def _json(doc: dict[str, object]) -> Response:
