@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -19,7 +19,16 @@ from omniroute_dashboard.settings import DashboardSettings
 from omniroute_dashboard.store import Conn, Pool, bump_version
 from omniroute_dashboard.web import ApiError
 
-__all__ = ["Context", "ContextDep", "StartupError", "build_cipher", "check_address", "config_change", "get_context"]
+__all__ = [
+    "Context",
+    "ContextDep",
+    "StartupError",
+    "build_cipher",
+    "check_address",
+    "check_provider_ids",
+    "config_change",
+    "get_context",
+]
 
 
 class StartupError(RuntimeError):
@@ -81,3 +90,15 @@ def check_address(ctx: Context, url: str, param: str) -> None:
     reason = refused_url(url, allow=ctx.settings.allow_link_local_providers)
     if reason is not None:
         raise ApiError(400, f"Invalid request: {param}: {reason}", param=param, code="address_refused")
+
+
+async def check_provider_ids(ctx: Context, conn: Conn, names: Iterable[str]) -> None:
+    """Raise ``ApiError(400)`` naming every one of ``names`` that is neither a catalog provider nor a provider node
+    (settings keyed by provider id refuse a typo rather than store a rule that never applies)."""
+    named = set(names)
+    if not named:
+        return
+    nodes = {r["id"] for r in await conn.fetch("SELECT id FROM provider_nodes WHERE id = ANY($1)", list(named))}
+    unknown = sorted(named - set(ctx.catalog.providers) - nodes)
+    if unknown:
+        raise ApiError(400, f"Invalid request: providers: unknown provider(s) {unknown}", param="providers")

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
 from omniroute_core.proxies import PROXY_KEY, ProxyConfig, password_aad
 from omniroute_dashboard.auth import require_admin
-from omniroute_dashboard.context import Context, ContextDep, check_address, config_change
+from omniroute_dashboard.context import Context, ContextDep, check_address, check_provider_ids, config_change
 from omniroute_dashboard.store import Conn, read_setting, write_setting
 from omniroute_dashboard.web import ApiError, json_response, parse_body
 
@@ -154,11 +154,7 @@ async def put_proxy(request: Request, ctx: ContextDep) -> Response:
     body = await parse_body(request, _Proxy)
     given = body.model_dump(exclude_unset=True)
     async with config_change(ctx) as conn:
-        named = set(given.get("providers") or {})
-        nodes = {r["id"] for r in await conn.fetch("SELECT id FROM provider_nodes WHERE id = ANY($1)", list(named))}
-        unknown = sorted(named - set(ctx.catalog.providers) - nodes)
-        if unknown:
-            raise ApiError(400, f"Invalid request: providers: unknown provider(s) {unknown}", param="providers")
+        await check_provider_ids(ctx, conn, given.get("providers") or {})
         stored = await read_setting(conn, PROXY_KEY, lock=True)
         _merge(ctx, stored, given, "", "")
         if "enabled" in given:

@@ -29,9 +29,9 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from omniroute_dashboard.auth import require_admin
-from omniroute_dashboard.context import ContextDep, config_change
+from omniroute_dashboard.context import ContextDep, check_provider_ids, config_change
 from omniroute_dashboard.store import read_setting, write_setting
-from omniroute_dashboard.web import ApiError, json_response, parse_body
+from omniroute_dashboard.web import json_response, parse_body
 
 __all__ = ["DEFAULTS", "router"]
 
@@ -99,11 +99,7 @@ async def put_routing(request: Request, ctx: ContextDep) -> Response:
     body = await parse_body(request, _Routing)
     given = body.model_dump(exclude_unset=True)
     async with config_change(ctx) as conn:
-        named = set(given.get("providers") or {})
-        nodes = {r["id"] for r in await conn.fetch("SELECT id FROM provider_nodes WHERE id = ANY($1)", list(named))}
-        unknown = sorted(named - set(ctx.catalog.providers) - nodes)
-        if unknown:
-            raise ApiError(400, f"Invalid request: providers: unknown provider(s) {unknown}", param="providers")
+        await check_provider_ids(ctx, conn, given.get("providers") or {})
         stored = await read_setting(conn, _KEY, lock=True)
         for name, value in given.items():
             if name == "providers":
