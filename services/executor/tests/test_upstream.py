@@ -333,3 +333,46 @@ async def test_https_tunnels_through_the_proxy_with_connect(proxy: FakeProxy) ->
         finally:
             await up.close()
             await runner.cleanup()
+
+
+async def _redirecting(location: str) -> tuple[web.AppRunner, str]:
+    """A provider that answers every request with a 307 to ``location``; returns the runner and its base URL."""
+
+    async def redirect(_: web.Request) -> web.Response:
+        return web.Response(status=307, headers={"Location": location})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", redirect)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["http://169.254.169.254/latest/meta-data/", "http://[::ffff:169.254.169.254]/latest"],
+)
+async def test_a_redirect_to_a_metadata_address_is_refused_not_followed(location: str) -> None:
+    runner, base = await _redirecting(location)
+    up = make(resolver=MapResolver({}))
+    try:
+        with pytest.raises(UpstreamBlocked, match="ALLOW_LINK_LOCAL_PROVIDERS"):
+            await up.post("openai", base + "/v1/chat/completions", HEADERS, BODY)
+        assert up.gate("openai").in_flight == 0
+    finally:
+        await up.close()
+        await runner.cleanup()
+
+
+async def test_a_redirect_to_an_allowed_address_is_still_followed(fake: FakeOpenAI) -> None:
+    runner, base = await _redirecting(fake.base_url + "/chat/completions")
+    up = make()
+    try:
+        resp = await up.post("openai", base + "/v1/chat/completions", HEADERS, BODY)
+        assert resp.status == 200 and (await resp.read())
+        resp.close()
+        assert fake.requests[0].json["model"] == "gpt-4o"  # 307 keeps the method and the body
+    finally:
+        await up.close()
+        await runner.cleanup()

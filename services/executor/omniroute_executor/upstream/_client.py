@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -91,16 +90,24 @@ class Upstream:
                 ssl=self._tls,
             )
             session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=True, skip_auto_headers=("User-Agent",)
+                connector=connector,
+                timeout=self._timeout,
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+                middlewares=() if self._allow else (self._guard,),
             )
             self._sessions[pool] = session
         return session
 
-    def _check(self, url: str) -> None:
-        """The guard for IP-literal and metadata hosts, which never reach the resolver."""
-        if self._allow:
-            return
-        host = urlsplit(url).hostname or ""
+    async def _guard(self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+        """Session middleware: the guard for IP-literal and metadata hosts, which never reach the resolver. aiohttp
+        runs it for every request it sends, each redirect hop included, on the host it is about to connect to."""
+        self._check(req.url.host or "")
+        if req.proxy is not None:
+            self._check(req.proxy.host or "")
+        return await handler(req)
+
+    def _check(self, host: str) -> None:
         if host not in self._refused_hosts:
             if len(self._refused_hosts) > 10_000:
                 self._refused_hosts.clear()
@@ -119,9 +126,6 @@ class Upstream:
         proxy: str | None,
         limits: QueueLimits | None,
     ) -> UpstreamResponse:
-        self._check(url)
-        if proxy:
-            self._check(proxy)
         gate = self.gate(pool)
         try:
             await gate.acquire(limits or self._limits)
