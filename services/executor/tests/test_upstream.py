@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 
 import omniroute_executor.upstream as upstream_pkg
 from omniroute_devservers.fake_openai import FakeOpenAI, Reply
-from omniroute_devservers.fake_proxy import FakeProxy
+from omniroute_devservers.fake_proxy import FakeProxy, basic_auth
 from omniroute_executor.upstream import QueueLimits, Upstream, UpstreamBlocked, UpstreamBusy, UpstreamConnectError
 
 HEADERS = {"Content-Type": "application/json"}
@@ -376,3 +376,18 @@ async def test_a_redirect_to_an_allowed_address_is_still_followed(fake: FakeOpen
     finally:
         await up.close()
         await runner.cleanup()
+
+
+async def test_a_proxy_failure_never_names_the_proxy_password() -> None:
+    strict = FakeProxy(required_auth=basic_auth("user", "right"))
+    await strict.start()
+    up = make()
+    proxy_url = strict.url.replace("//", "//user:s3cret-pw@")
+    try:
+        with pytest.raises(UpstreamConnectError) as refused:  # 407 to the CONNECT of an https target
+            await up.get("openai", "https://localhost:9/v1/models", {}, proxy=proxy_url)
+        assert "s3cret-pw" not in str(refused.value)
+        assert strict.seen[0].proxy_authorization == basic_auth("user", "s3cret-pw")
+    finally:
+        await up.close()
+        await strict.stop()

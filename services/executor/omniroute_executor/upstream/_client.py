@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Mapping
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -141,9 +142,10 @@ class Upstream:
             if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, RefusedAddress):
                 raise UpstreamBlocked(f"refused to connect to {url}: {exc.os_error}") from exc
             if isinstance(exc, aiohttp.ClientConnectorError):
-                raise UpstreamConnectError(f"cannot connect to {url}: {exc.os_error or exc}") from exc
+                why = _redact(str(exc.os_error or exc), proxy)
+                raise UpstreamConnectError(f"cannot connect to {url}: {why}") from exc
             if isinstance(exc, aiohttp.ClientError):
-                raise UpstreamConnectError(f"request to {url} failed: {exc}") from exc
+                raise UpstreamConnectError(f"request to {url} failed: {_redact(str(exc), proxy)}") from exc
             raise
         return UpstreamResponse(resp.status, resp.headers, resp, gate.release)
 
@@ -181,3 +183,14 @@ class Upstream:
     async def close(self) -> None:
         await asyncio.gather(*(s.close() for s in self._sessions.values()))
         self._sessions.clear()
+
+
+def _redact(message: str, proxy: str | None) -> str:
+    """``message`` without the proxy's password: aiohttp names the proxy URL it was given in its errors (a 407 to
+    CONNECT does), and these messages reach clients, usage events and the dashboard."""
+    if not proxy or "@" not in proxy:
+        return message
+    password = urlsplit(proxy).password or ""
+    for secret in {password, unquote(password)} - {""}:
+        message = message.replace(f":{secret}@", ":***@")
+    return message
