@@ -391,3 +391,22 @@ async def test_a_proxy_failure_never_names_the_proxy_password() -> None:
     finally:
         await up.close()
         await strict.stop()
+
+
+async def test_raising_the_limit_lets_the_waiting_line_in() -> None:
+    up = make()
+    gate = up.gate("p")
+    one = QueueLimits(max_concurrent=1, max_queued=5, queue_timeout_s=5)
+    three = QueueLimits(max_concurrent=3, max_queued=5, queue_timeout_s=5)
+    await gate.acquire(one)
+    waiter = asyncio.create_task(gate.acquire(one))
+    await asyncio.sleep(0.01)
+    assert gate.queued == 1
+    # the limit went up in the live config: the next request and the one already waiting both get a slot
+    await asyncio.wait_for(gate.acquire(three), 1)
+    await asyncio.wait_for(waiter, 1)
+    assert (gate.in_flight, gate.queued) == (3, 0)
+    for _ in range(3):
+        gate.release()
+    assert gate.in_flight == 0
+    await up.close()

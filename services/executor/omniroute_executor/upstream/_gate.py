@@ -47,6 +47,7 @@ class Gate:
         """Take a slot, waiting in line if allowed. Raises :class:`UpstreamBusy` when the line is full or the wait
         runs out. The caller must :meth:`release` exactly once after a successful acquire."""
         self._max = max(1, limits.max_concurrent)
+        self._admit()  # a raised limit lets the line in before this newcomer
         if self.in_flight < self._max and not self._waiters:
             self.in_flight += 1
             return
@@ -71,13 +72,16 @@ class Gate:
 
     def release(self) -> None:
         """Give the slot back: to the oldest waiter, unless the pool is over a lowered limit."""
-        if self.in_flight <= self._max:
-            while self._waiters:
-                waiter = self._waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)  # the slot passes on; in_flight is unchanged
-                    return
         self.in_flight -= 1
+        self._admit()
+
+    def _admit(self) -> None:
+        """Hand free slots to the waiters, oldest first."""
+        while self._waiters and self.in_flight < self._max:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(None)
 
     def _discard(self, waiter: asyncio.Future[None]) -> None:
         with contextlib.suppress(ValueError):
