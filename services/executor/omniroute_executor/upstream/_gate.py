@@ -30,12 +30,11 @@ class QueueLimits:
 
 
 class Gate:
-    """One pool's slots. ``in_flight`` and ``queued`` are read by the metrics; ``refused`` counts refusals."""
+    """One pool's slots. ``in_flight`` and ``queued`` are read by the metrics."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.in_flight = 0
-        self.refused = 0
         self._max = 1
         self._waiters: deque[asyncio.Future[None]] = deque()
 
@@ -88,7 +87,6 @@ class Gate:
             self._waiters.remove(waiter)
 
     def _busy(self, limits: QueueLimits, why: str) -> UpstreamBusy:
-        self.refused += 1
         return UpstreamBusy(
             f"provider {self.name!r} is at its concurrency limit ({limits.max_concurrent} in flight, "
             f"{limits.max_queued} queued): {why}",
