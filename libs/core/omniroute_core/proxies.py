@@ -40,8 +40,10 @@ def password_aad(provider_id: str = "") -> str:
 
 
 def with_credentials(url: str, username: str, password: str) -> str:
-    """``url`` with ``username:password@`` in its authority (percent-encoded); unchanged without a username."""
-    if not username:
+    """``url`` with ``username:password@`` in its authority (percent-encoded); unchanged without either. A password
+    alone is sent with an empty user name (``:password@``, Basic ``:password``), as curl's ``-U :password`` does:
+    some proxies take a token as the password."""
+    if not username and not password:
         return url
     parts = urlsplit(url)
     userinfo = quote(username, safe="") + (":" + quote(password, safe="") if password else "")

@@ -62,5 +62,6 @@ def test_no_proxy_matching(host: str, direct: bool) -> None:
 
 
 def test_with_credentials() -> None:
-    assert with_credentials("http://h:1", "", "x") == "http://h:1"
+    assert with_credentials("http://h:1", "", "") == "http://h:1"
+    assert with_credentials("http://h:1", "", "x") == "http://:x@h:1"  # a password alone: empty user name
     assert with_credentials("http://[::1]:8080/", "a", "") == "http://a@[::1]:8080/"

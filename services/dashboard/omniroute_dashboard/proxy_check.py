@@ -14,13 +14,14 @@ cannot be reached or refuses the credentials is ``success: false`` with a 200, n
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import quote, unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt, StrictStr, model_validator
 from pydantic.alias_generators import to_camel
 
+from omniroute_core.proxies import with_credentials
 from omniroute_dashboard.auth import require_admin
 from omniroute_dashboard.context import ContextDep, check_address
 from omniroute_dashboard.executor_admin import AdminDep, call_admin
@@ -105,14 +106,10 @@ def proxy_url(body: _Body) -> str:
         host = f"[{split.hostname}]" if split.hostname and ":" in split.hostname else split.hostname or ""
         netloc = f"{host}:{split.port}" if split.port else host
         base = urlunsplit((split.scheme, netloc, split.path, "", ""))
-        # userinfo in a URL is percent-encoded: decode it, as it is encoded again below
+        # userinfo in a URL is percent-encoded: decode it, as with_credentials encodes it again
         username = body.username or unquote(split.username or "")
         password = body.password or unquote(split.password or "")
-    if not username and not password:
-        return base
-    split = urlsplit(base)
-    userinfo = quote(username, safe="") + (":" + quote(password, safe="") if password else "")
-    return urlunsplit((split.scheme, f"{userinfo}@{split.netloc}", split.path, "", ""))
+    return with_credentials(base, username, password)
 
 
 def _masked(url: str) -> str:

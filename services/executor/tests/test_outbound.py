@@ -17,7 +17,7 @@ from omniroute_core.crypto import Cipher, generate_encryption_key
 from omniroute_core.proxies import password_aad
 from omniroute_core.snapshot import Combo, ComboStep, ConfigSnapshot, ProviderConnection
 from omniroute_devservers.fake_openai import FakeOpenAI, Reply
-from omniroute_devservers.fake_proxy import FakeProxy
+from omniroute_devservers.fake_proxy import FakeProxy, basic_auth
 from omniroute_executor.engine import Engine
 from omniroute_executor.outbound import NetPolicies, limits_from
 from omniroute_executor.prepare import Credentials
@@ -166,3 +166,15 @@ def test_limits_come_from_the_routing_settings_over_the_defaults() -> None:
     snap = ConfigSnapshot.build(3, (), (), {"routing": routing})
     assert policies.for_snapshot(snap) is policies.for_snapshot(snap)
     assert policies.for_snapshot(snap).limits_for("groq") is None
+
+
+async def test_a_proxy_password_without_a_user_name_is_sent(rig: Rig) -> None:
+    rig.proxy.required_auth = basic_auth("", "token-as-password")
+    proxy = {
+        "enabled": True,
+        "url": rig.proxy.url,
+        "passwordEnc": rig.cipher.encrypt("token-as-password", aad=password_aad()),
+    }
+    rig.use({"proxy": proxy})
+    assert (await rig.engine.execute(request(BODY, model="openai/gpt-4o"))).status == 200
+    assert rig.proxy.seen[-1].proxy_authorization == basic_auth("", "token-as-password")
