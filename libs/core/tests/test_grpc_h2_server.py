@@ -413,3 +413,16 @@ async def test_a_stop_sends_goaway_and_refuses_later_streams(rig: Rig) -> None:
     await asyncio.wait_for(stopping, 5)
     assert rig.handlers.cancelled.is_set()
     await conn.close()
+
+
+async def test_bytes_past_the_one_request_message_end_the_call(rig: Rig) -> None:
+    conn = await raw(rig)
+    fields = [(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/test.T/echo"), (b":authority", b"t"),
+              (b"content-type", b"application/grpc"), (b"te", b"trailers")]  # fmt: skip
+    conn.send(1, 0x4, 1, conn.encoder.encode(fields))
+    conn.send(0, 0, 1, struct.pack(">BI", 0, 3) + b"abc")
+    conn.send(0, 0, 1, b"more than the message declared, never ended")  # not buffered on and on
+    headers: Any = conn.decoder.decode(await conn.until(1, flags=0x1))
+    assert ("grpc-status", str(grpc.StatusCode.INTERNAL.value[0])) in headers
+    assert struct.unpack(">I", await conn.until(3)) == (0,)  # RST_STREAM(NO_ERROR): send no more
+    await conn.close()

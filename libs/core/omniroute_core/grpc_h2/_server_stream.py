@@ -86,9 +86,8 @@ class ServerStream:
 
     def on_data(self, data: bytes, end: bool) -> None:
         body = self._body
-        known = len(body) >= 5
         body += data
-        if not known and len(body) >= 5:
+        if len(body) >= 5:  # checked on every frame: bytes past the one message must not pile up either
             compressed, size = struct.unpack_from(">BI", body)
             limit = self.conn.server.max_receive
             if compressed:
@@ -97,6 +96,9 @@ class ServerStream:
             if size > limit:
                 details = f"received message larger than max ({size} vs. {limit})"
                 self.finish(grpc.StatusCode.RESOURCE_EXHAUSTED, details)
+                return
+            if len(body) > 5 + size:
+                self.finish(grpc.StatusCode.INTERNAL, "expected exactly one request message")
                 return
         self._unacked += len(data)
         if end:
