@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from omniroute_core import grpcx
 from omniroute_core.grpc_h2 import H2Channel
+from omniroute_core.grpc_h2._server_conn import MAX_HEADER_LIST
 from omniroute_core.logging import REQUEST_ID
 from omniroute_devservers.servers import free_port
 
@@ -425,4 +426,20 @@ async def test_bytes_past_the_one_request_message_end_the_call(rig: Rig) -> None
     headers: Any = conn.decoder.decode(await conn.until(1, flags=0x1))
     assert ("grpc-status", str(grpc.StatusCode.INTERNAL.value[0])) in headers
     assert struct.unpack(">I", await conn.until(3)) == (0,)  # RST_STREAM(NO_ERROR): send no more
+    await conn.close()
+
+
+async def test_a_frame_past_the_frame_size_closes_the_connection(rig: Rig) -> None:
+    conn = await raw(rig)
+    conn.writer.write((16_385).to_bytes(3, "big") + bytes((0, 0)) + (1).to_bytes(4, "big"))  # its payload never comes
+    assert struct.unpack(">II", (await conn.until(7))[:8]) == (0, 0x1)  # GOAWAY(PROTOCOL_ERROR), not waiting
+    await conn.close()
+
+
+async def test_an_endless_header_block_closes_the_connection(rig: Rig) -> None:
+    conn = await raw(rig)
+    conn.send(1, 0, 1, b"\x82")  # HEADERS without END_HEADERS, then CONTINUATION frames that never end it
+    for _ in range(MAX_HEADER_LIST // 16_000 + 1):
+        conn.send(9, 0, 1, b"\x00\x01a\x01b" * 3_200)
+    assert struct.unpack(">II", (await conn.until(7))[:8]) == (0, 0x1)
     await conn.close()

@@ -40,6 +40,9 @@ from omniroute_core.grpc_h2._wire import (
 
 __all__ = ["FrameLoop", "Sending"]
 
+# the largest frame payload the peer may send: SETTINGS_MAX_FRAME_SIZE, which neither end advertises (its default)
+MAX_FRAME = 16_384
+
 
 class Sending(Protocol):
     """What ``send_data`` needs of a stream: its id, our send window on it, and whether it has ended."""
@@ -106,6 +109,8 @@ class FrameLoop(asyncio.Protocol):
         try:
             while end - pos >= 9:
                 size = int.from_bytes(buf[pos : pos + 3], "big")
+                if size > MAX_FRAME:  # else a peer could make us buffer up to 16 MiB for one frame
+                    raise ValueError(f"a frame of {size} bytes, past SETTINGS_MAX_FRAME_SIZE")
                 if end - pos < 9 + size:
                     break
                 kind, flags = buf[pos + 3], buf[pos + 4]
@@ -150,6 +155,10 @@ class FrameLoop(asyncio.Protocol):
             if not self._block_stream or stream_id != self._block_stream:
                 raise ValueError("CONTINUATION of another stream")
             self._block += payload
+            if len(self._block) > self.decoder.max_header_list_size:
+                # a block cannot be longer than the list it encodes (every field counts 32 bytes more than
+                # its name and value); without this an endless run of CONTINUATION frames is held in memory
+                raise ValueError("a header block past our header list limit")
             if flags & END_HEADERS:
                 self._header_block()
         elif kind == SETTINGS and not flags & ACK:
