@@ -443,3 +443,28 @@ async def test_an_endless_header_block_closes_the_connection(rig: Rig) -> None:
         conn.send(9, 0, 1, b"\x00\x01a\x01b" * 3_200)
     assert struct.unpack(">II", (await conn.until(7))[:8]) == (0, 0x1)
     await conn.close()
+
+
+async def test_padding_is_returned_to_the_stream_window(rig: Rig) -> None:
+    conn = await raw(rig)
+    fields = [(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/test.T/echo"), (b":authority", b"t"),
+              (b"content-type", b"application/grpc"), (b"te", b"trailers")]  # fmt: skip
+    conn.send(1, 0x4, 1, conn.encoder.encode(fields))
+    conn.send(0, 0x8, 1, bytes((200,)) + struct.pack(">BI", 0, 3) + b"a" + bytes(200))  # PADDED: 201 bytes of it
+    while True:  # padding is flow-controlled (RFC 9113 §6.1) but never read: its window must come back
+        kind, _, stream, payload = await conn.frame()
+        if kind == 8 and stream == 1:
+            assert struct.unpack(">I", payload) == (201,)
+            break
+    conn.send(0, 0x1, 1, b"bc")
+    headers: Any = conn.decoder.decode(await conn.until(1, flags=0x1))
+    assert ("grpc-status", "0") in headers
+    await conn.close()
+
+
+async def test_padding_longer_than_its_frame_closes_the_connection(rig: Rig) -> None:
+    conn = await raw(rig)
+    conn.request(1, b"/test.T/slow", b"x")
+    conn.send(0, 0x8, 1, bytes((9,)) + b"abc")
+    assert struct.unpack(">I", (await conn.until(7))[4:8]) == (0x1,)
+    await conn.close()

@@ -137,10 +137,17 @@ class FrameLoop(asyncio.Protocol):
         if kind == DATA:
             self.received += len(payload)
             if flags & PADDED:
-                payload = payload[1 : len(payload) - payload[0]]
+                padding = payload[0] + 1
+                if padding > len(payload):
+                    raise ValueError("padding longer than its frame")
+                payload = payload[1 : len(payload) + 1 - padding]
+                if stream_id in self.streams:  # never buffered: its share of the stream window goes back now
+                    self.write(frame(WINDOW, 0, stream_id, struct.pack(">I", padding)))
             self.on_data(stream_id, payload, bool(flags & END_STREAM))
         elif kind == HEADERS:
             if flags & PADDED:
+                if payload[0] >= len(payload):
+                    raise ValueError("padding longer than its frame")
                 payload = payload[1 : len(payload) - payload[0]]
             if flags & PRIORITY:
                 payload = payload[5:]
