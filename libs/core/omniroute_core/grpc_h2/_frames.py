@@ -64,6 +64,7 @@ class FrameLoop(asyncio.Protocol):
         self.peer_max_frame = 16_384
         self.send_window = 65_535
         self.received = 0  # connection-level bytes received since our last WINDOW_UPDATE
+        self.last_stream_id = 0  # the highest stream the peer opened (the server's side; a client's stays 0)
         self.closed = False
         self._buf = b""
         self._block = bytearray()
@@ -279,6 +280,7 @@ class FrameLoop(asyncio.Protocol):
             self.transport.close()
 
     def protocol_error(self, why: str) -> None:
-        self.write(frame(GOAWAY, 0, 0, struct.pack(">II", 0, 0x1)))
+        # the last stream we may have acted on: the peer must not take the calls up to it as never started
+        self.write(frame(GOAWAY, 0, 0, struct.pack(">II", self.last_stream_id, 0x1)))
         self.shutdown()
         self.on_protocol_error(why)

@@ -50,7 +50,6 @@ class ServerConnection(FrameLoop):
         self.server = server
         self.streams: dict[int, ServerStream] = {}
         self.decoder.max_header_list_size = MAX_HEADER_LIST
-        self.last_stream_id = 0
         self.going_away = False
         self.peer = ""
         self._preface: bytes | None = b""  # None once the client's preface has arrived
