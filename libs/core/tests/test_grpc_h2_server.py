@@ -469,3 +469,10 @@ async def test_padding_longer_than_its_frame_closes_the_connection(rig: Rig) -> 
     # GOAWAY(PROTOCOL_ERROR) naming stream 1: its handler may have run, the client must not retry it blindly
     assert struct.unpack(">II", (await conn.until(7))[:8]) == (1, 0x1)
     await conn.close()
+
+
+@pytest.mark.parametrize("setting", [(0x5, 0), (0x5, 1 << 24), (0x4, 1 << 31)])
+async def test_settings_out_of_range_close_the_connection(rig: Rig, setting: tuple[int, int]) -> None:
+    conn = await raw(rig, settings=struct.pack(">HI", *setting))
+    assert struct.unpack(">I", (await conn.until(7))[4:8]) == (0x1,)
+    await conn.close()

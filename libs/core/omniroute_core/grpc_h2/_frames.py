@@ -198,12 +198,16 @@ class FrameLoop(asyncio.Protocol):
             if key == 0x1:
                 self._table_update += self.encoder.shrink(value)
             elif key == 0x4:
+                if value > MAX_STREAM_ID:
+                    raise ValueError(f"SETTINGS_INITIAL_WINDOW_SIZE {value} past 2^31-1")
                 delta = value - self.peer_initial_window
                 self.peer_initial_window = value
                 for stream in self.streams.values():
                     stream.send_window += delta
                 self.wake_senders()
             elif key == 0x5:
+                if not MAX_FRAME <= value < 1 << 24:  # 0 would stall every send (RFC 9113 §6.5.2)
+                    raise ValueError(f"SETTINGS_MAX_FRAME_SIZE {value} out of range")
                 self.peer_max_frame = value
             elif key == 0x3:
                 self.on_max_streams(value)
