@@ -114,7 +114,8 @@ class ServerStream:
         if len(body) < 5 or len(body) != 5 + int.from_bytes(body[1:5], "big"):
             self.finish(grpc.StatusCode.INTERNAL, "expected exactly one request message")
             return
-        self.task = asyncio.get_running_loop().create_task(self._run(bytes(body[5:])))
+        # a view, not body[5:]: the message is copied once (into bytes), not twice
+        self.task = asyncio.get_running_loop().create_task(self._run(bytes(memoryview(body)[5:])))
         self.task.add_done_callback(self._task_ended)
 
     # -- the handler -----------------------------------------------------------------------------------------
