@@ -155,12 +155,15 @@ class ServerConnection(FrameLoop):
         cached = self.encoder.cached
         fields = [b"\x88", cached(b"content-type", b"application/grpc"), cached(b"grpc-status", b"%d" % code.value[0])]
         fields.append(literal_field(b"grpc-message", grpc_message(details)))
-        self.write_headers(stream_id, self.header_block(fields), END_STREAM)
-        if not ended:
-            self.write(frame(RST, 0, stream_id, struct.pack(">I", NO_ERROR)))
+        self.end_stream(stream_id, fields, ended)
 
     def _reply_http(self, stream_id: int, status: bytes, ended: bool) -> None:
-        self.write_headers(stream_id, self.header_block([literal_field(b":status", status)]), END_STREAM)
+        self.end_stream(stream_id, [literal_field(b":status", status)], ended)
+
+    def end_stream(self, stream_id: int, fields: list[bytes], ended: bool) -> None:
+        """Our last header block on a stream; when the client has not ``ended`` its side, RST_STREAM(NO_ERROR)
+        after it: the reply is complete, the client need send no more (RFC 9113 §8.1)."""
+        self.write_headers(stream_id, self.header_block(fields), END_STREAM)
         if not ended:
             self.write(frame(RST, 0, stream_id, struct.pack(">I", NO_ERROR)))
 

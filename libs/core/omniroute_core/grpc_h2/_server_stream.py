@@ -22,9 +22,6 @@ import grpc
 from omniroute_core.grpc_h2._context import ServicerContext
 from omniroute_core.grpc_h2._hpack import literal_field
 from omniroute_core.grpc_h2._wire import (
-    END_STREAM,
-    NO_ERROR,
-    RST,
     STREAM_WINDOW,
     WINDOW,
     frame,
@@ -206,9 +203,7 @@ class ServerStream:
         if details:
             fields.append(literal_field(b"grpc-message", grpc_message(details)))
         fields += [_field(k, v) for k, v in self.context.trailing_metadata()]
-        conn.write_headers(self.id, conn.header_block(fields), END_STREAM)
-        if not self.half_closed:  # the reply is complete before the request: the client need send no more
-            conn.write(frame(RST, 0, self.id, struct.pack(">I", NO_ERROR)))
+        conn.end_stream(self.id, fields, self.half_closed)
         self._close()
 
     # -- endings from outside --------------------------------------------------------------------------------
