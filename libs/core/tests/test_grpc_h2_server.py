@@ -476,3 +476,10 @@ async def test_settings_out_of_range_close_the_connection(rig: Rig, setting: tup
     conn = await raw(rig, settings=struct.pack(">HI", *setting))
     assert struct.unpack(">I", (await conn.until(7))[4:8]) == (0x1,)
     await conn.close()
+
+
+async def test_a_stream_with_an_even_id_closes_the_connection(rig: Rig) -> None:
+    conn = await raw(rig)
+    conn.request(2, b"/test.T/echo", b"x")  # only a server opens even streams
+    assert struct.unpack(">I", (await conn.until(7))[4:8]) == (0x1,)
+    await conn.close()

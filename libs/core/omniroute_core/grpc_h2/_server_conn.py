@@ -100,7 +100,9 @@ class ServerConnection(FrameLoop):
             if end and not stream.half_closed:
                 stream.on_data(b"", True)
             return
-        if stream_id % 2 == 0 or stream_id <= self.last_stream_id:
+        if stream_id % 2 == 0:  # a client opens odd streams only (RFC 9113 §5.1.1): raised as a protocol error
+            raise ValueError(f"HEADERS opening the even stream {stream_id}")
+        if stream_id <= self.last_stream_id:
             return  # late headers of a stream already closed
         self.last_stream_id = stream_id
         if self.going_away or len(self.streams) >= self.server.max_streams:
