@@ -56,8 +56,9 @@ _MAX_DETAILS = 16 * 1024
 REDACTED = "[redacted]"
 # the password part of a URL's userinfo (``http://user:password@proxy:3128``). The pattern starts at the literal
 # "://" and its classes stop at "/", so a search is linear in the text: a scheme part before it ("[a-z][a-z0-9+.-]*")
-# made every position of a long word a starting point, quadratic in its length (a 100 kB prompt took minutes)
-_URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")
+# made every position of a long word a starting point, quadratic in its length (a 100 kB prompt took minutes).
+# The password runs to the last "@" of the authority, as urlsplit reads it: a raw "@" in it ("p@ss") is common
+_URL_PASSWORD = re.compile(r"(://[^/@:\s]*:)[^/\s]*@")
 
 router = APIRouter(prefix="/api/compliance", dependencies=[Depends(require_admin)])
 

@@ -156,14 +156,17 @@ def check_catalog(catalog: Catalog, provider: str, base_url: str, options: dict[
         accepted = ", ".join(sorted(known)) or "none"
         raise ApiError(
             400,
-            f"unknown option(s) {', '.join(unknown)} for provider {provider!r} (accepted: {accepted})",
+            f"Invalid request: options: unknown option(s) {', '.join(unknown)} for provider {provider!r} "
+            f"(accepted: {accepted})",
+            param="options",
             code="invalid_options",
         )
     if spec is not None and spec.base_url_required and not base_url:
         raise ApiError(
             400,
-            f"provider {provider!r} has no default endpoint: set baseUrl to your resource's endpoint "
-            "(Azure: https://<resource>.openai.azure.com/openai)",
+            f"Invalid request: baseUrl: provider {provider!r} has no default endpoint: set baseUrl to your "
+            "resource's endpoint (Azure: https://<resource>.openai.azure.com/openai)",
+            param="baseUrl",
             code="base_url_required",
         )
 

@@ -46,7 +46,18 @@ def _http_url(value: str) -> str:
     return value.strip()
 
 
+def _host(value: str) -> str:
+    """A host name or IP literal, IPv6 with or without its brackets (stored without them)."""
+    host = value.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or any(c.isspace() or c in "/@?#[]" for c in host):
+        raise ValueError("must be a host name or IP address, without a scheme, path or credentials")
+    return host
+
+
 HttpUrl = Annotated[StrictStr, Field(max_length=2048), AfterValidator(_http_url)]
+Host = Annotated[StrictStr, Field(min_length=1, max_length=253), AfterValidator(_host)]
 Part = Annotated[StrictStr, Field(max_length=512)]
 
 
@@ -55,7 +66,7 @@ class _Parts(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     type: StrictStr = "http"
-    host: Annotated[StrictStr, Field(min_length=1, max_length=253)]
+    host: Host
     port: StrictInt | Annotated[StrictStr, Field(pattern=r"^[0-9]{1,5}$")]
     username: Part = ""
     password: Part = ""

@@ -259,6 +259,18 @@ async def test_an_unreachable_proxy_is_success_false(adash: Dashboard) -> None:
     assert result["error"]
 
 
+async def test_a_proxy_object_takes_an_ipv6_host_bracketed_or_not(adash: Dashboard) -> None:
+    # "[::1]" was bracketed again ("http://[[::1]]:port"), which no URL parser reads: a 500 with credentials
+    port = free_port()
+    for host in ("::1", "[::1]"):
+        proxy = {"host": host, "port": port, "username": "u", "password": "pw"}
+        response = await adash.admin.post(
+            "/api/settings/proxy/test", json={"proxy": proxy, "testUrl": "http://127.0.0.1:9/"}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["proxyUrl"] == f"http://u:***@[::1]:{port}"
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [
@@ -269,6 +281,10 @@ async def test_an_unreachable_proxy_is_success_false(adash: Dashboard) -> None:
         ({"url": "http://proxy:notaport"}, "url"),
         ({"proxy": {"type": "socks5", "host": "p", "port": 1080}}, "proxy.type"),
         ({"proxy": {"host": "p", "port": 70000}}, "proxy.port"),
+        # a host is one host: a path, userinfo or whitespace in it would make a different URL than asked for
+        ({"proxy": {"host": "proxy/x", "port": 3128}}, "proxy.host"),
+        ({"proxy": {"host": "user@proxy", "port": 3128}}, "proxy.host"),
+        ({"proxy": {"host": "pro xy", "port": 3128}}, "proxy.host"),
         ({"url": "http://p:1", "testUrl": "file:///etc/passwd"}, "testUrl"),
     ],
 )

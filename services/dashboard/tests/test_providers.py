@@ -206,6 +206,7 @@ async def test_azure_needs_its_resource_endpoint(dash: Dashboard) -> None:
     response = await dash.admin.post("/api/providers", json={"provider": "azure", "name": "eu", "apiKey": SECRET})
     assert_error(response, 400, "invalid_request_error")
     assert response.json()["error"]["code"] == "base_url_required"
+    assert response.json()["error"]["param"] == "baseUrl"
     assert "openai.azure.com" in response.json()["error"]["message"]
     connection_id = (await create(dash, provider="azure", baseUrl=AZURE))["id"]
     cleared = await dash.admin.put(f"/api/providers/{connection_id}", json={"baseUrl": ""})
@@ -219,6 +220,7 @@ async def test_options_a_provider_does_not_take_are_refused(dash: Dashboard) -> 
     )
     assert_error(response, 400, "invalid_request_error")
     assert response.json()["error"]["code"] == "invalid_options"
+    assert response.json()["error"]["param"] == "options"
     assert "accepted: none" in response.json()["error"]["message"]
     azure = await dash.admin.post(
         "/api/providers", json={"provider": "azure", "name": "x", "baseUrl": AZURE, "options": {"region": "eu"}}

@@ -23,7 +23,7 @@ from prometheus_client import CollectorRegistry
 
 import omniroute_executor.upstream as upstream_pkg
 from omniroute_devservers.fake_openai import FakeOpenAI, Reply
-from omniroute_devservers.fake_proxy import FakeProxy
+from omniroute_devservers.fake_proxy import FakeProxy, basic_auth
 from omniroute_executor.upstream import QueueLimits, Upstream, UpstreamBlocked, UpstreamBusy, UpstreamConnectError
 
 HEADERS = {"Content-Type": "application/json"}
@@ -333,3 +333,80 @@ async def test_https_tunnels_through_the_proxy_with_connect(proxy: FakeProxy) ->
         finally:
             await up.close()
             await runner.cleanup()
+
+
+async def _redirecting(location: str) -> tuple[web.AppRunner, str]:
+    """A provider that answers every request with a 307 to ``location``; returns the runner and its base URL."""
+
+    async def redirect(_: web.Request) -> web.Response:
+        return web.Response(status=307, headers={"Location": location})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", redirect)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+@pytest.mark.parametrize(
+    "location",
+    ["http://169.254.169.254/latest/meta-data/", "http://[::ffff:169.254.169.254]/latest"],
+)
+async def test_a_redirect_to_a_metadata_address_is_refused_not_followed(location: str) -> None:
+    runner, base = await _redirecting(location)
+    up = make(resolver=MapResolver({}))
+    try:
+        with pytest.raises(UpstreamBlocked, match="ALLOW_LINK_LOCAL_PROVIDERS"):
+            await up.post("openai", base + "/v1/chat/completions", HEADERS, BODY)
+        assert up.gate("openai").in_flight == 0
+    finally:
+        await up.close()
+        await runner.cleanup()
+
+
+async def test_a_redirect_to_an_allowed_address_is_still_followed(fake: FakeOpenAI) -> None:
+    runner, base = await _redirecting(fake.base_url + "/chat/completions")
+    up = make()
+    try:
+        resp = await up.post("openai", base + "/v1/chat/completions", HEADERS, BODY)
+        assert resp.status == 200 and (await resp.read())
+        resp.close()
+        assert fake.requests[0].json["model"] == "gpt-4o"  # 307 keeps the method and the body
+    finally:
+        await up.close()
+        await runner.cleanup()
+
+
+async def test_a_proxy_failure_never_names_the_proxy_password() -> None:
+    strict = FakeProxy(required_auth=basic_auth("user", "right"))
+    await strict.start()
+    up = make()
+    proxy_url = strict.url.replace("//", "//user:s3cret-pw@")
+    try:
+        with pytest.raises(UpstreamConnectError) as refused:  # 407 to the CONNECT of an https target
+            await up.get("openai", "https://localhost:9/v1/models", {}, proxy=proxy_url)
+        assert "s3cret-pw" not in str(refused.value)
+        assert strict.seen[0].proxy_authorization == basic_auth("user", "s3cret-pw")
+    finally:
+        await up.close()
+        await strict.stop()
+
+
+async def test_raising_the_limit_lets_the_waiting_line_in() -> None:
+    up = make()
+    gate = up.gate("p")
+    one = QueueLimits(max_concurrent=1, max_queued=5, queue_timeout_s=5)
+    three = QueueLimits(max_concurrent=3, max_queued=5, queue_timeout_s=5)
+    await gate.acquire(one)
+    waiter = asyncio.create_task(gate.acquire(one))
+    await asyncio.sleep(0.01)
+    assert gate.queued == 1
+    # the limit went up in the live config: the next request and the one already waiting both get a slot
+    await asyncio.wait_for(gate.acquire(three), 1)
+    await asyncio.wait_for(waiter, 1)
+    assert (gate.in_flight, gate.queued) == (3, 0)
+    for _ in range(3):
+        gate.release()
+    assert gate.in_flight == 0
+    await up.close()

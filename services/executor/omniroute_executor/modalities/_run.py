@@ -36,7 +36,7 @@ from omniroute_executor.modalities._wire import (
     WireRequest,
 )
 from omniroute_executor.outbound import NetPolicy
-from omniroute_executor.prepare import Credentials, auth_header
+from omniroute_executor.prepare import Credentials, provider_headers
 from omniroute_executor.relay_stream import relayed_headers
 from omniroute_executor.replies import is_json_object
 from omniroute_executor.resolve import ResolveError, Target
@@ -157,11 +157,7 @@ class ModalityRunner:
 
     def _headers(self, target: Target, content_type: str, accept: str) -> dict[str, str]:
         headers = {"Content-Type": content_type, "Accept": accept}
-        headers.update(target.provider.headers)
-        auth = auth_header(target.provider.auth, self._credentials.key_for(target))
-        if auth is not None:
-            headers[auth[0]] = auth[1]
-        headers.update(target.connection.headers)
+        headers.update(provider_headers(target, self._credentials.key_for(target), self._credentials))
         return headers
 
     async def _send(

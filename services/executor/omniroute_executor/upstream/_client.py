@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -91,16 +91,24 @@ class Upstream:
                 ssl=self._tls,
             )
             session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=True, skip_auto_headers=("User-Agent",)
+                connector=connector,
+                timeout=self._timeout,
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+                middlewares=() if self._allow else (self._guard,),
             )
             self._sessions[pool] = session
         return session
 
-    def _check(self, url: str) -> None:
-        """The guard for IP-literal and metadata hosts, which never reach the resolver."""
-        if self._allow:
-            return
-        host = urlsplit(url).hostname or ""
+    async def _guard(self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
+        """Session middleware: the guard for IP-literal and metadata hosts, which never reach the resolver. aiohttp
+        runs it for every request it sends, each redirect hop included, on the host it is about to connect to."""
+        self._check(req.url.host or "")
+        if req.proxy is not None:
+            self._check(req.proxy.host or "")
+        return await handler(req)
+
+    def _check(self, host: str) -> None:
         if host not in self._refused_hosts:
             if len(self._refused_hosts) > 10_000:
                 self._refused_hosts.clear()
@@ -119,9 +127,6 @@ class Upstream:
         proxy: str | None,
         limits: QueueLimits | None,
     ) -> UpstreamResponse:
-        self._check(url)
-        if proxy:
-            self._check(proxy)
         gate = self.gate(pool)
         try:
             await gate.acquire(limits or self._limits)
@@ -137,9 +142,10 @@ class Upstream:
             if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, RefusedAddress):
                 raise UpstreamBlocked(f"refused to connect to {url}: {exc.os_error}") from exc
             if isinstance(exc, aiohttp.ClientConnectorError):
-                raise UpstreamConnectError(f"cannot connect to {url}: {exc.os_error or exc}") from exc
+                why = _redact(str(exc.os_error or exc), proxy)
+                raise UpstreamConnectError(f"cannot connect to {url}: {why}") from exc
             if isinstance(exc, aiohttp.ClientError):
-                raise UpstreamConnectError(f"request to {url} failed: {exc}") from exc
+                raise UpstreamConnectError(f"request to {url} failed: {_redact(str(exc), proxy)}") from exc
             raise
         return UpstreamResponse(resp.status, resp.headers, resp, gate.release)
 
@@ -177,3 +183,14 @@ class Upstream:
     async def close(self) -> None:
         await asyncio.gather(*(s.close() for s in self._sessions.values()))
         self._sessions.clear()
+
+
+def _redact(message: str, proxy: str | None) -> str:
+    """``message`` without the proxy's password: aiohttp names the proxy URL it was given in its errors (a 407 to
+    CONNECT does), and these messages reach clients, usage events and the dashboard."""
+    if not proxy or "@" not in proxy:
+        return message
+    password = urlsplit(proxy).password or ""
+    for secret in {password, unquote(password)} - {""}:
+        message = message.replace(f":{secret}@", ":***@")
+    return message

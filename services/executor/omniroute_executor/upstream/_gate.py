@@ -30,12 +30,11 @@ class QueueLimits:
 
 
 class Gate:
-    """One pool's slots. ``in_flight`` and ``queued`` are read by the metrics; ``refused`` counts refusals."""
+    """One pool's slots. ``in_flight`` and ``queued`` are read by the metrics."""
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.in_flight = 0
-        self.refused = 0
         self._max = 1
         self._waiters: deque[asyncio.Future[None]] = deque()
 
@@ -47,6 +46,7 @@ class Gate:
         """Take a slot, waiting in line if allowed. Raises :class:`UpstreamBusy` when the line is full or the wait
         runs out. The caller must :meth:`release` exactly once after a successful acquire."""
         self._max = max(1, limits.max_concurrent)
+        self._admit()  # a raised limit lets the line in before this newcomer
         if self.in_flight < self._max and not self._waiters:
             self.in_flight += 1
             return
@@ -71,20 +71,22 @@ class Gate:
 
     def release(self) -> None:
         """Give the slot back: to the oldest waiter, unless the pool is over a lowered limit."""
-        if self.in_flight <= self._max:
-            while self._waiters:
-                waiter = self._waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)  # the slot passes on; in_flight is unchanged
-                    return
         self.in_flight -= 1
+        self._admit()
+
+    def _admit(self) -> None:
+        """Hand free slots to the waiters, oldest first."""
+        while self._waiters and self.in_flight < self._max:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.in_flight += 1
+                waiter.set_result(None)
 
     def _discard(self, waiter: asyncio.Future[None]) -> None:
         with contextlib.suppress(ValueError):
             self._waiters.remove(waiter)
 
     def _busy(self, limits: QueueLimits, why: str) -> UpstreamBusy:
-        self.refused += 1
         return UpstreamBusy(
             f"provider {self.name!r} is at its concurrency limit ({limits.max_concurrent} in flight, "
             f"{limits.max_queued} queued): {why}",

@@ -2,7 +2,8 @@
 name resolves to, so a DNS name pointing at ``169.254.169.254`` is refused before any packet is sent.
 
 aiohttp does not call the resolver for IP-literal hosts; :class:`~omniroute_executor.upstream.Upstream` checks
-those (and the metadata host names) itself before each request, target and proxy alike.
+those (and the metadata host names) in a session middleware, which aiohttp runs before every request it sends
+(redirect hops included), target and proxy alike.
 """
 
 from __future__ import annotations
