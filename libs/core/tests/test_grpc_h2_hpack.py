@@ -144,3 +144,14 @@ def test_the_header_list_limit() -> None:
     decoder.decode(b"\x00\x01a" + b"\x43" + b"v" * 67)  # 1 + 67 + 32 bytes: at the limit
     with pytest.raises(hpack.HPACKDecodingError):
         decoder.decode(b"\x00\x01a" + b"\x44" + b"v" * 68)
+
+
+def test_a_size_update_evicts_only_what_no_longer_fits() -> None:
+    decoder = HeaderDecoder()
+    decoder.decode(b"\x40\x01a\x01b")  # a: b (34 bytes) enters the table
+    # a size update to the size the table already has (4096 = 31 + 4065) keeps its entries (RFC 7541 §4.3)
+    assert decoder.decode(b"\x3f\xe1\x1f\xbe") == [(b"a", b"b")]
+    assert decoder.decode(b"\x3f\x03\xbe") == [(b"a", b"b")]  # to 34 bytes: the entry still fits
+    assert decoder.table() == ([(b"a", b"b")], 34)
+    decoder.decode(b"\x3f\x02")  # to 33 bytes: it no longer does
+    assert decoder.table() == ([], 0)

@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from omniroute_core import grpcx
 from omniroute_core.grpc_h2 import H2Channel
+from omniroute_core.grpc_h2._server_conn import MAX_HEADER_LIST
 from omniroute_core.logging import REQUEST_ID
 from omniroute_devservers.servers import free_port
 
@@ -412,4 +413,73 @@ async def test_a_stop_sends_goaway_and_refuses_later_streams(rig: Rig) -> None:
     conn.send(3, 0, 1, struct.pack(">I", 0x8))  # cancel stream 1: the connection is idle and closes
     await asyncio.wait_for(stopping, 5)
     assert rig.handlers.cancelled.is_set()
+    await conn.close()
+
+
+async def test_bytes_past_the_one_request_message_end_the_call(rig: Rig) -> None:
+    conn = await raw(rig)
+    fields = [(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/test.T/echo"), (b":authority", b"t"),
+              (b"content-type", b"application/grpc"), (b"te", b"trailers")]  # fmt: skip
+    conn.send(1, 0x4, 1, conn.encoder.encode(fields))
+    conn.send(0, 0, 1, struct.pack(">BI", 0, 3) + b"abc")
+    conn.send(0, 0, 1, b"more than the message declared, never ended")  # not buffered on and on
+    headers: Any = conn.decoder.decode(await conn.until(1, flags=0x1))
+    assert ("grpc-status", str(grpc.StatusCode.INTERNAL.value[0])) in headers
+    assert struct.unpack(">I", await conn.until(3)) == (0,)  # RST_STREAM(NO_ERROR): send no more
+    await conn.close()
+
+
+async def test_a_frame_past_the_frame_size_closes_the_connection(rig: Rig) -> None:
+    conn = await raw(rig)
+    conn.writer.write((16_385).to_bytes(3, "big") + bytes((0, 0)) + (1).to_bytes(4, "big"))  # its payload never comes
+    assert struct.unpack(">II", (await conn.until(7))[:8]) == (0, 0x1)  # GOAWAY(PROTOCOL_ERROR), not waiting
+    await conn.close()
+
+
+async def test_an_endless_header_block_closes_the_connection(rig: Rig) -> None:
+    conn = await raw(rig)
+    conn.send(1, 0, 1, b"\x82")  # HEADERS without END_HEADERS, then CONTINUATION frames that never end it
+    for _ in range(MAX_HEADER_LIST // 16_000 + 1):
+        conn.send(9, 0, 1, b"\x00\x01a\x01b" * 3_200)
+    assert struct.unpack(">II", (await conn.until(7))[:8]) == (0, 0x1)
+    await conn.close()
+
+
+async def test_padding_is_returned_to_the_stream_window(rig: Rig) -> None:
+    conn = await raw(rig)
+    fields = [(b":method", b"POST"), (b":scheme", b"http"), (b":path", b"/test.T/echo"), (b":authority", b"t"),
+              (b"content-type", b"application/grpc"), (b"te", b"trailers")]  # fmt: skip
+    conn.send(1, 0x4, 1, conn.encoder.encode(fields))
+    conn.send(0, 0x8, 1, bytes((200,)) + struct.pack(">BI", 0, 3) + b"a" + bytes(200))  # PADDED: 201 bytes of it
+    while True:  # padding is flow-controlled (RFC 9113 §6.1) but never read: its window must come back
+        kind, _, stream, payload = await conn.frame()
+        if kind == 8 and stream == 1:
+            assert struct.unpack(">I", payload) == (201,)
+            break
+    conn.send(0, 0x1, 1, b"bc")
+    headers: Any = conn.decoder.decode(await conn.until(1, flags=0x1))
+    assert ("grpc-status", "0") in headers
+    await conn.close()
+
+
+async def test_padding_longer_than_its_frame_closes_the_connection(rig: Rig) -> None:
+    conn = await raw(rig)
+    conn.request(1, b"/test.T/slow", b"x")
+    conn.send(0, 0x8, 1, bytes((9,)) + b"abc")
+    # GOAWAY(PROTOCOL_ERROR) naming stream 1: its handler may have run, the client must not retry it blindly
+    assert struct.unpack(">II", (await conn.until(7))[:8]) == (1, 0x1)
+    await conn.close()
+
+
+@pytest.mark.parametrize("setting", [(0x5, 0), (0x5, 1 << 24), (0x4, 1 << 31)])
+async def test_settings_out_of_range_close_the_connection(rig: Rig, setting: tuple[int, int]) -> None:
+    conn = await raw(rig, settings=struct.pack(">HI", *setting))
+    assert struct.unpack(">I", (await conn.until(7))[4:8]) == (0x1,)
+    await conn.close()
+
+
+async def test_a_stream_with_an_even_id_closes_the_connection(rig: Rig) -> None:
+    conn = await raw(rig)
+    conn.request(2, b"/test.T/echo", b"x")  # only a server opens even streams
+    assert struct.unpack(">I", (await conn.until(7))[4:8]) == (0x1,)
     await conn.close()

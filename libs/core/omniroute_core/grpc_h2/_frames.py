@@ -40,6 +40,9 @@ from omniroute_core.grpc_h2._wire import (
 
 __all__ = ["FrameLoop", "Sending"]
 
+# the largest frame payload the peer may send: SETTINGS_MAX_FRAME_SIZE, which neither end advertises (its default)
+MAX_FRAME = 16_384
+
 
 class Sending(Protocol):
     """What ``send_data`` needs of a stream: its id, our send window on it, and whether it has ended."""
@@ -61,6 +64,7 @@ class FrameLoop(asyncio.Protocol):
         self.peer_max_frame = 16_384
         self.send_window = 65_535
         self.received = 0  # connection-level bytes received since our last WINDOW_UPDATE
+        self.last_stream_id = 0  # the highest stream the peer opened (the server's side; a client's stays 0)
         self.closed = False
         self._buf = b""
         self._block = bytearray()
@@ -106,6 +110,8 @@ class FrameLoop(asyncio.Protocol):
         try:
             while end - pos >= 9:
                 size = int.from_bytes(buf[pos : pos + 3], "big")
+                if size > MAX_FRAME:  # else a peer could make us buffer up to 16 MiB for one frame
+                    raise ValueError(f"a frame of {size} bytes, past SETTINGS_MAX_FRAME_SIZE")
                 if end - pos < 9 + size:
                     break
                 kind, flags = buf[pos + 3], buf[pos + 4]
@@ -132,10 +138,17 @@ class FrameLoop(asyncio.Protocol):
         if kind == DATA:
             self.received += len(payload)
             if flags & PADDED:
-                payload = payload[1 : len(payload) - payload[0]]
+                padding = payload[0] + 1
+                if padding > len(payload):
+                    raise ValueError("padding longer than its frame")
+                payload = payload[1 : len(payload) + 1 - padding]
+                if stream_id in self.streams:  # never buffered: its share of the stream window goes back now
+                    self.write(frame(WINDOW, 0, stream_id, struct.pack(">I", padding)))
             self.on_data(stream_id, payload, bool(flags & END_STREAM))
         elif kind == HEADERS:
             if flags & PADDED:
+                if payload[0] >= len(payload):
+                    raise ValueError("padding longer than its frame")
                 payload = payload[1 : len(payload) - payload[0]]
             if flags & PRIORITY:
                 payload = payload[5:]
@@ -150,6 +163,10 @@ class FrameLoop(asyncio.Protocol):
             if not self._block_stream or stream_id != self._block_stream:
                 raise ValueError("CONTINUATION of another stream")
             self._block += payload
+            if len(self._block) > self.decoder.max_header_list_size:
+                # a block cannot be longer than the list it encodes (every field counts 32 bytes more than
+                # its name and value); without this an endless run of CONTINUATION frames is held in memory
+                raise ValueError("a header block past our header list limit")
             if flags & END_HEADERS:
                 self._header_block()
         elif kind == SETTINGS and not flags & ACK:
@@ -181,12 +198,16 @@ class FrameLoop(asyncio.Protocol):
             if key == 0x1:
                 self._table_update += self.encoder.shrink(value)
             elif key == 0x4:
+                if value > MAX_STREAM_ID:
+                    raise ValueError(f"SETTINGS_INITIAL_WINDOW_SIZE {value} past 2^31-1")
                 delta = value - self.peer_initial_window
                 self.peer_initial_window = value
                 for stream in self.streams.values():
                     stream.send_window += delta
                 self.wake_senders()
             elif key == 0x5:
+                if not MAX_FRAME <= value < 1 << 24:  # 0 would stall every send (RFC 9113 §6.5.2)
+                    raise ValueError(f"SETTINGS_MAX_FRAME_SIZE {value} out of range")
                 self.peer_max_frame = value
             elif key == 0x3:
                 self.on_max_streams(value)
@@ -263,6 +284,7 @@ class FrameLoop(asyncio.Protocol):
             self.transport.close()
 
     def protocol_error(self, why: str) -> None:
-        self.write(frame(GOAWAY, 0, 0, struct.pack(">II", 0, 0x1)))
+        # the last stream we may have acted on: the peer must not take the calls up to it as never started
+        self.write(frame(GOAWAY, 0, 0, struct.pack(">II", self.last_stream_id, 0x1)))
         self.shutdown()
         self.on_protocol_error(why)

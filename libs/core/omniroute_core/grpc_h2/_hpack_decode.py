@@ -117,7 +117,7 @@ class HeaderDecoder:
                 if new_size > self.max_table_size:
                     raise HPACKDecodingError(f"table size update to {new_size} past our {self.max_table_size}")
                 self.table_size = new_size
-                self._evict(0)
+                self._evict(new_size)  # only what no longer fits (§4.3); a size of 0 empties it
                 self.generation += 1
                 continue
             else:  # literal without indexing (0000xxxx) or never indexed (0001xxxx): the same to a receiver

@@ -50,7 +50,6 @@ class ServerConnection(FrameLoop):
         self.server = server
         self.streams: dict[int, ServerStream] = {}
         self.decoder.max_header_list_size = MAX_HEADER_LIST
-        self.last_stream_id = 0
         self.going_away = False
         self.peer = ""
         self._preface: bytes | None = b""  # None once the client's preface has arrived
@@ -101,7 +100,9 @@ class ServerConnection(FrameLoop):
             if end and not stream.half_closed:
                 stream.on_data(b"", True)
             return
-        if stream_id % 2 == 0 or stream_id <= self.last_stream_id:
+        if stream_id % 2 == 0:  # a client opens odd streams only (RFC 9113 §5.1.1): raised as a protocol error
+            raise ValueError(f"HEADERS opening the even stream {stream_id}")
+        if stream_id <= self.last_stream_id:
             return  # late headers of a stream already closed
         self.last_stream_id = stream_id
         if self.going_away or len(self.streams) >= self.server.max_streams:
@@ -156,12 +157,15 @@ class ServerConnection(FrameLoop):
         cached = self.encoder.cached
         fields = [b"\x88", cached(b"content-type", b"application/grpc"), cached(b"grpc-status", b"%d" % code.value[0])]
         fields.append(literal_field(b"grpc-message", grpc_message(details)))
-        self.write_headers(stream_id, self.header_block(fields), END_STREAM)
-        if not ended:
-            self.write(frame(RST, 0, stream_id, struct.pack(">I", NO_ERROR)))
+        self.end_stream(stream_id, fields, ended)
 
     def _reply_http(self, stream_id: int, status: bytes, ended: bool) -> None:
-        self.write_headers(stream_id, self.header_block([literal_field(b":status", status)]), END_STREAM)
+        self.end_stream(stream_id, [literal_field(b":status", status)], ended)
+
+    def end_stream(self, stream_id: int, fields: list[bytes], ended: bool) -> None:
+        """Our last header block on a stream; when the client has not ``ended`` its side, RST_STREAM(NO_ERROR)
+        after it: the reply is complete, the client need send no more (RFC 9113 §8.1)."""
+        self.write_headers(stream_id, self.header_block(fields), END_STREAM)
         if not ended:
             self.write(frame(RST, 0, stream_id, struct.pack(">I", NO_ERROR)))
 

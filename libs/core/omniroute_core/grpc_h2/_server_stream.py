@@ -22,9 +22,6 @@ import grpc
 from omniroute_core.grpc_h2._context import ServicerContext
 from omniroute_core.grpc_h2._hpack import literal_field
 from omniroute_core.grpc_h2._wire import (
-    END_STREAM,
-    NO_ERROR,
-    RST,
     STREAM_WINDOW,
     WINDOW,
     frame,
@@ -86,9 +83,8 @@ class ServerStream:
 
     def on_data(self, data: bytes, end: bool) -> None:
         body = self._body
-        known = len(body) >= 5
         body += data
-        if not known and len(body) >= 5:
+        if len(body) >= 5:  # checked on every frame: bytes past the one message must not pile up either
             compressed, size = struct.unpack_from(">BI", body)
             limit = self.conn.server.max_receive
             if compressed:
@@ -97,6 +93,9 @@ class ServerStream:
             if size > limit:
                 details = f"received message larger than max ({size} vs. {limit})"
                 self.finish(grpc.StatusCode.RESOURCE_EXHAUSTED, details)
+                return
+            if len(body) > 5 + size:
+                self.finish(grpc.StatusCode.INTERNAL, "expected exactly one request message")
                 return
         self._unacked += len(data)
         if end:
@@ -112,7 +111,8 @@ class ServerStream:
         if len(body) < 5 or len(body) != 5 + int.from_bytes(body[1:5], "big"):
             self.finish(grpc.StatusCode.INTERNAL, "expected exactly one request message")
             return
-        self.task = asyncio.get_running_loop().create_task(self._run(bytes(body[5:])))
+        # a view, not body[5:]: the message is copied once (into bytes), not twice
+        self.task = asyncio.get_running_loop().create_task(self._run(bytes(memoryview(body)[5:])))
         self.task.add_done_callback(self._task_ended)
 
     # -- the handler -----------------------------------------------------------------------------------------
@@ -203,9 +203,7 @@ class ServerStream:
         if details:
             fields.append(literal_field(b"grpc-message", grpc_message(details)))
         fields += [_field(k, v) for k, v in self.context.trailing_metadata()]
-        conn.write_headers(self.id, conn.header_block(fields), END_STREAM)
-        if not self.half_closed:  # the reply is complete before the request: the client need send no more
-            conn.write(frame(RST, 0, self.id, struct.pack(">I", NO_ERROR)))
+        conn.end_stream(self.id, fields, self.half_closed)
         self._close()
 
     # -- endings from outside --------------------------------------------------------------------------------
