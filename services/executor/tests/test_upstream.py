@@ -22,6 +22,7 @@ from cryptography.x509.oid import NameOID
 from prometheus_client import CollectorRegistry
 
 import omniroute_executor.upstream as upstream_pkg
+from omniroute_core import jsonx
 from omniroute_devservers.fake_openai import FakeOpenAI, Reply
 from omniroute_devservers.fake_proxy import FakeProxy, basic_auth
 from omniroute_executor.upstream import QueueLimits, Upstream, UpstreamBlocked, UpstreamBusy, UpstreamConnectError
@@ -365,14 +366,42 @@ async def test_a_redirect_to_a_metadata_address_is_refused_not_followed(location
         await runner.cleanup()
 
 
-async def test_a_redirect_to_an_allowed_address_is_still_followed(fake: FakeOpenAI) -> None:
-    runner, base = await _redirecting(fake.base_url + "/chat/completions")
+async def test_a_redirect_within_the_origin_is_followed(fake: FakeOpenAI) -> None:
+    async def moved(_: web.Request) -> web.Response:
+        return web.Response(status=307, headers={"Location": "/v1/moved"})
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "key": request.headers.get("x-api-key")})
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", moved)
+    app.router.add_post("/v1/moved", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
     up = make()
     try:
-        resp = await up.post("openai", base + "/v1/chat/completions", HEADERS, BODY)
-        assert resp.status == 200 and (await resp.read())
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1/chat/completions"
+        resp = await up.post("openai", url, {**HEADERS, "x-api-key": "k"}, BODY)
+        assert resp.status == 200 and jsonx.loads(await resp.read()) == {"ok": True, "key": "k"}
         resp.close()
-        assert fake.requests[0].json["model"] == "gpt-4o"  # 307 keeps the method and the body
+    finally:
+        await up.close()
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("allow_link_local", [False, True])
+async def test_a_redirect_to_another_origin_is_refused_and_never_carries_the_key(
+    fake: FakeOpenAI, allow_link_local: bool
+) -> None:
+    # aiohttp drops only Authorization on a cross-origin hop; x-api-key, api-key and x-goog-api-key would follow
+    runner, base = await _redirecting(fake.base_url + "/chat/completions")
+    up = make(allow_link_local=allow_link_local)
+    try:
+        with pytest.raises(UpstreamBlocked, match="another origin"):
+            await up.post("openai", base + "/v1/chat/completions", {**HEADERS, "x-api-key": "secret"}, BODY)
+        assert fake.requests == []
+        assert up.gate("openai").in_flight == 0
     finally:
         await up.close()
         await runner.cleanup()

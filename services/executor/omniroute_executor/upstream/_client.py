@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Mapping
+from contextvars import ContextVar
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from yarl import URL
 
 from omniroute_core.netguard import refused_host
 from omniroute_executor.upstream._errors import UpstreamBlocked, UpstreamConnectError, UpstreamTimeout
@@ -17,6 +19,9 @@ from omniroute_executor.upstream._guard import GuardedResolver, RefusedAddress
 from omniroute_executor.upstream._response import UpstreamResponse
 
 __all__ = ["Upstream"]
+
+# the (scheme, host, port) of the request being sent, for the guard middleware's same-origin rule on redirects
+_ORIGIN: ContextVar[tuple[str, str | None, int | None] | None] = ContextVar("upstream_origin", default=None)
 
 
 class Upstream:
@@ -95,17 +100,27 @@ class Upstream:
                 timeout=self._timeout,
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
-                middlewares=() if self._allow else (self._guard,),
+                middlewares=(self._guard,),
             )
             self._sessions[pool] = session
         return session
 
     async def _guard(self, req: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType) -> aiohttp.ClientResponse:
-        """Session middleware: the guard for IP-literal and metadata hosts, which never reach the resolver. aiohttp
-        runs it for every request it sends, each redirect hop included, on the host it is about to connect to."""
-        self._check(req.url.host or "")
-        if req.proxy is not None:
-            self._check(req.proxy.host or "")
+        """Session middleware, which aiohttp runs for every request it sends, each redirect hop included, on the
+        host it is about to connect to: the guard for IP-literal and metadata hosts (they never reach the
+        resolver), then the same-origin rule for redirects. A provider's credentials travel in headers aiohttp
+        does not know (``x-api-key``, ``api-key``, ``x-goog-api-key``: it drops only ``Authorization`` on a
+        cross-origin hop), so a redirect to another origin is refused rather than followed with them."""
+        if not self._allow:
+            self._check(req.url.host or "")
+            if req.proxy is not None:
+                self._check(req.proxy.host or "")
+        origin = _ORIGIN.get()
+        if origin is not None and (req.url.scheme, req.url.host, req.url.port) != origin:
+            raise UpstreamBlocked(
+                f"refused to follow a redirect to another origin ({req.url.scheme}://{req.url.host}:{req.url.port}):"
+                " it would carry the provider credentials"
+            )
         return await handler(req)
 
     def _check(self, host: str) -> None:
@@ -133,8 +148,10 @@ class Upstream:
         except Exception:
             self._refused.labels(pool).inc()
             raise
+        target = URL(url)
+        token = _ORIGIN.set((target.scheme, target.host, target.port))
         try:
-            resp = await self._session(pool).request(method, url, data=body, headers=dict(headers), proxy=proxy)
+            resp = await self._session(pool).request(method, target, data=body, headers=dict(headers), proxy=proxy)
         except BaseException as exc:
             gate.release()
             if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
@@ -147,6 +164,8 @@ class Upstream:
             if isinstance(exc, aiohttp.ClientError):
                 raise UpstreamConnectError(f"request to {url} failed: {_redact(str(exc), proxy)}") from exc
             raise
+        finally:
+            _ORIGIN.reset(token)
         return UpstreamResponse(resp.status, resp.headers, resp, gate.release)
 
     async def post(
