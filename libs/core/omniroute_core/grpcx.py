@@ -120,7 +120,7 @@ class Server:
     """A gRPC server with the standard health service; ``start()`` flips every service to SERVING.
 
     ``kind``: ``"grpc"`` is a stock grpc.aio server; ``"h2"`` is :class:`omniroute_core.grpc_h2.H2Server`, which
-    serves the same generated servicers (unary and server-streaming methods) in the event loop, without gRPC
+    serves the same generated servicers in the event loop, without gRPC
     core's threads. Either way ``self.server`` takes ``add_XServicer_to_server`` and request ids are restored.
     """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -18,9 +19,11 @@ from omniroute_core.grpc_h2._wire import (
     RST,
     STREAM_WINDOW,
     WINDOW,
+    MessageError,
     frame,
     incoming_metadata,
     rpc_error,
+    take_messages,
 )
 
 if TYPE_CHECKING:
@@ -48,6 +51,7 @@ class Stream:
         self.cancelled = False
         self._waiter: asyncio.Future[None] | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self.on_finish: Callable[[], None] | None = None  # a streaming request's writer stops then
 
     # -- the connection's side ---------------------------------------------------------------------------------
 
@@ -89,19 +93,12 @@ class Stream:
         self.unacked += len(data)
         buf = self.partial
         buf += data
-        while len(buf) >= 5:
-            compressed, size = struct.unpack_from(">BI", buf)
-            if compressed:
-                self.fail(rpc_error(grpc.StatusCode.INTERNAL, "compressed message, none was accepted"), reset=True)
+        if len(buf) >= 5:
+            try:
+                self.queued += take_messages(buf, self.max_message, self.messages)
+            except MessageError as exc:
+                self.fail(rpc_error(exc.code, exc.details), reset=True)
                 return
-            if size > self.max_message:
-                self.fail(rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, f"message of {size} bytes"), reset=True)
-                return
-            if len(buf) < 5 + size:
-                break
-            self.messages.append(bytes(buf[5 : 5 + size]))
-            self.queued += size
-            del buf[: 5 + size]
         self.return_window()
         self._wake()
 
@@ -124,6 +121,8 @@ class Stream:
             self._deadline.cancel()
         self.conn.closed_stream(self)
         self._wake()
+        if self.on_finish is not None:
+            self.on_finish()
 
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import collections
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +35,7 @@ __all__ = [
     "SETTINGS",
     "STREAM_WINDOW",
     "WINDOW",
+    "MessageError",
     "frame",
     "grpc_message",
     "grpc_timeout",
@@ -42,6 +45,7 @@ __all__ = [
     "outgoing_metadata",
     "parse_timeout",
     "rpc_error",
+    "take_messages",
 ]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -116,7 +120,9 @@ def grpc_message(details: str) -> bytes:
     return b"".join(bytes((b,)) if 0x20 <= b <= 0x7E and b != 0x25 else b"%%%02X" % b for b in data)
 
 
-def rpc_error(code: grpc.StatusCode, details: str, trailers: Sequence[tuple[str, str | bytes]] = ()) -> Exception:
+def rpc_error(
+    code: grpc.StatusCode, details: str, trailers: Sequence[tuple[str, str | bytes]] = ()
+) -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailers), details)
 
 
@@ -133,6 +139,34 @@ def outgoing_metadata(key: str, value: str | bytes) -> tuple[str, str]:
     if isinstance(value, bytes):
         return key, base64.b64encode(value).rstrip(b"=").decode()
     return key, value
+
+
+class MessageError(Exception):
+    """A length-prefixed message that cannot be taken: ends the call with ``code``."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+def take_messages(buf: bytearray, limit: int, out: collections.deque[bytes]) -> int:
+    """Move the complete gRPC messages at the start of ``buf`` (a 5-byte prefix each: compressed flag, size) to
+    ``out``; returns their total size. Raises :class:`MessageError` for a compressed message (none is accepted)
+    and for one larger than ``limit``, as soon as its prefix arrives."""
+    taken = 0
+    while len(buf) >= 5:
+        compressed, size = struct.unpack_from(">BI", buf)
+        if compressed:
+            raise MessageError(grpc.StatusCode.INTERNAL, "a compressed message, none was accepted")
+        if size > limit:
+            raise MessageError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"message larger than max ({size} vs. {limit})")
+        if len(buf) < 5 + size:
+            break
+        out.append(bytes(buf[5 : 5 + size]))
+        taken += size
+        del buf[: 5 + size]
+    return taken
 
 
 def identity(data: Any) -> Any:
