@@ -9,6 +9,7 @@ import signal
 import uvloop
 
 from omniroute_core.grpcx import Server
+from omniroute_core.heap import freeze_startup_heap
 from omniroute_core.logging import configure_logging
 from omniroute_core.metrics import new_registry, serve_metrics
 from omniroute_translator.codecs import CODECS
@@ -31,6 +32,7 @@ async def serve(settings: TranslatorSettings, stop: asyncio.Event) -> None:
     serve_metrics(registry, settings.bind_host, settings.metrics_port)
     await server.start()
     log.info("translator serving", extra={"port": server.port, "metrics_port": settings.metrics_port})
+    freeze_startup_heap("translator")
     # a CountTokens call arriving meanwhile waits for the table it needs, in its own worker thread
     warming = asyncio.create_task(asyncio.to_thread(tokenizers.warm)) if settings.warm_tokenizers else None
     await stop.wait()
