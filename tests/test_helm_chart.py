@@ -14,6 +14,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -475,3 +476,16 @@ def test_images_follow_the_dockerfile_targets(objects: dict[str, Objects]) -> No
         for node in _walk(doc):
             if isinstance(node, dict) and "containers" in node:
                 assert node["automountServiceAccountToken"] is False
+
+
+def test_without_helm_the_module_fails_unless_told_to_skip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No cached binaries and no registry (here: no uv) is a failure that says how to skip, not a silent skip."""
+    module = sys.modules[__name__]
+    monkeypatch.setattr(module, "CACHE", tmp_path / "k8s")
+    monkeypatch.setenv("UV", str(tmp_path / "no-uv"))
+    monkeypatch.delenv(SKIP_ENV, raising=False)
+    with pytest.raises(pytest.fail.Exception, match=f"cannot obtain helm.*set {SKIP_ENV}=1 to skip"):
+        _tools()
+    monkeypatch.setenv(SKIP_ENV, "1")
+    with pytest.raises(pytest.skip.Exception, match="no helm"):
+        _tools()
