@@ -471,11 +471,12 @@ def test_images_follow_the_dockerfile_targets(objects: dict[str, Objects]) -> No
         assert objects["default"].container(service)["image"] == f"omniroute-{service}:0.1.0"
     assert objects["bundled"].container("executor")["image"] == "registry.team/omniroute-executor:2.0.0"
     assert objects["bundled"].container("edge")["image"] == "registry.team/omniroute-edge:1.2.3"
-    # the pods never receive the Kubernetes API token
-    for doc in objects["default"].docs:
-        for node in _walk(doc):
-            if isinstance(node, dict) and "containers" in node:
-                assert node["automountServiceAccountToken"] is False
+    # the pods never receive the Kubernetes API token, nor service links: a Service named "executor" in the
+    # namespace would set EXECUTOR_PORT=tcp://... in every pod, which the executor reads as its port
+    pods = [n for d in objects["default"].docs for n in _walk(d) if isinstance(n, dict) and "containers" in n]
+    assert len(pods) == len(SERVICES) + 4
+    for pod in pods:
+        assert pod["automountServiceAccountToken"] is False and pod["enableServiceLinks"] is False
 
 
 def test_without_helm_the_module_fails_unless_told_to_skip(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
