@@ -134,11 +134,16 @@ def tools() -> Tools:
     return _tools()
 
 
-def _helm_template(tools: Tools, values: dict[str, Any], tmp: Path) -> subprocess.CompletedProcess[str]:
+def _helm(tools: Tools, verb: list[str], values: dict[str, Any], tmp: Path) -> subprocess.CompletedProcess[str]:
+    """``helm <verb...> gw <chart> -n team --values <values>``."""
     file = tmp / "values.json"  # JSON is YAML
     file.write_bytes(jsonx.dumps(values))
-    command: list[str | Path] = [tools.helm, "template", RELEASE, CHART, "--namespace", NAMESPACE, "--values", file]
+    command: list[str | Path] = [tools.helm, *verb, RELEASE, CHART, "--namespace", NAMESPACE, "--values", file]
     return subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+
+
+def _helm_template(tools: Tools, values: dict[str, Any], tmp: Path) -> subprocess.CompletedProcess[str]:
+    return _helm(tools, ["template"], values, tmp)
 
 
 @pytest.fixture(scope="module")
@@ -498,3 +503,21 @@ def test_without_helm_the_module_fails_unless_told_to_skip(monkeypatch: pytest.M
     monkeypatch.setenv(SKIP_ENV, "1")
     with pytest.raises(pytest.skip.Exception, match="no helm"):
         _tools()
+
+
+@pytest.mark.parametrize(
+    ("value_set", "expected"),
+    [
+        ("default", ["port-forward -n team svc/gw-omniroute-edge 20128:20128", "secret -n team gw-omniroute -o"]),
+        ("existing-secret", ["secret -n team team-secrets -o", 'grep "generated admin password"']),
+    ],
+)
+def test_notes_tell_how_to_reach_the_gateway_and_the_first_password(
+    value_set: str, expected: list[str], tools: Tools, tmp_path: Path
+) -> None:
+    done = _helm(tools, ["install", "--dry-run=client"], VALUE_SETS[value_set], tmp_path)
+    assert done.returncode == 0, done.stderr
+    notes = done.stdout.partition("\nNOTES:\n")[2]
+    for line in expected:
+        assert line in notes, notes
+    assert "{{" not in notes and "<no value>" not in notes
