@@ -401,6 +401,12 @@ def test_each_service_scales_on_its_own(objects: dict[str, Objects]) -> None:
         # the autoscaler owns the replica count
         assert "replicas" not in objects["default"].get("Deployment", name)["spec"]
     assert hpas[_name("executor")]["spec"]["maxReplicas"] == 20
+    tuned = objects["bundled"].get("HorizontalPodAutoscaler", _name("executor"))["spec"]
+    assert tuned["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 300}}
+    pod = objects["bundled"].get("Deployment", _name("executor"))["spec"]["template"]
+    (spread,) = pod["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "topology.kubernetes.io/zone"
+    assert spread["labelSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     assert objects["default"].get("Deployment", _name("dashboard"))["spec"]["replicas"] == 1
     off = objects["hpa-off"]
     assert off.of("HorizontalPodAutoscaler") == {}
