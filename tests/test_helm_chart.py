@@ -12,6 +12,7 @@ import base64
 import functools
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -311,6 +312,23 @@ def test_the_chart_sets_only_settings_the_service_reads(service: str, objects: d
         assert name.lower() in fields or name in CHART_ONLY_ENV, f"{service} reads no {name}"
 
 
+def _reads(service: str, field: str) -> bool:
+    """Whether the service's own code (not its tests) reads ``settings.<field>``."""
+    package = REPO / "services" / service / f"omniroute_{service}"
+    sources = (p for p in package.rglob("*.py") if "tests" not in p.parts)
+    return any(re.search(rf"\.{field}\b", p.read_text()) for p in sources)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_service_gets_only_the_secrets_and_servers_it_reads(service: str, objects: dict[str, Objects]) -> None:
+    for value_set in ("default", "external", "existing-secret"):
+        env = objects[value_set].env(service)
+        for var in ("OMNIROUTE_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL", "NATS_URL", "INITIAL_PASSWORD"):
+            assert (var in env) == _reads(service, var.lower()), f"{value_set}: {service} and {var}"
+        assert ("QDRANT_URL" in env) == _reads(service, "qdrant_url"), f"{value_set}: {service} and QDRANT_URL"
+    assert not _reads("translator", "database_url") and _reads("usage", "database_url")  # the scan finds things
+
+
 @pytest.mark.parametrize("value_set", VALUE_SETS)
 def test_secrets_are_referenced_never_inlined(value_set: str, objects: dict[str, Objects]) -> None:
     objs = objects[value_set]
@@ -318,7 +336,6 @@ def test_secrets_are_referenced_never_inlined(value_set: str, objects: dict[str,
     assert bool(objs.of("Secret")) == (secret_name == f"{RELEASE}-omniroute")
     for service in SERVICES:
         env = objs.env(service)
-        assert "OMNIROUTE_ENCRYPTION_KEY" in env
         for name, var in env.items():
             if name in SECRET_ENV:
                 assert "value" not in var, f"{value_set}: {service} has {name} inline"
@@ -344,7 +361,7 @@ def test_external_urls_replace_the_bundled_servers(objects: dict[str, Objects]) 
     expected = {"DATABASE_URL": "postgresql", "REDIS_URL": "redis", "NATS_URL": "nats", "QDRANT_URL": "qdrant"}
     for var, component in expected.items():
         assert data[var] == values[component]["url"]
-        ref = objs.env("edge")[var]["valueFrom"]["secretKeyRef"]
+        ref = objs.env("edge" if var == "QDRANT_URL" else "dashboard")[var]["valueFrom"]["secretKeyRef"]
         assert ref["key"] == var
     assert "OMNIROUTE_POSTGRES_PASSWORD" not in data
     assert data["OMNIROUTE_ENCRYPTION_KEY"] == KEY and data["INITIAL_PASSWORD"] == "first-login-s3cret"
@@ -384,7 +401,7 @@ def test_existing_secret_feeds_every_url(objects: dict[str, Objects]) -> None:
     objs = objects["existing-secret"]
     assert objs.of("StatefulSet") == {} and objs.of("Secret") == {}
     for var in ("DATABASE_URL", "REDIS_URL", "NATS_URL"):
-        assert objs.env("executor")[var]["valueFrom"]["secretKeyRef"] == {"name": "team-secrets", "key": var}
+        assert objs.env("dashboard")[var]["valueFrom"]["secretKeyRef"] == {"name": "team-secrets", "key": var}
     qdrant = objs.env("edge")["QDRANT_URL"]["valueFrom"]["secretKeyRef"]
     assert qdrant == {"name": "team-secrets", "key": "QDRANT_URL", "optional": True}
     pod = objs.get("Deployment", _name("edge"))["spec"]["template"]["metadata"]["annotations"]
@@ -460,6 +477,9 @@ def test_changed_settings_roll_the_pods(objects: dict[str, Objects]) -> None:
     for service in SERVICES:
         default, debug, external = (checksums(s, service) for s in ("default", "hpa-off", "external"))
         assert default["checksum/config"] != debug["checksum/config"]  # LOG_LEVEL changed
+        if service == "translator":
+            assert "checksum/secret" not in default, "the translator reads nothing from the Secret"
+            continue
         assert default["checksum/secret"] == debug["checksum/secret"]
         assert default["checksum/secret"] != external["checksum/secret"]
 

@@ -86,38 +86,51 @@ app.kubernetes.io/part-of: omniroute
 {{- end -}}
 {{- end -}}
 
-{{/* The environment of the backing services' URLs and the secrets, for one service (component). */}}
+{{/* What each service reads (least privilege: a service gets only the secrets and URLs its settings use). */}}
+{{- define "omniroute.needs" -}}
+{{- $needs := dict
+  "edge" (list "redis" "nats" "qdrant")
+  "translator" (list)
+  "executor" (list "key" "redis" "nats")
+  "usage" (list "postgresql" "nats")
+  "dashboard" (list "key" "postgresql" "redis" "nats" "initialPassword") -}}
+{{- get $needs . | toJson -}}
+{{- end -}}
+
+{{/* The environment from the Secret and the backing services' URLs, for one service (component); may be empty. */}}
 {{- define "omniroute.secretEnv" -}}
 {{- $root := .root -}}
 {{- $secret := include "omniroute.secretName" $root -}}
+{{- $needs := include "omniroute.needs" .component | fromJsonArray -}}
+{{- if has "key" $needs }}
 - name: OMNIROUTE_ENCRYPTION_KEY
   valueFrom:
     secretKeyRef: {name: {{ $secret }}, key: OMNIROUTE_ENCRYPTION_KEY}
-{{- if include "omniroute.bundled" (dict "root" $root "component" "postgresql") }}
+{{- end }}
+{{- if has "initialPassword" $needs }}
+- name: INITIAL_PASSWORD
+  valueFrom:
+    secretKeyRef: {name: {{ $secret }}, key: INITIAL_PASSWORD, optional: true}
+{{- end }}
+{{- range $c := list "postgresql" "redis" "nats" "qdrant" }}
+{{- if has $c $needs }}
+{{- $env := include "omniroute.urlEnv" $c }}
+{{- $b := index $root.Values $c }}
+{{- $host := include "omniroute.componentName" (dict "root" $root "component" $c) }}
+{{- if and (include "omniroute.bundled" (dict "root" $root "component" $c)) (eq $c "postgresql") }}
 - name: OMNIROUTE_POSTGRES_PASSWORD
   valueFrom:
     secretKeyRef: {name: {{ $secret }}, key: OMNIROUTE_POSTGRES_PASSWORD}
 - name: DATABASE_URL
-  value: {{ printf "postgresql://%s:$(OMNIROUTE_POSTGRES_PASSWORD)@%s:5432/%s" $root.Values.postgresql.bundled.username (include "omniroute.componentName" (dict "root" $root "component" "postgresql")) $root.Values.postgresql.bundled.database | quote }}
-{{- end }}
-{{- $components := list "redis" "nats" -}}
-{{- if eq .component "edge" }}{{ $components = append $components "qdrant" }}{{ end }}
-{{- if not (include "omniroute.bundled" (dict "root" $root "component" "postgresql")) }}{{ $components = prepend $components "postgresql" }}{{ end }}
-{{- range $c := $components }}
-{{- $env := include "omniroute.urlEnv" $c }}
-{{- $b := index $root.Values $c }}
-{{- if include "omniroute.bundled" (dict "root" $root "component" $c) }}
+  value: {{ printf "postgresql://%s:$(OMNIROUTE_POSTGRES_PASSWORD)@%s:5432/%s" $b.bundled.username $host $b.bundled.database | quote }}
+{{- else if include "omniroute.bundled" (dict "root" $root "component" $c) }}
 - name: {{ $env }}
-  value: {{ printf (get (dict "redis" "redis://%s:6379/0" "nats" "nats://%s:4222" "qdrant" "http://%s:6333") $c) (include "omniroute.componentName" (dict "root" $root "component" $c)) | quote }}
+  value: {{ printf (get (dict "redis" "redis://%s:6379/0" "nats" "nats://%s:4222" "qdrant" "http://%s:6333") $c) $host | quote }}
 {{- else if or $b.url $root.Values.secrets.existingSecret }}
 - name: {{ $env }}
   valueFrom:
-    secretKeyRef:
-      name: {{ $secret }}
-      key: {{ $env }}
-      {{- if eq $c "qdrant" }}
-      optional: true
-      {{- end }}
+    secretKeyRef: {name: {{ $secret }}, key: {{ $env }}{{ if eq $c "qdrant" }}, optional: true{{ end }}}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end -}}

@@ -32,7 +32,7 @@ spec:
       annotations:
         # a change of the settings or of the chart's Secret rolls the pods
         checksum/config: {{ print (include "omniroute.sharedConfig" $root) (include "omniroute.serviceConfig" .) | sha256sum }}
-        {{- if not $root.Values.secrets.existingSecret }}
+        {{- if and (not $root.Values.secrets.existingSecret) (include "omniroute.secretEnv" .) }}
         checksum/secret: {{ include "omniroute.secretInputs" $root | sha256sum }}
         {{- end }}
         {{- with (merge (dict) $svc.podAnnotations $root.Values.podAnnotations) }}
@@ -66,19 +66,16 @@ spec:
                 name: {{ include "omniroute.fullname" $root }}
             - configMapRef:
                 name: {{ $name }}
+          {{- $env := include "omniroute.secretEnv" . | trim }}
+          {{- if or $env $svc.extraEnv }}
           env:
-            {{- include "omniroute.secretEnv" . | nindent 12 }}
-            {{- if eq $c "dashboard" }}
-            - name: INITIAL_PASSWORD
-              valueFrom:
-                secretKeyRef:
-                  name: {{ include "omniroute.secretName" $root }}
-                  key: INITIAL_PASSWORD
-                  optional: true
+            {{- with $env }}
+            {{- . | nindent 12 }}
             {{- end }}
             {{- with $svc.extraEnv }}
             {{- toYaml . | nindent 12 }}
             {{- end }}
+          {{- end }}
           startupProbe:
             {{- toYaml .probe | nindent 12 }}
             periodSeconds: 2
