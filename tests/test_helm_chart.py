@@ -547,3 +547,28 @@ def test_notes_tell_how_to_reach_the_gateway_and_the_first_password(
     for line in expected:
         assert line in notes, notes
     assert "{{" not in notes and "<no value>" not in notes
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_services_settings_accept_the_pods_environment(service: str, objects: dict[str, Objects]) -> None:
+    """The environment a pod gets, with its Secret references filled in, parses into the service's settings."""
+    env = objects["default"].env(service)
+    secrets = {"OMNIROUTE_ENCRYPTION_KEY": KEY, "OMNIROUTE_POSTGRES_PASSWORD": "pw", "INITIAL_PASSWORD": "first"}
+    plain = {k: v["value"] if "value" in v else secrets[k] for k, v in env.items()}
+    # Kubernetes expands $(VAR) from variables defined before
+    plain = {k: re.sub(r"\$\((\w+)\)", lambda m: plain[m.group(1)], v) for k, v in plain.items()}
+    settings: Any = SETTINGS[service](
+        **{k.lower(): v for k, v in plain.items() if k.lower() in SETTINGS[service].model_fields}
+    )
+    ports = {p["name"]: p["containerPort"] for p in objects["default"].container(service)["ports"]}
+    assert getattr(settings, f"{service}_port") == ports["grpc" if "grpc" in ports else "http"]
+    assert settings.metrics_port == ports["metrics"] and settings.bind_host == "0.0.0.0"
+    assert settings.translator_addr == f"{_name('translator')}:50051"
+    if service == "usage":
+        assert settings.database_url == f"postgresql://omniroute:pw@{_name('postgresql')}:5432/omniroute"
+    if service == "edge":
+        assert settings.require_api_key is True and settings.qdrant_url == f"http://{_name('qdrant')}:6333"
+    if service == "dashboard":
+        assert settings.cookie_secure is False and settings.omniroute_data_dir == "/var/lib/omniroute"
+    if service == "executor":
+        assert str(settings.spool_folder()) == "/var/lib/omniroute/spool"
