@@ -7,8 +7,10 @@ A provider base URL (or a proxy URL) is user-supplied configuration; pointing it
 - link-local addresses: ``169.254.0.0/16`` and ``fe80::/10`` (every cloud's metadata address lives there);
 - the metadata addresses outside those ranges: ``fd00:ec2::254`` (AWS over IPv6), ``100.100.100.200`` (Alibaba);
 - the metadata host names ``metadata.google.internal`` and ``metadata.goog`` (with or without a trailing dot);
-- each of those addresses written as IPv4-mapped (``::ffff:169.254.169.254``) or IPv4-compatible IPv6, and IPv4
-  in the legacy forms the C resolver still accepts (``2852039166``, ``0xa9fea9fe``, ``169.254.43518``).
+- each of those addresses written as IPv4-mapped (``::ffff:169.254.169.254``) or IPv4-compatible IPv6, through a
+  NAT64 prefix (the well-known ``64:ff9b::/96`` and the local-use ``64:ff9b:1::/48``, RFC 6052 / 8215), as 6to4
+  (``2002:a9fe:a9fe::``) or Teredo (``2001::/32``, whose server and client fields both carry IPv4), and IPv4 in
+  the legacy forms the C resolver still accepts (``2852039166``, ``0xa9fea9fe``, ``169.254.43518``).
 
 Loopback and private ranges stay allowed: Ollama on localhost and in-cluster services are ordinary providers.
 Every check takes ``allow`` (the operator's ``ALLOW_LINK_LOCAL_PROVIDERS`` switch), which turns the guard off.
@@ -41,14 +43,31 @@ _HINT = "set ALLOW_LINK_LOCAL_PROVIDERS=true to allow it"
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one carries: IPv4-mapped ``::ffff:a.b.c.d`` or IPv4-compatible ``::a.b.c.d``."""
+_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def _embedded_v4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 one carries, by which a translator or relay on the path may reach them:
+    IPv4-mapped ``::ffff:a.b.c.d``, IPv4-compatible ``::a.b.c.d``, NAT64 (the last 32 bits under the well-known
+    /96; the local-use /48 is checked at every RFC 6052 prefix length a network may have chosen within it), 6to4
+    and both of Teredo's."""
     if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
+        return [ip.ipv4_mapped]
     packed = ip.packed
     if packed[:12] == bytes(12) and packed[12:] not in (bytes(4), b"\x00\x00\x00\x01"):  # not :: nor ::1
-        return ipaddress.IPv4Address(packed[12:])
-    return None
+        return [ipaddress.IPv4Address(packed[12:])]
+    if ip in _NAT64_WELL_KNOWN:
+        return [ipaddress.IPv4Address(packed[12:])]
+    if ip in _NAT64_LOCAL:
+        # RFC 6052 2.2: prefix lengths 48, 56, 64 or 96, the u octet (bits 64-71) always skipped
+        spread = packed[:8] + packed[9:]
+        return [ipaddress.IPv4Address(spread[n : n + 4]) for n in (6, 7, 8)] + [ipaddress.IPv4Address(packed[12:])]
+    if ip.sixtofour is not None:
+        return [ip.sixtofour]
+    if ip.teredo is not None:
+        return list(ip.teredo)
+    return []
 
 
 def refused_address(address: str | IPAddress, *, allow: bool = False) -> str | None:
@@ -64,8 +83,8 @@ def refused_address(address: str | IPAddress, *, allow: bool = False) -> str | N
     else:
         ip = address
     candidates: list[IPAddress] = [ip]
-    if isinstance(ip, ipaddress.IPv6Address) and (v4 := _embedded_v4(ip)) is not None:
-        candidates.append(v4)
+    if isinstance(ip, ipaddress.IPv6Address):
+        candidates += _embedded_v4(ip)
     for candidate in candidates:
         if candidate in _METADATA_IPS:
             return f"{address} is a cloud metadata address; {_HINT}"

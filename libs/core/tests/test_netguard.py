@@ -27,6 +27,16 @@ from omniroute_core.netguard import refused_address, refused_host, refused_url
         "http://0xa9fea9fe/",
         "http://169.254.43518/",
         "http://0251.0376.0251.0376/",
+        "http://[64:ff9b::a9fe:a9fe]/",  # NAT64, the well-known prefix
+        "http://[64:ff9b::169.254.169.254]/",
+        "http://[64:ff9b::100.100.100.200]/",
+        "http://[64:ff9b:1::a9fe:a9fe]/",  # NAT64, the local-use prefix at /96
+        "http://[64:ff9b:1:0:a9:fea9:fe00:0]/",  # ... at /64 (the u octet skipped)
+        "http://[64:ff9b:1:a9:fe:a9fe::]/",  # ... at /56
+        "http://[64:ff9b:1:a9fe:a9:fe00::]/",  # ... at /48
+        "http://[2002:a9fe:a9fe::1]/",  # 6to4
+        "http://[2001:0:a9fe:a9fe::1]/",  # Teredo, server field
+        "http://[2001:0:4136:e378:8000:63bf:5601:5601]/",  # Teredo, client field (stored inverted)
     ],
 )
 def test_refused(url: str) -> None:
@@ -51,6 +61,10 @@ def test_refused(url: str) -> None:
         "http://ollama.default.svc.cluster.local:11434",
         "http://metadata.example.com/",
         "http://cafe.be/",
+        "http://[64:ff9b::7f00:1]/",  # NAT64 of loopback, like loopback itself
+        "http://[64:ff9b::808:808]/",
+        "http://[2002:c0a8:101::1]/",  # 6to4 of a private address
+        "http://[2001:db8::1]/",  # documentation, not Teredo
     ],
 )
 def test_allowed(url: str) -> None:

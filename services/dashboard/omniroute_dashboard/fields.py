@@ -17,7 +17,9 @@ __all__ = [
     "ModelId",
     "Prefix",
     "UrlPath",
+    "mask_secret",
     "masked_headers",
+    "unmask",
 ]
 
 _PREFIX = re.compile(r"[a-z0-9][a-z0-9._-]*")
@@ -71,7 +73,8 @@ HeaderMap = Annotated[dict[StrictStr, StrictStr], Field(max_length=64), AfterVal
 ModelId = Annotated[StrictStr, Field(min_length=1, max_length=300), AfterValidator(_model_id)]
 
 
-def _mask(secret: str) -> str:
+def mask_secret(secret: str) -> str:
+    """``sk-...abcd`` for a long secret, ``****`` for a short one (too little left to hide), ``""`` for none."""
     if not secret:
         return ""
     if len(secret) < 12:
@@ -85,12 +88,14 @@ def is_secret_header(name: str) -> bool:
 
 def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers for a response: values of credential-like headers masked (``sk-...abcd``)."""
-    return {k: _mask(v) if is_secret_header(k) else v for k, v in headers.items()}
+    return {k: mask_secret(v) if is_secret_header(k) else v for k, v in headers.items()}
 
 
 def unmask(given: Mapping[str, str], stored: Mapping[str, str]) -> dict[str, str]:
     """``given`` with every value that is exactly the masked form of the stored value replaced by the stored one,
     so a client that sends back what ``GET`` showed does not overwrite a secret with its mask."""
-    return {
-        k: stored[k] if k in stored and is_secret_header(k) and v == _mask(stored[k]) else v for k, v in given.items()
-    }
+    return {k: stored[k] if _masks(k, v, stored) else v for k, v in given.items()}
+
+
+def _masks(name: str, value: str, stored: Mapping[str, str]) -> bool:
+    return name in stored and is_secret_header(name) and value == mask_secret(stored[name])

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 
 import uvicorn
 
+from omniroute_core.heap import freeze_startup_heap
 from omniroute_core.logging import configure_logging
 from omniroute_core.metrics import serve_metrics
 from omniroute_dashboard.app import create_app
@@ -17,6 +19,15 @@ from omniroute_dashboard.settings import DashboardSettings
 __all__ = ["main"]
 
 log = logging.getLogger("omniroute_dashboard")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which freezes the start-up heap once the lifespan has started and the port is bound."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            freeze_startup_heap("dashboard")
 
 
 def main() -> None:
@@ -30,7 +41,7 @@ def main() -> None:
         sys.exit(2)
     metrics = DashboardMetrics.create()
     serve_metrics(metrics.registry, settings.bind_host, settings.metrics_port)
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings, metrics),
         host=settings.bind_host,
         port=settings.dashboard_port,
@@ -40,6 +51,7 @@ def main() -> None:
         access_log=False,
         server_header=False,
     )
+    _Server(config).run()
 
 
 if __name__ == "__main__":

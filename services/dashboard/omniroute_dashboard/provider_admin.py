@@ -50,7 +50,11 @@ STEPS: tuple[str, ...] = (
     """,
 )
 
-_ROW = "SELECT id, provider, base_url, api_key_enc, headers, options FROM provider_connections WHERE id = $1"
+_ROW = (
+    "SELECT id, provider, base_url, api_key_enc, headers, options, "
+    "(SELECT version FROM config_version WHERE id = 1) AS config_version FROM provider_connections WHERE id = $1"
+)
+_VERSION = "SELECT version FROM config_version WHERE id = 1"
 _RECORD = (
     "UPDATE provider_connections SET test_status = $2, last_tested_at = now(), last_error = $3 "
     "WHERE id = $1 RETURNING last_tested_at"
@@ -87,7 +91,9 @@ async def _stored(ctx: ContextDep, connection_id: str) -> dict[str, Any]:
             "apiKeyEnc": row["api_key_enc"],
             "headers": row["headers"],
             "options": row["options"],
-        }
+        },
+        # the executor waits for its snapshot to reach this version (a provider node created just before)
+        "configVersion": row["config_version"] or 0,
     }
 
 
@@ -105,7 +111,8 @@ async def validate_provider(request: Request, ctx: ContextDep, stub: AdminDep) -
         "options": body.options,
     }
     try:
-        result = await call_admin(stub.TestConnection, {"candidate": candidate})
+        version = await ctx.pool.fetchval(_VERSION) or 0
+        result = await call_admin(stub.TestConnection, {"candidate": candidate, "configVersion": version})
     except ApiError as exc:
         if exc.status == 404:
             raise ApiError(

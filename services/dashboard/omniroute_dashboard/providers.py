@@ -33,9 +33,10 @@ from omniroute_core.catalog import Catalog
 from omniroute_core.crypto import Cipher
 from omniroute_dashboard.auth import require_admin
 from omniroute_dashboard.context import ContextDep, check_address, config_change
+from omniroute_dashboard.fields import HeaderMap, mask_secret, masked_headers, unmask
 from omniroute_dashboard.web import ApiError, json_response, parse_body
 
-__all__ = ["check_catalog", "mask_secret", "router"]
+__all__ = ["check_catalog", "router"]
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,6 @@ T = TypeVar("T")
 router = APIRouter(prefix="/api/providers", dependencies=[Depends(require_admin)])
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9._-]*")
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-_SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"}
-)
 # SQL is built only from these constants; every value travels as a bind parameter
 _COLUMNS = (
     "id, provider, name, base_url, api_key_enc, priority, is_active, headers, options, created_at, updated_at, "
@@ -93,15 +90,6 @@ def _base_url(value: str) -> str:
     return value.rstrip("/")
 
 
-def _headers(value: dict[str, str]) -> dict[str, str]:
-    for key, item in value.items():
-        if not _HEADER_NAME.fullmatch(key):
-            raise ValueError(f"{key!r} is not a valid header name")
-        if "\r" in item or "\n" in item:
-            raise ValueError(f"the value of {key!r} contains a line break")
-    return value
-
-
 def _options(value: dict[str, str]) -> dict[str, str]:
     for key, item in value.items():
         if not _SLUG_OPTION.fullmatch(key):
@@ -118,7 +106,7 @@ Name = Annotated[StrictStr, Field(max_length=200), AfterValidator(_name)]
 BaseUrl = Annotated[StrictStr, Field(max_length=2048), AfterValidator(_base_url)]
 Secret = Annotated[StrictStr, Field(max_length=16384)]
 Priority = Annotated[StrictInt, Field(ge=-_PG_INT, le=_PG_INT)]
-Headers = Annotated[dict[StrictStr, StrictStr], Field(max_length=64), AfterValidator(_headers)]
+Headers = HeaderMap
 Options = Annotated[dict[StrictStr, StrictStr], Field(max_length=16), AfterValidator(_options)]
 
 
@@ -171,15 +159,6 @@ def check_catalog(catalog: Catalog, provider: str, base_url: str, options: dict[
         )
 
 
-def mask_secret(secret: str) -> str:
-    """``sk-...abcd`` for a long secret, ``****`` for a short one (too little left to hide), ``""`` for none."""
-    if not secret:
-        return ""
-    if len(secret) < 12:
-        return "****"
-    return f"{secret[:3]}...{secret[-4:]}"
-
-
 def _masked_key(cipher: Cipher, row: asyncpg.Record) -> str:
     if not row["api_key_enc"]:
         return ""
@@ -201,7 +180,7 @@ def _public(cipher: Cipher, row: asyncpg.Record) -> dict[str, Any]:
         "apiKey": _masked_key(cipher, row),
         "priority": row["priority"],
         "isActive": row["is_active"],
-        "headers": {k: mask_secret(v) if k.lower() in _SECRET_HEADERS else v for k, v in headers.items()},
+        "headers": masked_headers(headers),
         "options": row["options"],
         "createdAt": row["created_at"].isoformat(),
         "updatedAt": row["updated_at"].isoformat(),
@@ -272,7 +251,9 @@ async def update_connection(connection_id: str, request: Request, ctx: ContextDe
         if body.api_key is not None:
             key_enc = ctx.cipher.encrypt(body.api_key, aad=connection_id) if body.api_key else ""
         provider, base_url = _pick(body.provider, old["provider"]), _pick(body.base_url, old["base_url"])
-        options, headers = _pick(body.options, old["options"]), _pick(body.headers, old["headers"])
+        options = _pick(body.options, old["options"])
+        # a secret header sent back as GET showed it (masked) keeps its stored value
+        headers = old["headers"] if body.headers is None else unmask(body.headers, old["headers"])
         check_catalog(ctx.catalog, provider, base_url, options)
         tested = (old["provider"], old["base_url"], old["headers"], old["options"])
         stale = body.api_key is not None or tested != (provider, base_url, headers, options)

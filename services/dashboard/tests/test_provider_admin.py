@@ -112,6 +112,20 @@ async def test_a_connection_test_calls_the_provider_and_is_recorded(adash: Dashb
     assert shown["lastError"] is None
 
 
+async def test_a_provider_node_is_testable_the_moment_it_is_created(adash: Dashboard, openai: FakeOpenAI) -> None:
+    # created and tested back to back (the executor waits for the config version the dashboard read the row at;
+    # services/executor/tests/test_admin.py shows that wait with a snapshot held back)
+    node = {"name": "In-house", "prefix": "inhouse", "baseUrl": openai.base_url, "apiKey": KEY}
+    created = await adash.admin.post("/api/provider-nodes", json=node)
+    assert created.status_code == 201, created.text
+    response = await adash.admin.post(f"/api/providers/{created.json()['connectionId']}/test")
+    assert response.status_code == 200, response.text
+    (seen,) = openai.requests
+    assert (seen.method, seen.path) == ("GET", "/v1/models")
+    assert response.json()["valid"] is True, response.text
+    assert seen.headers["Authorization"] == f"Bearer {KEY}"
+
+
 async def test_a_refused_key_is_valid_false_and_recorded_as_an_error(adash: Dashboard, openai: FakeOpenAI) -> None:
     connection_id = await _connection(adash, "openai", openai.base_url)
     openai.script.append(Reply(status=401, json={"error": {"message": "Incorrect API key provided", "type": "x"}}))

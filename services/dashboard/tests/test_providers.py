@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from omniroute_dashboard.providers import mask_secret
+from omniroute_dashboard.fields import mask_secret
 from omniroute_dashboard.store import load_snapshot
 
 from .conftest import Dashboard
@@ -69,6 +69,30 @@ async def test_filter_by_provider(dash: Dashboard) -> None:
     only = (await dash.admin.get("/api/providers", params={"provider": "anthropic"})).json()
     assert [c["provider"] for c in only["connections"]] == ["anthropic"]
     assert only["connections"][0]["baseUrl"] == ""
+
+
+async def stored_headers(dash: Dashboard, connection_id: str) -> dict[str, str]:
+    stored: dict[str, str] = await dash.ctx.pool.fetchval(
+        "SELECT headers FROM provider_connections WHERE id = $1", connection_id
+    )
+    return stored
+
+
+async def test_sending_back_what_get_showed_keeps_secret_headers(dash: Dashboard) -> None:
+    headers = {"X-Org": "acme", "Authorization": "Bearer very-secret-token", "X-Custom-Token": "tok-0123456789abcdef"}
+    connection_id = (await create(dash, headers=headers))["id"]
+    shown = (await dash.admin.get(f"/api/providers/{connection_id}")).json()["connection"]
+    # every credential-like header is masked, not only the well-known names
+    assert shown["headers"] == {"X-Org": "acme", "Authorization": "Bea...oken", "X-Custom-Token": "tok...cdef"}
+    # an editor that PUTs the whole object back, with one header changed, must not store the masks
+    edited = {**shown["headers"], "X-Org": "umbrella"}
+    response = await dash.admin.put(f"/api/providers/{connection_id}", json={"name": "renamed", "headers": edited})
+    assert response.status_code == 200, response.text
+    assert await stored_headers(dash, connection_id) == {**headers, "X-Org": "umbrella"}
+    # a new value replaces the secret
+    replaced = {**edited, "Authorization": "Bearer rotated-secret-value"}
+    await dash.admin.put(f"/api/providers/{connection_id}", json={"headers": replaced})
+    assert (await stored_headers(dash, connection_id))["Authorization"] == "Bearer rotated-secret-value"
 
 
 async def test_api_key_is_encrypted_at_rest_bound_to_the_row(dash: Dashboard) -> None:

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import socket
+
 import uvicorn
 
+from omniroute_core.heap import freeze_startup_heap
 from omniroute_core.logging import configure_logging
 from omniroute_core.metrics import new_registry, serve_metrics
 from omniroute_edge.app import create_app
 from omniroute_edge.http_protocol import HttpProtocol
 from omniroute_edge.settings import EdgeSettings
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, which freezes the start-up heap once the app's lifespan has started and the port is bound
+    (here, not in the lifespan: apps built by in-process tests are not frozen)."""
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            freeze_startup_heap("edge")
 
 
 def main() -> None:
@@ -34,7 +47,7 @@ def main() -> None:
         server_header=False,
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    _Server(config).run()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from omniroute.v1 import executor_pb2_grpc
 from omniroute_core import events, grpcx
 from omniroute_core.catalog import load_catalog
 from omniroute_core.crypto import Cipher
+from omniroute_core.heap import freeze_startup_heap
 from omniroute_core.logging import configure_logging
 from omniroute_core.metrics import new_registry, serve_metrics
 from omniroute_core.snapshot_watcher import SnapshotWatcher
@@ -102,6 +103,7 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         "executor serving",
         extra={"port": server.port, "server": settings.executor_server, "config_version": watcher.current.version},
     )
+    freeze_startup_heap("executor")
     try:
         await stop.wait()
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,7 @@ from omniroute.v1 import executor_pb2, executor_pb2_grpc
 from omniroute_core import grpcx, jsonx
 from omniroute_core.catalog import Catalog, load_catalog, parse_catalog
 from omniroute_core.crypto import Cipher, generate_encryption_key
+from omniroute_core.nodes import ProviderNode
 from omniroute_core.snapshot import ConfigSnapshot
 from omniroute_devservers.fake_media import FakeDeepgram
 from omniroute_devservers.fake_models import MODEL_IDS
@@ -22,6 +24,7 @@ from omniroute_devservers.fake_proxy import FakeProxy, basic_auth
 from omniroute_devservers.fake_upstream import FakeUpstream, Reply
 from omniroute_devservers.servers import free_port
 from omniroute_executor.admin import ProviderAdminServicer
+from omniroute_executor.admin import _service as admin_service
 from omniroute_executor.prepare import Credentials
 from omniroute_executor.translate import TranslatorClient
 from omniroute_executor.upstream import Upstream
@@ -34,6 +37,7 @@ class Admin:
     stub: executor_pb2_grpc.ProviderAdminAsyncStub
     cipher: Cipher
     settings: dict[str, Any]  # the config snapshot's settings (replace the values to change them)
+    state: dict[str, Any]  # the snapshot's "version" and provider "nodes" (replace them to change the snapshot)
 
     async def call(self, rpc: str, doc: Any) -> dict[str, Any]:
         method = getattr(self.stub, rpc)
@@ -56,11 +60,12 @@ class Admin:
 async def _serve(catalog: Catalog, timeout_s: float) -> AsyncIterator[Admin]:
     cipher = Cipher(generate_encryption_key())
     settings: dict[str, Any] = {}
+    state: dict[str, Any] = {"version": 1, "nodes": ()}
     upstream = Upstream(max_connections=10, connect_timeout_s=2, read_timeout_s=5)
     translator_channel = grpcx.insecure_channel("127.0.0.1:9")  # every provider here speaks the hub format or GET
     servicer = ProviderAdminServicer(
         catalog=catalog,
-        snapshot=lambda: ConfigSnapshot.build(1, (), (), dict(settings)),
+        snapshot=lambda: ConfigSnapshot.build(state["version"], (), (), dict(settings), nodes=state["nodes"]),
         credentials=Credentials(cipher),
         upstream=upstream,
         translator=TranslatorClient(translator_channel),
@@ -71,7 +76,7 @@ async def _serve(catalog: Catalog, timeout_s: float) -> AsyncIterator[Admin]:
     await server.start()
     channel = grpcx.insecure_channel(f"127.0.0.1:{server.port}")
     try:
-        yield Admin(executor_pb2_grpc.ProviderAdminStub(channel), cipher, settings)
+        yield Admin(executor_pb2_grpc.ProviderAdminStub(channel), cipher, settings, state)
     finally:
         await channel.close()
         await server.stop(0)
@@ -274,6 +279,40 @@ async def test_an_unknown_provider_is_not_found(admin: Admin) -> None:
         await admin.call("ListModels", {"candidate": {"provider": "nope", "apiKey": KEY}})
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
     assert "nope" in (caught.value.details() or "")
+
+
+async def test_a_provider_node_created_a_moment_ago_is_waited_for(admin: Admin, fakes: Any) -> None:
+    fake = await fakes(FakeOpenAI)
+
+    async def snapshot_arrives() -> None:
+        await asyncio.sleep(0.3)
+        admin.state["nodes"] = (ProviderNode("node-1", "vllm", "Local", "openai-compatible", "chat", fake.base_url),)
+        admin.state["version"] = 2
+
+    arriving = asyncio.create_task(snapshot_arrives())
+    doc = {"candidate": {"provider": "node-1", "apiKey": KEY}, "configVersion": 2}
+    out = await admin.call("TestConnection", doc)
+    await arriving
+    assert out["valid"] is True and out["provider"] == "node-1"
+    (seen,) = fake.requests
+    assert seen.headers["Authorization"] == f"Bearer {KEY}"
+
+
+async def test_a_config_version_never_reached_ends_in_not_found(admin: Admin, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(admin_service, "_CATCH_UP_S", 0.2)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await admin.call("TestConnection", {"candidate": {"provider": "node-1", "apiKey": KEY}, "configVersion": 9})
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+@pytest.mark.parametrize("version", [-1, "2", 1.5, True])
+async def test_a_malformed_config_version_is_invalid_argument(admin: Admin, version: Any) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await admin.call(
+            "TestConnection", {"candidate": {"provider": "openai", "apiKey": KEY}, "configVersion": version}
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (caught.value.details() or "").startswith("configVersion")
 
 
 async def test_proxy_test_goes_through_the_proxy_with_its_credentials(admin: Admin, fakes: Any) -> None:

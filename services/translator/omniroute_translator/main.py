@@ -9,6 +9,7 @@ import signal
 import uvloop
 
 from omniroute_core.grpcx import Server
+from omniroute_core.heap import freeze_startup_heap
 from omniroute_core.logging import configure_logging
 from omniroute_core.metrics import new_registry, serve_metrics
 from omniroute_translator.codecs import CODECS
@@ -34,6 +35,7 @@ async def serve(settings: TranslatorSettings, stop: asyncio.Event) -> None:
         "translator serving",
         extra={"port": server.port, "server": settings.translator_server, "metrics_port": settings.metrics_port},
     )
+    freeze_startup_heap("translator")
     # a CountTokens call arriving meanwhile waits for the table it needs, in its own worker thread
     warming = asyncio.create_task(asyncio.to_thread(tokenizers.warm)) if settings.warm_tokenizers else None
     await stop.wait()

@@ -21,6 +21,7 @@ from nats.aio.client import Client as NATS
 
 from omniroute.v1 import usage_pb2_grpc
 from omniroute_core import events, grpcx
+from omniroute_core.heap import freeze_startup_heap
 from omniroute_core.logging import configure_logging
 from omniroute_core.metrics import new_registry, serve_metrics
 from omniroute_usage.budgets import BudgetWarner
@@ -136,6 +137,7 @@ class UsageService:
             raise
         task = asyncio.create_task(writer.run(sub), name="usage-writer")
         log.info("usage service serving", extra={"grpc_port": server.port, "metrics_port": settings.metrics_port})
+        freeze_startup_heap("usage")
         return cls(pool, nc, writer, task, server)
 
     async def stop(self, grace_s: float = 5.0) -> None:

@@ -5,7 +5,9 @@ Request bodies (JSON, camelCase):
 - ``TestConnection`` / ``ListModels``: ``{"connection": {"id", "provider", "baseUrl", "apiKeyEnc", "headers"}}``
   for a stored connection (the dashboard passes the row it just read, so a change not yet in this executor's
   snapshot is still tested as stored; the key stays encrypted, aad = the id, and is decrypted here), or
-  ``{"candidate": {"provider", "apiKey", "baseUrl", "headers"}}`` for credentials not saved yet.
+  ``{"candidate": {"provider", "apiKey", "baseUrl", "headers"}}`` for credentials not saved yet; either may carry
+  ``"configVersion"``, the config version the dashboard read at: the call first waits (up to 2 s) for this
+  executor's snapshot to reach it, so a provider node created a moment earlier is known.
 - ``TestProxy``: ``{"proxyUrl": "http://user:pass@host:port", "testUrl": "https://..."}``.
 
 Replies:

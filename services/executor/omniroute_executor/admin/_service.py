@@ -37,6 +37,8 @@ Context = grpc.aio.ServicerContext[Any, Any]
 # one connection pool for every admin call: they are rare, and must not take room in a provider's own pool
 _POOL = "admin"
 _CANDIDATE_ID = "candidate"
+# how long a call waits for this executor's snapshot to reach the dashboard's config version
+_CATCH_UP_S = 2.0
 
 
 class _BadRequest(Exception):
@@ -192,10 +194,14 @@ class ProviderAdminServicer(executor_pb2_grpc.ProviderAdminServicer):
         """The connection (stored or candidate) as a routing target with its key. Aborts the call with
         INVALID_ARGUMENT for a malformed body and NOT_FOUND for a provider id neither the catalog nor a node has."""
         try:
-            conn, key = self._connection(self._body(request))
+            doc = self._body(request)
+            conn, key = self._connection(doc)
+            version = doc.get("configVersion", 0)
+            if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+                raise _BadRequest("configVersion: must be a non-negative integer")
         except _BadRequest as exc:
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        snapshot = self._snapshot()
+        snapshot = await self._snapshot_at_least(version)
         spec = provider_by_id(conn.provider, self._catalog, snapshot)
         if spec is None:
             await _abort(context, grpc.StatusCode.NOT_FOUND, f"unknown provider {conn.provider!r}")
@@ -207,6 +213,17 @@ class ProviderAdminServicer(executor_pb2_grpc.ProviderAdminServicer):
             return _Subject(target, self._credentials.key_for(target), "")
         except ResolveError as exc:
             return _Subject(target, "", exc.error.message)
+
+    async def _snapshot_at_least(self, version: int) -> ConfigSnapshot:
+        """This executor's config snapshot once it has caught up with ``version`` (the one the dashboard read the
+        connection at), so a provider node created a moment ago is known; after ``_CATCH_UP_S`` the snapshot
+        at hand (the provider is then unknown: NOT_FOUND, as before)."""
+        snapshot = self._snapshot()
+        deadline = time.monotonic() + _CATCH_UP_S
+        while snapshot.version < version and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+            snapshot = self._snapshot()
+        return snapshot
 
     def _connection(self, doc: Mapping[str, Any]) -> tuple[ProviderConnection, str | None]:
         """The connection and, for a candidate, its plain key (None: read the stored, encrypted one)."""
