@@ -136,14 +136,23 @@ class Server:
     ``kind``: ``"grpc"`` is a stock grpc.aio server; ``"h2"`` is :class:`omniroute_core.grpc_h2.H2Server`, which
     serves the same generated servicers in the event loop, without gRPC
     core's threads. Either way ``self.server`` takes ``add_XServicer_to_server`` and request ids are restored.
+    ``max_connection_age_s`` (0: none): connections this old (±10 %) get GOAWAY and their clients reconnect,
+    so that new replicas behind a Service get calls too; the calls running then end in their own time.
     """
 
-    def __init__(self, bind: str, service_names: Sequence[str], kind: ServerKind = "grpc") -> None:
+    def __init__(
+        self, bind: str, service_names: Sequence[str], kind: ServerKind = "grpc", *, max_connection_age_s: float = 0.0
+    ) -> None:
         self.server: Any
         if kind == "h2":
-            self.server = H2Server(max_receive=MAX_MESSAGE, on_call=restore_request_id)
+            self.server = H2Server(
+                max_receive=MAX_MESSAGE, on_call=restore_request_id, max_connection_age_s=max_connection_age_s
+            )
         else:
-            self.server = grpc.aio.server(interceptors=[RequestIdInterceptor()], options=CHANNEL_OPTIONS)
+            options = list(CHANNEL_OPTIONS)
+            if max_connection_age_s > 0:  # gRPC core applies its own jitter; its grace has no limit by default
+                options.append(("grpc.max_connection_age_ms", int(max_connection_age_s * 1000)))
+            self.server = grpc.aio.server(interceptors=[RequestIdInterceptor()], options=options)
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._names = ["", *service_names]

@@ -95,6 +95,7 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         f"{settings.bind_host}:{settings.executor_port}",
         ["omniroute.v1.Executor", "omniroute.v1.ProviderAdmin"],
         settings.executor_server,
+        max_connection_age_s=settings.grpc_max_connection_age_s,
     )
     executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(engine), server.server)
     executor_pb2_grpc.add_ProviderAdminServicer_to_server(admin, server.server)

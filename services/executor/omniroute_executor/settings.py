@@ -17,6 +17,9 @@ class ExecutorSettings(CommonSettings):
     # the gRPC server: "h2" serves the calls in the event loop (omniroute_core.grpc_h2, no gRPC core threads:
     # ~0.45 ms less per hop, bench/PROFILE.md); "grpc" is stock grpc.aio, the fallback
     executor_server: Literal["h2", "grpc"] = "h2"
+    # connections this old (±10 %) get GOAWAY, so clients reconnect and spread over the replicas again; 0: off
+    # (the Helm chart sets it; one replica, as in docker-compose, gains nothing)
+    grpc_max_connection_age_s: float = 0.0
     # the translator's client: "asyncio" (omniroute_core.grpc_h2.H2Channel, HTTP/2 in the event loop) or "grpc"
     # (grpc.aio, with its core threads)
     translator_client: Literal["asyncio", "grpc"] = "asyncio"

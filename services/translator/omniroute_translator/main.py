@@ -26,7 +26,12 @@ log = logging.getLogger(__name__)
 async def serve(settings: TranslatorSettings, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then drain: health goes NOT_SERVING and in-flight calls get 5 s to finish."""
     registry = new_registry()
-    server = Server(f"{settings.bind_host}:{settings.translator_port}", [SERVICE_NAME], settings.translator_server)
+    server = Server(
+        f"{settings.bind_host}:{settings.translator_port}",
+        [SERVICE_NAME],
+        settings.translator_server,
+        max_connection_age_s=settings.grpc_max_connection_age_s,
+    )
     tokenizers = Tokenizers()
     add_to_server(TranslatorService(CODECS, TranslatorMetrics(registry), tokenizers), server.server)
     serve_metrics(registry, settings.bind_host, settings.metrics_port)

@@ -13,9 +13,12 @@ class TranslatorSettings(CommonSettings):
     """``TRANSLATOR_PORT`` (gRPC) and ``METRICS_PORT`` (Prometheus ``/metrics``; 0 disables it).
     ``WARM_TOKENIZERS``: load the count-tokens tables (~2-4 s of CPU, ~190 MB) in the background at start
     instead of on the first ``CountTokens`` call. ``TRANSLATOR_SERVER``: ``h2`` serves the calls in the event
-    loop (``omniroute_core.grpc_h2.H2Server``, no gRPC core threads), ``grpc`` is stock grpc.aio, the fallback."""
+    loop (``omniroute_core.grpc_h2.H2Server``, no gRPC core threads), ``grpc`` is stock grpc.aio, the fallback.
+    ``GRPC_MAX_CONNECTION_AGE_S`` (0: off): connections this old (±10 %) get GOAWAY, so clients reconnect and
+    spread over the replicas again (the Helm chart sets it; one replica, as in docker-compose, gains nothing)."""
 
     translator_port: int = 50051
     translator_server: Literal["h2", "grpc"] = "h2"
     metrics_port: int = 9101
     warm_tokenizers: bool = True
+    grpc_max_connection_age_s: float = 0.0

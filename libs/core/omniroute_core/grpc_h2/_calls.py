@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
+from omniroute_core.grpc_h2._connection import NotProcessed
 from omniroute_core.grpc_h2._stream import Stream
 from omniroute_core.grpc_h2._wire import (
     outgoing_metadata,
@@ -22,6 +23,8 @@ __all__ = ["UnaryStreamCall", "UnaryStreamMethod", "UnaryUnaryCall", "UnaryUnary
 
 class _Call:
     """What grpc.aio's calls offer the relay: ``cancel()``; awaiting (unary) or ``read()`` (stream)."""
+
+    _retried = False  # a call the server never processed is sent again once
 
     def __init__(
         self,
@@ -85,6 +88,15 @@ class _Call:
 
     async def _next(self) -> bytes | None:
         try:
+            stream = await self._started()
+            try:
+                return await stream.next_message()
+            except NotProcessed:
+                if stream.headers_seen or self._retried:
+                    raise
+            # the server never saw the call (it raced a GOAWAY, or was refused): once more, on another connection
+            self._retried = True
+            self._stream = None
             stream = await self._started()
             return await stream.next_message()
         except asyncio.CancelledError:

@@ -15,6 +15,7 @@ from omniroute_core.grpc_h2._wire import (
     CONN_WINDOW,
     MAX_STREAM_ID,
     PREFACE,
+    REFUSED_STREAM,
     RST_CODES,
     SETTINGS,
     STREAM_WINDOW,
@@ -24,7 +25,15 @@ from omniroute_core.grpc_h2._wire import (
     rpc_error,
 )
 
-__all__ = ["Connection"]
+__all__ = ["Connection", "NotProcessed"]
+
+
+class NotProcessed(grpc.aio.AioRpcError):
+    """``UNAVAILABLE`` for a call the server never processed: refused (REFUSED_STREAM), or opened past the last
+    stream of its GOAWAY. The call may be sent again, on another connection (``_calls`` does so once)."""
+
+    def __init__(self, details: str) -> None:
+        super().__init__(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata(), details)
 
 
 class Connection(FrameLoop):
@@ -67,13 +76,16 @@ class Connection(FrameLoop):
     def on_reset(self, stream_id: int, code: int) -> None:
         stream = self.streams.get(stream_id)
         if stream is not None:
+            if code == REFUSED_STREAM:
+                stream.finish(NotProcessed("the server refused the stream"))
+                return
             status = RST_CODES.get(code, grpc.StatusCode.INTERNAL)
             stream.finish(rpc_error(status, f"stream reset by the server (HTTP/2 error {code:#x})"))
 
     def on_goaway(self, last_stream_id: int) -> None:
         self.draining = True
         for stream in [s for s in self.streams.values() if s.id > last_stream_id]:
-            stream.finish(rpc_error(grpc.StatusCode.UNAVAILABLE, "the server is going away"))
+            stream.finish(NotProcessed("the server is going away"))
         self._release_if_idle()
 
     def on_max_streams(self, value: int) -> None:

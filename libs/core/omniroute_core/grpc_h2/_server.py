@@ -32,6 +32,8 @@ class H2Server:
 
     ``max_receive`` / ``max_send``: the largest request and reply message (larger ones end the call
     ``RESOURCE_EXHAUSTED``); ``max_streams``: concurrent calls per connection (advertised; more are refused).
+    ``max_connection_age_s`` (0: none): a connection this old (±10 %) gets GOAWAY, so clients reconnect and
+    spread over the replicas again; its calls then have ``max_connection_age_grace_s`` (None: no limit) to end.
     """
 
     def __init__(
@@ -41,11 +43,15 @@ class H2Server:
         max_send: int | None = None,
         max_streams: int = 10_000,
         on_call: Callable[[ServicerContext], None] | None = None,
+        max_connection_age_s: float = 0.0,
+        max_connection_age_grace_s: float | None = None,
     ) -> None:
         self.max_receive = max_receive
         self.max_send = max_receive if max_send is None else max_send
         self.max_streams = max_streams
         self.on_call = on_call
+        self.max_connection_age_s = max_connection_age_s
+        self.max_connection_age_grace_s = max_connection_age_grace_s
         self.connections: set[ServerConnection] = set()
         self._methods: dict[bytes, Any] = {}  # path → grpc.RpcMethodHandler
         self._generic: list[Any] = []

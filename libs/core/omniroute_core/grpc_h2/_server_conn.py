@@ -10,6 +10,8 @@ started (stock clients retry it elsewhere).
 
 from __future__ import annotations
 
+import asyncio
+import random
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +44,8 @@ __all__ = ["MAX_HEADER_LIST", "ServerConnection"]
 
 # the largest request header list we decode (advertised, so stock clients fail an oversized call locally)
 MAX_HEADER_LIST = 256 * 1024
+# past its maximum age (with no grace limit), how long a connection waits for the client to close it once idle
+AGED_IDLE_CLOSE_S = 5.0
 
 
 class ServerConnection(FrameLoop):
@@ -54,6 +58,8 @@ class ServerConnection(FrameLoop):
         self.decoder.max_header_list_size = MAX_HEADER_LIST
         self.going_away = False
         self.peer = ""
+        self._linger = False  # after GOAWAY, leave closing the idle connection to the client
+        self._age_timer: asyncio.TimerHandle | None = None
         self._preface: bytes | None = b""  # None once the client's preface has arrived
 
     # -- protocol callbacks ----------------------------------------------------------------------------------
@@ -69,6 +75,9 @@ class ServerConnection(FrameLoop):
         window = frame(WINDOW, 0, 0, struct.pack(">I", CONN_WINDOW - 65_535))
         self.start(transport, frame(SETTINGS, 0, 0, settings) + window)
         self.server.connections.add(self)
+        if self.server.max_connection_age_s > 0:  # ±10 %: connections opened together do not all leave together
+            age = self.server.max_connection_age_s * random.uniform(0.9, 1.1)
+            self._age_timer = asyncio.get_running_loop().call_later(age, self._aged)
 
     def data_received(self, data: bytes) -> None:
         if self._preface is not None:
@@ -89,6 +98,8 @@ class ServerConnection(FrameLoop):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._age_timer is not None:
+            self._age_timer.cancel()
         for stream in list(self.streams.values()):
             stream.abandon()
         self.wake_senders()
@@ -179,15 +190,35 @@ class ServerConnection(FrameLoop):
     # -- streams and shutdown --------------------------------------------------------------------------------
 
     def closed_stream(self, stream: ServerStream) -> None:
-        if self.streams.pop(stream.id, None) is not None and self.going_away and not self.streams:
+        popped = self.streams.pop(stream.id, None) is not None
+        if popped and self.going_away and not self.streams and not self._linger:
             self.shutdown()
 
-    def go_away(self) -> None:
-        """GOAWAY: the streams received so far run to their end, later ones are refused; closed once idle."""
-        if self.going_away or self.closed:
+    def go_away(self, *, linger: bool = False) -> None:
+        """GOAWAY: the streams received so far run to their end, later ones are refused; closed once idle, or
+        with ``linger`` by the client (closing first could reset a call already on its way, which the client
+        could then not tell from one that failed; with the GOAWAY it knows the call was not processed)."""
+        if self.closed:
             return
-        self.going_away = True
-        self.write(frame(GOAWAY, 0, 0, struct.pack(">II", self.last_stream_id, NO_ERROR)))
+        self._linger = linger
+        if not self.going_away:
+            self.going_away = True
+            self.write(frame(GOAWAY, 0, 0, struct.pack(">II", self.last_stream_id, NO_ERROR)))
+        if not self.streams and not linger:
+            self.shutdown()
+
+    def _aged(self) -> None:
+        """The server's ``max_connection_age_s`` is over: GOAWAY, so the client reconnects (and rebalances);
+        the calls running get ``max_connection_age_grace_s`` (None: no limit) to end."""
+        self.go_away(linger=True)
+        grace = self.server.max_connection_age_grace_s
+        later = AGED_IDLE_CLOSE_S if grace is None else grace
+        self._age_timer = asyncio.get_running_loop().call_later(later, self._age_over, grace is not None)
+
+    def _age_over(self, stop_calls: bool) -> None:
+        self._linger = False
+        if stop_calls:
+            self.stop_streams()  # their trailers are written as they end; the last one closes the connection
         if not self.streams:
             self.shutdown()
 
