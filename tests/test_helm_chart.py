@@ -246,6 +246,9 @@ def test_each_service_reaches_the_others_through_their_services(value_set: str, 
         for target, var in addresses.items():
             host, _, port = env[var]["value"].partition(":")
             _assert_routes_to(objs, host, int(port), target)
+            # the clients balancing gRPC calls (H2Channel) are given every pod's address: a headless Service
+            headless = objs.get("Service", host)["spec"].get("clusterIP") == "None"
+            assert headless == (target in ("translator", "executor")), (var, host)
         url = env["DASHBOARD_URL"]["value"]
         assert url.startswith("http://"), url
         host, _, port = url.removeprefix("http://").partition(":")
@@ -262,6 +265,25 @@ def _assert_routes_to(objs: Objects, host: str, port: int, target: str) -> None:
     container_ports = {p["name"]: p["containerPort"] for p in objs.container(target)["ports"]}
     (entry,) = [p for p in service["spec"]["ports"] if p["port"] == port]
     assert container_ports[entry["targetPort"]] == listen
+
+
+def test_executors_and_translators_are_reached_pod_by_pod(objects: dict[str, Objects]) -> None:
+    """Their headless Services list every ready pod (the edge's and executor's clients spread calls over them),
+    carry no metrics port (a ServiceMonitor selecting them by label finds no second target), and the servers
+    send GOAWAY to old connections so that stock clients rebalance too."""
+    for value_set, objs in objects.items():
+        headless = {n: s for n, s in objs.of("Service").items() if s["spec"].get("clusterIP") == "None"}
+        components = {"translator", "executor"}
+        assert set(headless) >= {f"{_name(c)}-headless" for c in components}, value_set
+        for component in components:
+            service = headless[f"{_name(component)}-headless"]
+            assert [p["name"] for p in service["spec"]["ports"]] == ["grpc"]
+            _assert_routes_to(objs, f"{_name(component)}-headless", service["spec"]["ports"][0]["port"], component)
+        for service in ("edge", "usage", "dashboard"):
+            assert "GRPC_MAX_CONNECTION_AGE_S" not in objs.env(service)
+    for component in ("translator", "executor"):
+        assert objects["default"].env(component)["GRPC_MAX_CONNECTION_AGE_S"] == {"value": "300"}
+    assert objects["hpa-off"].env("executor")["GRPC_MAX_CONNECTION_AGE_S"] == {"value": "0"}
 
 
 def test_only_the_edge_is_public(objects: dict[str, Objects]) -> None:
@@ -567,7 +589,9 @@ def test_the_services_settings_accept_the_pods_environment(service: str, objects
     ports = {p["name"]: p["containerPort"] for p in objects["default"].container(service)["ports"]}
     assert getattr(settings, f"{service}_port") == ports["grpc" if "grpc" in ports else "http"]
     assert settings.metrics_port == ports["metrics"] and settings.bind_host == "0.0.0.0"
-    assert settings.translator_addr == f"{_name('translator')}:50051"
+    assert settings.translator_addr == f"{_name('translator')}-headless:50051"
+    if service in ("translator", "executor"):
+        assert settings.grpc_max_connection_age_s == 300
     if service == "usage":
         assert settings.database_url == f"postgresql://omniroute:pw@{_name('postgresql')}:5432/omniroute"
     if service == "edge":

@@ -140,8 +140,8 @@ app.kubernetes.io/part-of: omniroute
 {{- $r := . -}}
 LOG_LEVEL: {{ .Values.logLevel | quote }}
 BIND_HOST: "0.0.0.0"
-TRANSLATOR_ADDR: {{ printf "%s:%v" (include "omniroute.componentName" (dict "root" $r "component" "translator")) .Values.translator.port | quote }}
-EXECUTOR_ADDR: {{ printf "%s:%v" (include "omniroute.componentName" (dict "root" $r "component" "executor")) .Values.executor.port | quote }}
+TRANSLATOR_ADDR: {{ printf "%s-headless:%v" (include "omniroute.componentName" (dict "root" $r "component" "translator")) .Values.translator.port | quote }}
+EXECUTOR_ADDR: {{ printf "%s-headless:%v" (include "omniroute.componentName" (dict "root" $r "component" "executor")) .Values.executor.port | quote }}
 USAGE_ADDR: {{ printf "%s:%v" (include "omniroute.componentName" (dict "root" $r "component" "usage")) .Values.usage.port | quote }}
 DASHBOARD_URL: {{ printf "http://%s:%v" (include "omniroute.componentName" (dict "root" $r "component" "dashboard")) .Values.dashboard.port | quote }}
 {{- range $k, $v := .Values.env }}
@@ -157,6 +157,9 @@ DASHBOARD_URL: {{ printf "http://%s:%v" (include "omniroute.componentName" (dict
 METRICS_PORT: {{ $svc.metricsPort | toString | quote }}
 {{- if eq .component "edge" }}
 REQUIRE_API_KEY: {{ $svc.requireApiKey | toString | quote }}
+{{- end }}
+{{- if has .component (list "translator" "executor") }}
+GRPC_MAX_CONNECTION_AGE_S: {{ $root.Values.grpc.maxConnectionAgeSeconds | toString | quote }}
 {{- end }}
 {{- if eq .component "executor" }}
 OMNIROUTE_DATA_DIR: "/var/lib/omniroute"

@@ -160,6 +160,28 @@ spec:
       port: {{ $svc.metricsPort }}
       targetPort: metrics
       protocol: TCP
+{{- if has $c (list "translator" "executor") }}
+---
+# the gRPC clients' address (TRANSLATOR_ADDR, EXECUTOR_ADDR): its DNS name resolves to every ready pod, and the
+# clients keep a connection to each and spread their calls over them (a ClusterIP balances connections only)
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ $name }}-headless
+  labels:
+    {{- include "omniroute.labels" . | nindent 4 }}
+spec:
+  type: ClusterIP
+  clusterIP: None
+  selector:
+    {{- include "omniroute.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: grpc
+      port: {{ $svc.port }}
+      targetPort: grpc
+      protocol: TCP
+      appProtocol: kubernetes.io/h2c
+{{- end }}
 {{- if $svc.autoscaling.enabled }}
 ---
 apiVersion: autoscaling/v2
