@@ -279,8 +279,8 @@ def test_executors_and_translators_are_reached_pod_by_pod(objects: dict[str, Obj
             service = headless[f"{_name(component)}-headless"]
             assert [p["name"] for p in service["spec"]["ports"]] == ["grpc"]
             _assert_routes_to(objs, f"{_name(component)}-headless", service["spec"]["ports"][0]["port"], component)
-        for service in ("edge", "usage", "dashboard"):
-            assert "GRPC_MAX_CONNECTION_AGE_S" not in objs.env(service)
+        for other in ("edge", "usage", "dashboard"):
+            assert "GRPC_MAX_CONNECTION_AGE_S" not in objs.env(other)
     for component in ("translator", "executor"):
         assert objects["default"].env(component)["GRPC_MAX_CONNECTION_AGE_S"] == {"value": "300"}
     assert objects["hpa-off"].env("executor")["GRPC_MAX_CONNECTION_AGE_S"] == {"value": "0"}
