@@ -35,6 +35,7 @@ class Replica:
         handlers: dict[str, Any] = {
             "Who": grpc.unary_unary_rpc_method_handler(self.who),
             "Slow": grpc.unary_unary_rpc_method_handler(self.slow),
+            "Chat": grpc.stream_stream_rpc_method_handler(self.chat),
         }
         self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("test.Balance", handlers)])
         if grpcx_server is None:
@@ -44,6 +45,11 @@ class Replica:
         self.calls += 1
         self.peers.add(context.peer())
         return self.host.encode()
+
+    async def chat(self, requests: AsyncIterator[bytes], context: Any) -> AsyncIterator[bytes]:
+        self.calls += 1
+        async for request in requests:
+            yield request
 
     async def slow(self, request: bytes, context: Any) -> bytes:
         await asyncio.sleep(float(request))
@@ -322,5 +328,28 @@ async def test_a_call_racing_the_goaway_is_sent_again_on_a_new_connection() -> N
             server_conn.go_away(linger=True)
             assert await call == b"127.0.0.1"
             assert replica.calls == 2 and len(replica.peers) == 2  # refused on the first, run on the second
+    finally:
+        await replica.server.stop(0)
+
+
+async def test_a_streaming_request_racing_the_goaway_fails_unavailable_and_is_not_sent_again() -> None:
+    port = free_port()
+    replica = Replica("127.0.0.1", port)
+    await replica.server.start()
+    try:
+        async with H2Channel(f"127.0.0.1:{port}", max_message=1 << 20) as channel:
+            await who(channel)(b"")
+            (server_conn,) = replica.server.connections
+            call = channel.stream_stream("/test.Balance/Chat")()
+            await call.write(b"a")  # its HEADERS and first request are queued, not sent: the requests are not kept
+            server_conn.go_away(linger=True)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call.read()
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert replica.calls == 1  # only the first call ran
+            call = channel.stream_stream("/test.Balance/Chat")()  # the next call takes a new connection
+            await call.write(b"b")
+            assert await call.read() == b"b"
+            await call.done_writing()
     finally:
         await replica.server.stop(0)

@@ -43,6 +43,7 @@ class _Requests:
     _stream: Stream | None
     _cancelled: bool
     cancel: Callable[[], bool]  # the call class's
+    _retried = True  # streamed requests are not kept: a call the server never processed is not sent again
 
     def _setup(self, requests: Any, serialize: Callable[[Any], bytes]) -> None:
         self._requests = requests
