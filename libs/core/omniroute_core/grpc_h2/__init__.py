@@ -16,12 +16,15 @@ deadline; a cancelled call raises ``asyncio.CancelledError`` like grpc.aio's. HT
 client: SETTINGS (acknowledged; the peer's initial window and frame size applied), PING acknowledged, flow
 control both ways (a body larger than the peer's window waits for its WINDOW_UPDATEs; received bytes are
 returned to the peer as they arrive, per stream only while less than ``_QUEUED_LIMIT`` bytes wait unread, so a
-slow reader slows the server down), GOAWAY (no new stream on that connection; streams past its last id fail
-``UNAVAILABLE``; the next call opens a new connection), RST_STREAM mapped to gRPC codes, HPACK decoded by
-``_hpack_decode`` (Huffman coding and the dynamic table, as gRPC core sends them; repeated blocks are cached).
+slow reader slows the server down), GOAWAY (no new stream on that connection; a unary-request call past its
+last id, or refused with REFUSED_STREAM, is sent once more on a new connection, other calls fail
+``UNAVAILABLE``), RST_STREAM mapped to gRPC codes, HPACK decoded by ``_hpack_decode`` (Huffman coding and the
+dynamic table, as gRPC core sends them; repeated blocks are cached).
 Deadlines go to the server as ``grpc-timeout`` and are enforced here too; cancellation sends
 RST_STREAM(CANCEL), which cancels the server's handler. No TLS (sibling services on the cluster network), no
-compression (none is advertised).
+compression (none is advertised). A name with several addresses (a headless Service) gets a connection per
+address and the calls round-robin over them (``_balancer``); the server can send GOAWAY to connections past an
+age (``max_connection_age_s``) so clients reconnect and spread over new replicas.
 
 The server (``H2Server``) has grpc.aio's server surface for generated ``add_XServicer_to_server`` functions and
 serves the four kinds of method to any stock client; each call's handler runs as a task with a
