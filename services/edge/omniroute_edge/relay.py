@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -21,7 +20,6 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from omniroute.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 from omniroute_core.catalog import Catalog, load_catalog
@@ -34,70 +32,20 @@ from omniroute_edge.bodies import BodyError, read_request
 from omniroute_edge.errors import ErrorRenderer
 from omniroute_edge.guards import NOTHING, Guards, Refused, with_headers
 from omniroute_edge.ipfilter import CLIENT_IP
+from omniroute_edge.metrics import EdgeMetrics, new_request_id
 from omniroute_edge.progress import Progress
 from omniroute_edge.refusals import send_error
 from omniroute_edge.replay import ReplayPolicy, RequestFacts, cache_policy, serve
 from omniroute_edge.routes import Route
 from omniroute_edge.sessions import SessionTracker, session_id
 
-__all__ = ["EdgeContext", "EdgeMetrics", "Relay", "new_request_id"]
+__all__ = ["EdgeContext", "EdgeMetrics", "Relay"]
 
 log = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
-
-
-class EdgeMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            "omniroute_edge_requests", "Data-plane requests by route and status", ["route", "status"], registry=registry
-        )
-        self.duration = Histogram(
-            "omniroute_edge_request_duration_seconds",
-            "Time to the last byte, by route",
-            ["route"],
-            registry=registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-        )
-        overhead_buckets = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
-        self.overhead = Histogram(
-            "omniroute_gateway_overhead_seconds",
-            "Time spent in the gateway, excluding the provider: the edge's time to the last byte minus the time"
-            " the executor waited on providers, by route and stream flag (requests the executor answered)",
-            ["route", "stream"],
-            registry=registry,
-            buckets=overhead_buckets,
-        )
-        self.first_byte_overhead = Histogram(
-            "omniroute_gateway_first_byte_overhead_seconds",
-            "Streams: the edge's time to the first byte minus the executor's wait for the provider's first bytes",
-            ["route"],
-            registry=registry,
-            buckets=overhead_buckets,
-        )
-
-        # each label set's child, looked up once (``labels()`` validates and locks: ~4 µs a call)
-        self._children: dict[tuple[Any, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        child = self._children.get((metric, *labels))
-        if child is None:
-            child = self._children[(metric, *labels)] = metric.labels(*labels)
-        return child
-
-    def finished(self, route: str, status: int, seconds: float) -> None:
-        self._child(self.requests, route, str(status)).inc()
-        self._child(self.duration, route).observe(seconds)
-
-    def observe_overhead(self, route: str, stream: bool, edge_s: float, upstream_us: int) -> None:
-        # the provider's wait is nested inside the edge's time; max() only guards against clock granularity
-        child = self._child(self.overhead, route, "true" if stream else "false")
-        child.observe(max(0.0, edge_s - upstream_us / 1e6))
-
-    def observe_first_byte(self, route: str, seconds: float) -> None:
-        self._child(self.first_byte_overhead, route).observe(seconds)
 
 
 @dataclass(slots=True)
@@ -457,17 +405,6 @@ def _query_param(scope: Scope, name: bytes) -> str | None:
         if key.encode() == name:
             return value
     return None
-
-
-# uuid.uuid4().hex without the UUID object (~5x cheaper): 16 random bytes with the version (4) and the
-# RFC 4122 variant bits set
-_V4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)
-_V4_SET = (0x4000 << 64) | (0x8000 << 48)
-
-
-def new_request_id() -> str:
-    """A request id for a request that brought none: a random version-4 UUID in hex, as ``uuid4().hex``."""
-    return f"{int.from_bytes(os.urandom(16)) & _V4_CLEAR | _V4_SET:032x}"
 
 
 def _client_ip(scope: Scope) -> str:

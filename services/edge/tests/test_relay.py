@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 
 from omniroute.v1 import common_pb2
 from omniroute_edge.bodies import BodyError
-from omniroute_edge.relay import EdgeMetrics, new_request_id
+from omniroute_edge.metrics import EdgeMetrics, new_request_id
 from omniroute_edge.routes import ROUTES, Route
 
 from .test_bodies import target as _target
