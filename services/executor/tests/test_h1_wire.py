@@ -9,6 +9,7 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+import uvloop
 
 from omniroute_executor.upstream import Upstream, UpstreamConnectError, UpstreamError, UpstreamTimeout
 
@@ -400,3 +401,23 @@ async def test_compressed_bodies_are_decoded(raw: Start, encoding: str, pack: Ca
         resp.close()
     finally:
         await up.close()
+
+
+def test_on_uvloop_whose_transports_differ_from_asyncio() -> None:
+    """The executor runs on uvloop (the tests above on asyncio's loop): keep-alive, chunked and gzip there too."""
+    packed = gzip.compress(b"hello")
+    chunked = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked += f"{len(packed):x}\r\n".encode() + packed + b"\r\n0\r\n\r\n"
+
+    async def scenario() -> tuple[list[tuple[int, bytes]], int]:
+        server = Raw(lambda r, w: asyncio.sleep(0))
+        server.handle = answering(OK, chunked)(server)
+        await server.start()
+        up = make()
+        try:
+            return [await fetch(up, server.url), await fetch(up, server.url)], server.connections
+        finally:
+            await up.close()
+            server.server.close()
+
+    assert uvloop.run(scenario()) == ([(200, b"ok"), (200, b"hello")], 1)

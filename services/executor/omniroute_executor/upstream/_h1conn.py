@@ -12,6 +12,7 @@ import asyncio
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from typing import cast
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -137,8 +138,7 @@ class Conn(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio.Transport
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser
