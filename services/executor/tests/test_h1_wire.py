@@ -4,6 +4,7 @@ bodies (Content-Length, chunked, close-delimited, compressed), keep-alive reuse 
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -373,6 +374,31 @@ async def test_close_mid_body_closes_the_connection(raw: Start) -> None:
         resp = await up.post("p", server.url, {}, b"{}")
         assert await anext(resp.iter_chunks()) == b"first"
         resp.close()
+        await asyncio.wait_for(gone.wait(), 2)
+        assert up.gate("p").in_flight == 0
+    finally:
+        await up.close()
+
+
+async def test_a_response_dropped_without_close_frees_its_slot_and_connection(raw: Start) -> None:
+    gone = asyncio.Event()
+
+    def make_handler(server: Raw) -> Handler:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await server.request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf")
+            await reader.read()
+            gone.set()
+
+        return handle
+
+    server = await raw(make_handler)
+    up = make()
+    try:
+        resp = await up.post("p", server.url, {}, b"{}")
+        assert up.gate("p").in_flight == 1
+        del resp
+        gc.collect()
         await asyncio.wait_for(gone.wait(), 2)
         assert up.gate("p").in_flight == 0
     finally:

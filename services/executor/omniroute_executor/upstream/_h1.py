@@ -43,12 +43,13 @@ _FRAMING = frozenset({"content-length", "transfer-encoding", "host"})
 class Target:
     """A parsed request URL (parsed once per distinct URL: see :meth:`H1Client.target`)."""
 
-    __slots__ = ("host", "host_header", "literal", "origin", "path", "url")
+    __slots__ = ("host", "host_header", "literal", "origin", "path", "text", "url")
 
-    def __init__(self, url: URL) -> None:
+    def __init__(self, url: URL, text: str = "") -> None:
         if url.scheme not in ("http", "https") or not url.raw_host:
             raise UpstreamConnectError(f"cannot send a request to {url}: not an http(s) URL with a host")
         self.url = url
+        self.text = text or str(url)  # for messages (yarl builds its string anew on every str())
         self.host = url.raw_host
         self.origin = (url.scheme, url.raw_host, url.port or (443 if url.scheme == "https" else 80))
         self.host_header = url.host_port_subcomponent or url.raw_host
@@ -139,7 +140,11 @@ class H1Client:
         if target is None:
             if len(self._targets) > 4096:
                 self._targets.clear()
-            target = self._targets[url] = Target(URL(url))
+            try:
+                parsed = URL(url)
+            except ValueError as exc:
+                raise UpstreamConnectError(f"cannot send a request to {url!r}: {exc}") from exc
+            target = self._targets[url] = Target(parsed, url)
         return target
 
     async def request(
@@ -190,7 +195,7 @@ class H1Client:
             conn = await self._lease(pool, target, fresh=attempt > 0)
             try:
                 conn.send(data, head_only=method == "HEAD")
-                await conn.read_head(str(target.url))
+                await conn.read_head(target.text)
             except ClosedBeforeResponse:
                 pool.release(conn, False)
                 if conn.uses > 1 and attempt == 0:
@@ -209,7 +214,7 @@ class H1Client:
             await pool.slots.acquire(pool.limits)
         except UpstreamBusy:
             raise UpstreamTimeout(
-                f"no connection to {target.url} within {self._connect_timeout:g} s: all {self._max} are in use"
+                f"no connection to {target.text} within {self._connect_timeout:g} s: all {self._max} are in use"
             ) from None
         try:
             if not fresh and (conn := pool.take_idle(target.origin, asyncio.get_running_loop().time())):
@@ -218,7 +223,7 @@ class H1Client:
                 return await self._connect(pool, target)
         except TimeoutError:
             pool.slots.release()
-            raise UpstreamTimeout(f"no connection to {target.url} within {self._connect_timeout:g} s") from None
+            raise UpstreamTimeout(f"no connection to {target.text} within {self._connect_timeout:g} s") from None
         except BaseException:
             pool.slots.release()
             raise
@@ -235,7 +240,7 @@ class H1Client:
             )
         except (OSError, ssl.SSLError) as exc:
             sock.close()
-            raise UpstreamConnectError(f"cannot connect to {target.url}: {exc}") from exc
+            raise UpstreamConnectError(f"cannot connect to {target.text}: {exc}") from exc
         except BaseException:
             sock.close()
             raise
@@ -260,7 +265,7 @@ class H1Client:
                 sock.close()
                 raise
             return sock
-        raise UpstreamConnectError(f"cannot connect to {target.url}: {'; '.join(errors) or 'no address'}")
+        raise UpstreamConnectError(f"cannot connect to {target.text}: {'; '.join(errors) or 'no address'}")
 
     async def _addresses(self, target: Target, port: int) -> list[tuple[int, Any]]:
         host = target.host
@@ -274,9 +279,9 @@ class H1Client:
         try:
             results = await self._resolver.resolve(host, port, family=socket.AF_UNSPEC)
         except RefusedAddress as exc:
-            raise UpstreamBlocked(f"refused to connect to {target.url}: {exc}") from exc
+            raise UpstreamBlocked(f"refused to connect to {target.text}: {exc}") from exc
         except OSError as exc:
-            raise UpstreamConnectError(f"cannot connect to {target.url}: {exc.strerror or exc}") from exc
+            raise UpstreamConnectError(f"cannot connect to {target.text}: {exc.strerror or exc}") from exc
         addresses = [(int(r["family"]), (r["host"], r["port"])) for r in results]
         if len(self._dns) > 10_000:
             self._dns.clear()
@@ -322,6 +327,6 @@ def _serialize(method: str, target: Target, headers: Mapping[str, str], body: by
     parts.append("\r\n")
     head = "".join(parts)
     if head.count("\n") != len(parts) or head.count("\r") != len(parts):
-        raise UpstreamConnectError(f"request to {target.url} not sent: a header contains a line break")
+        raise UpstreamConnectError(f"request to {target.text} not sent: a header contains a line break")
     data = head.encode("utf-8")
     return data + body if body is not None else data

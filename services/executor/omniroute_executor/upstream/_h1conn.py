@@ -68,6 +68,7 @@ class Conn(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._raw_headers = []
         self.received = self.head_done = self.done = self.keep_alive = False
+        self._until_eof = self._informational = False
         self._head_only = head_only
         self._exc = None
         assert self.transport is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Protocol
 
@@ -56,7 +57,8 @@ class UpstreamResponse:
         if release is not None:
             release()
             if not isinstance(self._body, AiohttpBody):  # aiohttp's response has its own safety net
-                self._body.close()
+                with contextlib.suppress(Exception):  # the loop may be closed already
+                    self._body.close()
 
 
 class AiohttpBody:
