@@ -326,3 +326,38 @@ async def test_upstream_client_switches_direct_requests_to_aiohttp(
             assert (up._h1 is not None, bool(up._sessions)) == (client == "h1", client == "aiohttp")
         finally:
             await up.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "body"),
+    [
+        ("POST", {"x-api-key": "k"}, b"{}"),  # no Content-Type: both add application/octet-stream
+        (
+            "POST",
+            {"Content-Type": "application/json", "Authorization": "Bearer k", "Accept": "text/event-stream"},
+            b"[]",
+        ),
+        ("GET", {"x-goog-api-key": "k"}, None),
+    ],
+)
+async def test_both_clients_send_the_same_bytes(method: str, headers: dict[str, str], body: bytes | None) -> None:
+    seen: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.read(65536))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(record, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/x?key=a%20b"
+    try:
+        for client in ("aiohttp", "h1"):
+            up = make(client=client)
+            resp = await (up.post("p", url, headers, body) if body is not None else up.get("p", url, headers))
+            resp.close()
+            await up.close()
+        assert len(seen) == 2 and seen[0].startswith(f"{method} /v1/x?key=a%20b HTTP/1.1\r\n".encode())
+        assert seen[0] == seen[1]
+    finally:
+        server.close()

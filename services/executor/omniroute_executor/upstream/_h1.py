@@ -318,10 +318,10 @@ def _serialize(method: str, target: Target, headers: Mapping[str, str], body: by
     if "accept-encoding" not in seen:
         parts.append("Accept-Encoding: gzip, deflate\r\n")
     if body is not None:
-        if "content-type" not in seen:
-            parts.append("Content-Type: application/octet-stream\r\n")
         size = body.nbytes if isinstance(body, memoryview) else len(body)
         parts.append(f"Content-Length: {size}\r\n")
+        if "content-type" not in seen:
+            parts.append("Content-Type: application/octet-stream\r\n")
     elif method not in ("GET", "HEAD"):
         parts.append("Content-Length: 0\r\n")
     parts.append("\r\n")
