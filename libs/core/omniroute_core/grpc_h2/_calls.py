@@ -141,7 +141,7 @@ class UnaryStreamCall(_Call):
         out = []
         while stream.messages:
             message = stream.messages.popleft()
-            stream.queued -= len(message)
+            stream.queued -= 5 + len(message)
             out.append(self._deserialize(message))
         stream.return_window()
         return out
