@@ -129,8 +129,11 @@ class UnaryStreamCall(_Call):
         return self._messages()
 
     async def _messages(self) -> AsyncIterator[Any]:
-        while (message := await self.read()) is not grpc.aio.EOF:
-            yield message
+        try:
+            while (message := await self.read()) is not grpc.aio.EOF:
+                yield message
+        finally:
+            self.cancel()  # nothing once the call ended; a consumer that stopped early (closed) ends it
 
     def read_ready(self) -> list[Any]:
         """The messages already received and not read yet, without waiting (none before the first ``read()``);
