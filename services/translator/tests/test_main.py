@@ -62,7 +62,7 @@ _CHUNKS = (
 
 
 @pytest.mark.parametrize(("server", "client"), [("h2", "asyncio"), ("h2", "grpc"), ("grpc", "asyncio")])
-async def test_translate_stream_on_either_server_and_client(server: str, client: grpcx.ClientKind) -> None:
+async def test_translate_stream_on_either_server_and_client(server: grpcx.ServerKind, client: grpcx.ClientKind) -> None:
     """TranslateStream (bidirectional) through H2Server (the default) or grpc.aio, called by H2Channel (the
     executor's default) or grpc.aio: a translated stream, and a refused one whose remaining input is drained."""
     port = _free_port()
