@@ -27,6 +27,9 @@ Variants (``--variants`` picks some):
   chan>srv       H2Channel against omniroute_core.grpc_h2.H2Server (the executor's server since round 3): the hop
                  as the services run it
   aio>srv        a stock grpc.aio client against H2Server (the server's share)
+  bidi:…         the same pairs (aio, chan>aio, chan>srv, aio>srv), each call a bidirectional one: write one
+                 message, read its echo, done_writing(), read the end (the translator's TranslateStream, shortest);
+                 not in the default run
 
 The mini implementation here is a measuring device, not production code (``chan`` and ``srv`` are): it handles
 one connection's unary calls, SETTINGS/PING/WINDOW_UPDATE and trailers, and skips what a real server must also do.
@@ -66,8 +69,13 @@ VARIANTS: dict[str, tuple[str, str, dict[str, str]]] = {
     "chan>aio": ("aio", "chan", {}),
     "chan>srv": ("srv", "chan", {}),
     "aio>srv": ("srv", "aio", {}),
+    "bidi:aio": ("aio", "aio-bidi", {}),
+    "bidi:chan>aio": ("aio", "chan-bidi", {}),
+    "bidi:chan>srv": ("srv", "chan-bidi", {}),
+    "bidi:aio>srv": ("srv", "aio-bidi", {}),
 }
 METHOD = "/bench.Echo/Echo"
+BIDI_METHOD = "/bench.Echo/EchoStream"
 CORE = str(Path(__file__).resolve().parent.parent / "libs" / "core")
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -110,14 +118,29 @@ async def serve_raw(port: int) -> None:
     await server.serve_forever()
 
 
-async def serve_aio(port: int, kind: str) -> None:
+def echo_handlers() -> Any:
+    """The echo service: ``Echo`` (unary) and ``EchoStream`` (bidirectional, each request echoed)."""
     import grpc
 
     async def echo(request: bytes, context: Any) -> bytes:
         return request
 
-    handler = grpc.method_handlers_generic_handler("bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})
+    async def echo_stream(requests: Any, context: Any) -> Any:
+        async for request in requests:
+            yield request
+
+    methods = {
+        "Echo": grpc.unary_unary_rpc_method_handler(echo),
+        "EchoStream": grpc.stream_stream_rpc_method_handler(echo_stream),
+    }
+    return grpc.method_handlers_generic_handler("bench.Echo", methods)
+
+
+async def serve_aio(port: int, kind: str) -> None:
+    import grpc
+
     server = grpc.aio.server(options=grpc_options(kind))
+    handler = echo_handlers()
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -125,16 +148,12 @@ async def serve_aio(port: int, kind: str) -> None:
 
 
 async def serve_h2server(port: int) -> None:
-    import grpc
 
     sys.path.insert(0, CORE)
     from omniroute_core.grpc_h2 import H2Server
     from omniroute_core.grpcx import MAX_MESSAGE, restore_request_id
 
-    async def echo(request: bytes, context: Any) -> bytes:
-        return request
-
-    handler = grpc.method_handlers_generic_handler("bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(echo)})
+    handler = echo_handlers()
     server = H2Server(max_receive=MAX_MESSAGE, on_call=restore_request_id)  # as grpcx.Server(kind="h2") builds it
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(f"127.0.0.1:{port}")
@@ -404,6 +423,12 @@ async def client_calls(kind: str, port: int, message: bytes, calls: int, gap_s: 
             writer.write(framed)
             await reader.readexactly(len(framed))
 
+    elif kind.endswith("-bidi"):
+        bidi = bidi_call(kind, port, message)
+
+        async def call() -> None:
+            await bidi()
+
     elif kind.startswith("aio"):
         import grpc
 
@@ -443,6 +468,29 @@ async def client_calls(kind: str, port: int, message: bytes, calls: int, gap_s: 
         if gap_s:
             await asyncio.sleep(gap_s)
     return out
+
+
+def bidi_call(kind: str, port: int, message: bytes) -> Callable[[], Any]:
+    """One short bidirectional call on grpc.aio's channel (``aio-bidi``) or H2Channel (``chan-bidi``)."""
+    import grpc
+
+    sys.path.insert(0, CORE)
+    from omniroute_core.grpc_h2 import H2Channel
+
+    if kind == "chan-bidi":
+        channel: Any = H2Channel(f"127.0.0.1:{port}", max_message=64 * 1024 * 1024)
+    else:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=grpc_options(kind))
+    method = channel.stream_stream(BIDI_METHOD)
+
+    async def call() -> None:
+        stream = method(timeout=600, metadata=(("x-request-id", "0" * 32),))
+        await stream.write(message)
+        assert await stream.read() == message
+        await stream.done_writing()
+        assert await stream.read() is grpc.aio.EOF
+
+    return call
 
 
 def sync_calls(port: int, message: bytes, calls: int, gap_s: float) -> list[float]:
@@ -572,7 +620,8 @@ def main() -> int:
         run_client(kind, int(port), int(size), int(calls), float(gap))
         return 0
     p = argparse.ArgumentParser(prog="bench/grpc_latency.py", description=__doc__.split("\n\n", 1)[0])
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    unary = [name for name in VARIANTS if not name.startswith("bidi:")]
+    p.add_argument("--variants", nargs="+", default=unary, choices=list(VARIANTS))
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--calls", type=int, default=1000)
     p.add_argument("--size", type=int, default=300)

@@ -8,21 +8,23 @@ Request ids cross gRPC as the ``x-request-id`` metadata entry. Clients pass it e
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from omniroute_core.grpc_h2 import H2Server
+from omniroute_core.grpc_h2 import H2Channel, H2Server
 from omniroute_core.logging import REQUEST_ID
 
 __all__ = [
     "CHANNEL_OPTIONS",
     "UPSTREAM_TIMING_KEY",
+    "ClientKind",
     "RequestIdInterceptor",
     "Server",
     "ServerKind",
     "call_metadata",
+    "channel",
     "insecure_channel",
     "restore_request_id",
     "wait_healthy",
@@ -57,6 +59,18 @@ def call_metadata(request_id: str | None = None) -> tuple[tuple[str, str], ...]:
 def insecure_channel(addr: str) -> grpc.aio.Channel:
     """A plaintext channel to a sibling service (inside the cluster network or loopback)."""
     return grpc.aio.insecure_channel(addr, options=CHANNEL_OPTIONS)
+
+
+ClientKind = Literal["asyncio", "grpc"]
+
+
+def channel(addr: str, kind: ClientKind) -> grpc.aio.Channel:
+    """A channel to a sibling service: ``"asyncio"`` is :class:`omniroute_core.grpc_h2.H2Channel` (HTTP/2 in the
+    event loop, no gRPC core threads; it offers what generated stubs use of a grpc.aio channel), ``"grpc"`` a
+    stock grpc.aio channel (:func:`insecure_channel`)."""
+    if kind == "grpc":
+        return insecure_channel(addr)
+    return cast(grpc.aio.Channel, H2Channel(addr, max_message=MAX_MESSAGE))
 
 
 def _request_id(context: Any) -> str:
@@ -120,7 +134,7 @@ class Server:
     """A gRPC server with the standard health service; ``start()`` flips every service to SERVING.
 
     ``kind``: ``"grpc"`` is a stock grpc.aio server; ``"h2"`` is :class:`omniroute_core.grpc_h2.H2Server`, which
-    serves the same generated servicers (unary and server-streaming methods) in the event loop, without gRPC
+    serves the same generated servicers in the event loop, without gRPC
     core's threads. Either way ``self.server`` takes ``add_XServicer_to_server`` and request ids are restored.
     """
 

@@ -304,7 +304,15 @@ async def test_the_client_under_uvloop(rig: Rig) -> None:
 def test_the_public_surface_is_pinned() -> None:
     import omniroute_core.grpc_h2 as package
 
-    assert sorted(package.__all__) == ["H2Channel", "H2Server", "ServicerContext", "UnaryStreamCall", "UnaryUnaryCall"]
+    assert sorted(package.__all__) == [
+        "H2Channel",
+        "H2Server",
+        "ServicerContext",
+        "StreamStreamCall",
+        "StreamUnaryCall",
+        "UnaryStreamCall",
+        "UnaryUnaryCall",
+    ]
 
 
 def test_the_header_encoder_indexes_repeated_fields_and_a_stock_decoder_agrees() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import Any
 
 import grpc
 import redis.asyncio as aioredis
@@ -22,7 +22,6 @@ from starlette.routing import Route as StarletteRoute
 
 from omniroute.v1 import executor_pb2_grpc, translator_pb2_grpc, usage_pb2_grpc
 from omniroute_core import events, grpcx, jsonx
-from omniroute_core.grpc_h2 import H2Channel
 from omniroute_core.snapshot_watcher import SnapshotWatcher
 from omniroute_edge.budget import BudgetGuard, BudgetMetrics
 from omniroute_edge.cache import ExactCache
@@ -48,10 +47,7 @@ _PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 def _executor_channel(settings: EdgeSettings) -> grpc.aio.Channel:
     """The channel of the hop every data-plane request takes (settings.executor_client chooses the client)."""
-    if settings.executor_client == "grpc":
-        return grpcx.insecure_channel(settings.executor_addr)
-    # H2Channel offers what generated stubs and the relay use of a grpc.aio channel (unary calls and streams)
-    return cast(grpc.aio.Channel, H2Channel(settings.executor_addr, max_message=grpcx.MAX_MESSAGE))
+    return grpcx.channel(settings.executor_addr, settings.executor_client)
 
 
 def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> DataPlaneDispatcher:
@@ -67,7 +63,7 @@ def create_app(settings: EdgeSettings, registry: CollectorRegistry) -> DataPlane
         watcher = SnapshotWatcher(nc.jetstream())
         await watcher.start()
         executor_channel = _executor_channel(settings)
-        translator_channel = grpcx.insecure_channel(settings.translator_addr)
+        translator_channel = grpcx.channel(settings.translator_addr, settings.translator_client)
         usage_channel = grpcx.insecure_channel(settings.usage_addr)
         proxy = DashboardProxy(settings.dashboard_url)
         redis = aioredis.from_url(settings.redis_url)

@@ -46,3 +46,5 @@ class EdgeSettings(CommonSettings):
     # the gRPC client of the executor hop: "asyncio" (omniroute_core.grpc_h2, HTTP/2 in the event loop) or
     # "grpc" (grpc.aio; its core threads cost ~0.5 ms per call on an idle machine, see bench/PROFILE.md)
     executor_client: Literal["asyncio", "grpc"] = "asyncio"
+    # the translator's client (RenderError): the same choice
+    translator_client: Literal["asyncio", "grpc"] = "asyncio"

@@ -55,7 +55,7 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         registry=registry,
         client=settings.upstream_client,
     )
-    translator_channel = grpcx.insecure_channel(settings.translator_addr)
+    translator_channel = grpcx.channel(settings.translator_addr, settings.translator_client)
     cipher = Cipher(settings.omniroute_encryption_key) if settings.omniroute_encryption_key else None
     if cipher is None:
         log.warning("OMNIROUTE_ENCRYPTION_KEY is not set: connections with credentials cannot be used")

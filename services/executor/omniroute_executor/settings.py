@@ -17,6 +17,9 @@ class ExecutorSettings(CommonSettings):
     # the gRPC server: "h2" serves the calls in the event loop (omniroute_core.grpc_h2, no gRPC core threads:
     # ~0.45 ms less per hop, bench/PROFILE.md); "grpc" is stock grpc.aio, the fallback
     executor_server: Literal["h2", "grpc"] = "h2"
+    # the translator's client: "asyncio" (omniroute_core.grpc_h2.H2Channel, HTTP/2 in the event loop) or "grpc"
+    # (grpc.aio, with its core threads)
+    translator_client: Literal["asyncio", "grpc"] = "asyncio"
     metrics_port: int = 9102
     # the transport of direct provider requests: "h1" our HTTP/1.1 client (asyncio + httptools, ~50 µs less CPU
     # per request, bench/PROFILE.md round 5); "aiohttp" the previous one, kept to A/B-measure and to fall back.

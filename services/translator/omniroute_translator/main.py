@@ -26,12 +26,15 @@ log = logging.getLogger(__name__)
 async def serve(settings: TranslatorSettings, stop: asyncio.Event) -> None:
     """Serve until ``stop`` is set, then drain: health goes NOT_SERVING and in-flight calls get 5 s to finish."""
     registry = new_registry()
-    server = Server(f"{settings.bind_host}:{settings.translator_port}", [SERVICE_NAME])
+    server = Server(f"{settings.bind_host}:{settings.translator_port}", [SERVICE_NAME], settings.translator_server)
     tokenizers = Tokenizers()
     add_to_server(TranslatorService(CODECS, TranslatorMetrics(registry), tokenizers), server.server)
     serve_metrics(registry, settings.bind_host, settings.metrics_port)
     await server.start()
-    log.info("translator serving", extra={"port": server.port, "metrics_port": settings.metrics_port})
+    log.info(
+        "translator serving",
+        extra={"port": server.port, "server": settings.translator_server, "metrics_port": settings.metrics_port},
+    )
     freeze_startup_heap("translator")
     # a CountTokens call arriving meanwhile waits for the table it needs, in its own worker thread
     warming = asyncio.create_task(asyncio.to_thread(tokenizers.warm)) if settings.warm_tokenizers else None

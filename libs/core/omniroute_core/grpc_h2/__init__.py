@@ -7,9 +7,10 @@ and ~0.5 ms of latency per side when the processes idle between requests (``benc
 ``bench/PROFILE.md``). This client runs the HTTP/2 framing in the event loop's own protocol callbacks: a call is
 one socket write and, for the reply, one loop wake-up. The wire is stock gRPC: either end talks to stock peers.
 
-Scope: unary-unary and unary-stream calls (what the executor offers), with the grpc.aio call surface the relay
-uses: a unary call is awaited; a stream call has ``read()`` (a message, or ``grpc.aio.EOF``) and
-``trailing_metadata()``; both have ``cancel()``. Failures raise ``grpc.aio.AioRpcError`` with the status the
+Scope: the four kinds of call, with the grpc.aio call surface our clients use: a unary-reply call is awaited; a
+stream of replies has ``read()`` (a message, or ``grpc.aio.EOF``), ``async for`` and ``trailing_metadata()``;
+streamed requests come from a request iterator or ``write()`` / ``done_writing()`` (``_stream_calls``); every
+call has ``cancel()``, ``code()`` and ``details()``. Failures raise ``grpc.aio.AioRpcError`` with the status the
 server sent, ``UNAVAILABLE`` when the connection could not be made or broke, ``DEADLINE_EXCEEDED`` at the
 deadline; a cancelled call raises ``asyncio.CancelledError`` like grpc.aio's. HTTP/2 as RFC 9113 asks of a
 client: SETTINGS (acknowledged; the peer's initial window and frame size applied), PING acknowledged, flow
@@ -23,7 +24,7 @@ RST_STREAM(CANCEL), which cancels the server's handler. No TLS (sibling services
 compression (none is advertised).
 
 The server (``H2Server``) has grpc.aio's server surface for generated ``add_XServicer_to_server`` functions and
-serves unary-unary and unary-stream methods to any stock client; each call's handler runs as a task with a
+serves the four kinds of method to any stock client; each call's handler runs as a task with a
 ``ServicerContext`` (the subset of grpc.aio's that our servicers use), cancelled at the client's deadline, on
 RST_STREAM and when the client goes away. The frame loop (``_frames``) and HPACK handling are shared by both
 ends. See ``_server`` and ``_server_stream`` for its contract.
@@ -35,5 +36,14 @@ from omniroute_core.grpc_h2._calls import UnaryStreamCall, UnaryUnaryCall
 from omniroute_core.grpc_h2._channel import H2Channel
 from omniroute_core.grpc_h2._context import ServicerContext
 from omniroute_core.grpc_h2._server import H2Server
+from omniroute_core.grpc_h2._stream_calls import StreamStreamCall, StreamUnaryCall
 
-__all__ = ["H2Channel", "H2Server", "ServicerContext", "UnaryStreamCall", "UnaryUnaryCall"]
+__all__ = [
+    "H2Channel",
+    "H2Server",
+    "ServicerContext",
+    "StreamStreamCall",
+    "StreamUnaryCall",
+    "UnaryStreamCall",
+    "UnaryUnaryCall",
+]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 
@@ -60,6 +60,29 @@ class _Call:
     def cancelled(self) -> bool:
         return self._cancelled
 
+    async def code(self) -> grpc.StatusCode:
+        """The call's status once it ended (waits for it)."""
+        error = await self._outcome()
+        return grpc.StatusCode.OK if error is None else error.code()
+
+    async def details(self) -> str:
+        error = await self._outcome()
+        return "" if error is None else error.details() or ""
+
+    async def _outcome(self) -> grpc.aio.AioRpcError | None:
+        try:
+            stream = await self._started()
+            await stream.ended()
+        except grpc.aio.AioRpcError as exc:
+            return exc
+        except asyncio.CancelledError:
+            if not self._cancelled:
+                raise
+            return rpc_error(grpc.StatusCode.CANCELLED, "Locally cancelled")
+        if stream.cancelled:
+            return rpc_error(grpc.StatusCode.CANCELLED, "Locally cancelled")
+        return cast(grpc.aio.AioRpcError | None, stream.error)
+
     async def _next(self) -> bytes | None:
         try:
             stream = await self._started()
@@ -102,6 +125,16 @@ class UnaryStreamCall(_Call):
             return grpc.aio.EOF
         return self._deserialize(message)
 
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[Any]:
+        try:
+            while (message := await self.read()) is not grpc.aio.EOF:
+                yield message
+        finally:
+            self.cancel()  # nothing once the call ended; a consumer that stopped early (closed) ends it
+
     def read_ready(self) -> list[Any]:
         """The messages already received and not read yet, without waiting (none before the first ``read()``);
         lets a relay send together what arrived together."""
@@ -111,7 +144,7 @@ class UnaryStreamCall(_Call):
         out = []
         while stream.messages:
             message = stream.messages.popleft()
-            stream.queued -= len(message)
+            stream.queued -= 5 + len(message)
             out.append(self._deserialize(message))
         stream.return_window()
         return out

@@ -11,6 +11,7 @@ import grpc
 from omniroute_core.grpc_h2._calls import UnaryStreamMethod, UnaryUnaryMethod
 from omniroute_core.grpc_h2._connection import Connection
 from omniroute_core.grpc_h2._stream import Stream
+from omniroute_core.grpc_h2._stream_calls import StreamStreamMethod, StreamUnaryMethod
 from omniroute_core.grpc_h2._wire import (
     identity,
     rpc_error,
@@ -20,7 +21,7 @@ __all__ = ["H2Channel"]
 
 
 class H2Channel:
-    """A channel to ``host:port`` that generated stubs accept (``unary_unary`` and ``unary_stream``).
+    """A channel to ``host:port`` that generated stubs accept (the four kinds of method).
 
     One HTTP/2 connection at a time, opened on the first call and again after it broke or the server sent
     GOAWAY; a call that finds no server fails ``UNAVAILABLE`` at once (the next call tries again).
@@ -55,6 +56,24 @@ class H2Channel:
     ) -> Any:
         return UnaryStreamMethod(self, method, request_serializer or identity, response_deserializer or identity)
 
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        **_: Any,
+    ) -> Any:
+        return StreamUnaryMethod(self, method, request_serializer or identity, response_deserializer or identity)
+
+    def stream_stream(
+        self,
+        method: str,
+        request_serializer: Callable[[Any], bytes] | None = None,
+        response_deserializer: Callable[[bytes], Any] | None = None,
+        **_: Any,
+    ) -> Any:
+        return StreamStreamMethod(self, method, request_serializer or identity, response_deserializer or identity)
+
     async def _open(
         self, path: bytes, message: bytes, metadata: Sequence[tuple[str, str]], timeout: float | None
     ) -> Stream:
@@ -62,6 +81,10 @@ class H2Channel:
             raise rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, f"request message of {len(message)} bytes")
         conn = await self._connection(timeout)
         return await conn.open(path, message, metadata, timeout, self._max_message)
+
+    async def _open_stream(self, path: bytes, metadata: Sequence[tuple[str, str]], timeout: float | None) -> Stream:
+        conn = await self._connection(timeout)
+        return await conn.open_stream(path, metadata, timeout, self._max_message)
 
     async def _connection(self, timeout: float | None) -> Connection:
         conn = self._conn

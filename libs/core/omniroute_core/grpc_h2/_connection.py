@@ -92,7 +92,15 @@ class Connection(FrameLoop):
     async def open(
         self, path: bytes, message: bytes, metadata: Sequence[tuple[str, str]], timeout: float | None, limit: int
     ) -> Stream:
-        """Start a call: HEADERS, then the request message as DATA that ends our side of the stream."""
+        """Start a unary-request call: HEADERS, then the request message as DATA that ends our side."""
+        stream = await self.open_stream(path, metadata, timeout, limit)
+        await self.send_data(stream, struct.pack(">BI", 0, len(message)) + message, end_stream=True)
+        return stream
+
+    async def open_stream(
+        self, path: bytes, metadata: Sequence[tuple[str, str]], timeout: float | None, limit: int
+    ) -> Stream:
+        """Start a call: its HEADERS (a slot among the server's concurrent streams first); the requests follow."""
         while len(self.streams) >= self.peer_max_streams and not self.closed:
             slot = asyncio.get_running_loop().create_future()
             self._stream_slots.append(slot)
@@ -111,7 +119,6 @@ class Connection(FrameLoop):
             stream.set_deadline(timeout)
         block += [literal_field(key.encode(), value.encode()) for key, value in metadata]
         self.write_headers(stream.id, self.header_block(block))
-        await self.send_data(stream, struct.pack(">BI", 0, len(message)) + message, end_stream=True)
         return stream
 
     def closed_stream(self, stream: Stream) -> None:

@@ -3,8 +3,9 @@
 Covered: request metadata (``invocation_metadata``), trailing metadata, ``set_code`` / ``set_details`` /
 ``abort`` (raises ``grpc.aio.AbortError`` like grpc.aio, so code that catches it behaves alike), ``write`` for a
 server-streaming handler written as a coroutine (grpc's aio health ``Watch``), ``send_initial_metadata``,
-``time_remaining``, ``cancelled``, ``done`` and ``peer``. Not covered: ``read`` (no client-streaming methods),
-compression and auth contexts (no compression, no TLS on this hop).
+``time_remaining``, ``cancelled``, ``done``, ``peer`` and ``read`` (the next request of a client-streaming or
+bidirectional call, ``grpc.aio.EOF`` at the end; it shares the position of the handler's request iterator).
+Not covered: compression and auth contexts (no compression, no TLS on this hop).
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ class ServicerContext:
     async def write(self, message: Any) -> None:
         """One reply message of a server-streaming call (for handlers that write instead of yielding)."""
         await self._stream.send_reply(message)
+
+    async def read(self) -> Any:
+        """The next request message of a call whose requests stream; ``grpc.aio.EOF`` once they ended."""
+        return await self._stream.read()
 
     async def send_initial_metadata(self, initial_metadata: Iterable[tuple[str, str | bytes]]) -> None:
         self._stream.initial_metadata(tuple(initial_metadata))

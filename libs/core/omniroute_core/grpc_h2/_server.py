@@ -28,7 +28,7 @@ class _CallDetails(NamedTuple):  # what a generic handler's service() reads (grp
 
 
 class H2Server:
-    """A gRPC server for unary-unary and unary-stream methods whose calls run in the event loop.
+    """A gRPC server (the four kinds of method) whose calls run in the event loop.
 
     ``max_receive`` / ``max_send``: the largest request and reply message (larger ones end the call
     ``RESOURCE_EXHAUSTED``); ``max_streams``: concurrent calls per connection (advertised; more are refused).

@@ -1,8 +1,9 @@
 """One HTTP/2 connection from a client (the server's side): the preface, new streams, resets and GOAWAY.
 
 A new stream's request headers pick the handler by ``:path``; a request that is not gRPC gets an HTTP error
-(405 for a method other than POST, 415 for another content type), an unknown method ``UNIMPLEMENTED`` and a
-client-streaming one too (not served), all as trailers-only replies. Streams past our advertised concurrency,
+(405 for a method other than POST, 415 for another content type) and an unknown method ``UNIMPLEMENTED``, as
+trailers-only replies. A method whose requests stream starts its handler at once (``_server_requests``); the
+others once the client has sent its one request. Streams past our advertised concurrency,
 or opened after our GOAWAY, are refused with RST_STREAM(REFUSED_STREAM), which tells the client the call never
 started (stock clients retry it elsewhere).
 """
@@ -16,6 +17,7 @@ import grpc
 
 from omniroute_core.grpc_h2._frames import FrameLoop
 from omniroute_core.grpc_h2._hpack import literal_field
+from omniroute_core.grpc_h2._server_requests import RequestStream
 from omniroute_core.grpc_h2._server_stream import ServerStream
 from omniroute_core.grpc_h2._wire import (
     CONN_WINDOW,
@@ -128,10 +130,15 @@ class ServerConnection(FrameLoop):
         if handler is None:
             self._trailers_only(stream_id, grpc.StatusCode.UNIMPLEMENTED, f"Method not found: {path.decode()}", end)
             return
-        if handler.request_streaming:
-            self._trailers_only(stream_id, grpc.StatusCode.UNIMPLEMENTED, "client-streaming calls are not served", end)
+        deadline = parse_timeout(timeout) if timeout else None
+        if handler.request_streaming:  # the handler starts now and reads the requests as they come
+            streaming = RequestStream(self, stream_id, handler, headers, deadline)
+            self.streams[stream_id] = streaming
+            streaming.start()
+            if end:
+                streaming.on_data(b"", True)
             return
-        stream = ServerStream(self, stream_id, handler, headers, parse_timeout(timeout) if timeout else None)
+        stream = ServerStream(self, stream_id, handler, headers, deadline)
         self.streams[stream_id] = stream
         if end:
             stream.start()

@@ -1,7 +1,8 @@
 """One call on the server: the request arriving, the handler's task, and the reply within the peer's windows.
 
-The handler starts once the client has ended its side (one request message: the methods served are unary-unary
-and unary-stream) and runs as its own task. The task is cancelled when the client resets the stream
+For a unary-request method the handler starts once the client has ended its side (one request message); a
+method whose requests stream starts at once (``RequestStream`` in ``_server_requests``). The handler runs as its
+own task. The task is cancelled when the client resets the stream
 (RST_STREAM: a cancelled call), when the connection is lost, at the deadline the client sent as ``grpc-timeout``
 (the call then ends ``DEADLINE_EXCEEDED``) and when a stopping server's grace runs out (``UNAVAILABLE``). A
 stream handler's generator is closed as its task ends, so what it holds (an upstream response) is released
@@ -22,8 +23,10 @@ import grpc
 from omniroute_core.grpc_h2._context import ServicerContext
 from omniroute_core.grpc_h2._hpack import literal_field
 from omniroute_core.grpc_h2._wire import (
+    FLOW_CONTROL_ERROR,
     STREAM_WINDOW,
     WINDOW,
+    H2Error,
     frame,
     grpc_message,
     outgoing_metadata,
@@ -98,6 +101,8 @@ class ServerStream:
                 self.finish(grpc.StatusCode.INTERNAL, "expected exactly one request message")
                 return
         self._unacked += len(data)
+        if self._unacked > STREAM_WINDOW:
+            raise H2Error(FLOW_CONTROL_ERROR, "DATA past the stream's window")
         if end:
             self.start()
         elif self._unacked >= STREAM_WINDOW // 2:
@@ -117,24 +122,22 @@ class ServerStream:
 
     # -- the handler -----------------------------------------------------------------------------------------
 
-    async def _run(self, message: bytes) -> None:
+    async def _run(self, message: Any) -> None:
         handler, context = self.handler, self.context
         try:
             hook = self.conn.server.on_call
             if hook is not None:
                 hook(context)
-            try:
-                request = message if handler.request_deserializer is None else handler.request_deserializer(message)
-            except Exception as exc:
-                raise CallFailed(grpc.StatusCode.INTERNAL, f"cannot deserialize the request: {exc}") from exc
-            if handler.unary_unary is not None:
-                reply = await handler.unary_unary(request, context)
+            request = self.request(message)
+            unary = handler.unary_unary or handler.stream_unary
+            if unary is not None:
+                reply = await unary(request, context)
                 if context.status in (None, grpc.StatusCode.OK):
                     if reply is None:
                         raise CallFailed(grpc.StatusCode.INTERNAL, "the handler returned no reply")
                     await self.send_reply(reply)
             else:
-                await self._stream_replies(handler.unary_stream(request, context))
+                await self._stream_replies((handler.unary_stream or handler.stream_stream)(request, context))
             self.finish(context.status or grpc.StatusCode.OK, context.details())
         except grpc.aio.AbortError:
             self.finish(context.status or grpc.StatusCode.UNKNOWN, context.details())
@@ -147,6 +150,17 @@ class ServerStream:
             path = dict(self.request_headers).get(b":path", b"").decode("latin-1")
             log.exception("unexpected error in the gRPC handler", extra={"method": path})
             self.finish(grpc.StatusCode.UNKNOWN, f"Unexpected {type(exc)}: {exc}")  # what grpc.aio answers
+
+    def request(self, message: Any) -> Any:
+        """The handler's request argument: here the one request message, deserialized."""
+        deserialize = self.handler.request_deserializer
+        try:
+            return message if deserialize is None else deserialize(message)
+        except Exception as exc:
+            raise CallFailed(grpc.StatusCode.INTERNAL, f"cannot deserialize the request: {exc}") from exc
+
+    async def read(self) -> Any:
+        raise RuntimeError("read() is for calls whose requests stream (client-streaming or bidirectional)")
 
     async def _stream_replies(self, result: Any) -> None:
         if not hasattr(result, "__aiter__"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -13,14 +14,18 @@ import grpc
 from omniroute_core.grpc_h2._wire import (
     CANCEL,
     CODES,
+    FLOW_CONTROL_ERROR,
     HTTP_CODES,
     QUEUED_LIMIT,
     RST,
     STREAM_WINDOW,
     WINDOW,
+    H2Error,
+    MessageError,
     frame,
     incoming_metadata,
     rpc_error,
+    take_messages,
 )
 
 if TYPE_CHECKING:
@@ -38,7 +43,7 @@ class Stream:
         self.max_message = max_message
         self.send_window = conn.peer_initial_window
         self.messages: collections.deque[bytes] = collections.deque()
-        self.queued = 0  # bytes of complete messages not read yet
+        self.queued = 0  # bytes of complete messages not read yet (with their 5-byte prefixes)
         self.unacked = 0  # bytes received and not yet returned to the server's window
         self.partial = bytearray()
         self.headers_seen = False
@@ -48,6 +53,7 @@ class Stream:
         self.cancelled = False
         self._waiter: asyncio.Future[None] | None = None
         self._deadline: asyncio.TimerHandle | None = None
+        self.on_finish: Callable[[], None] | None = None  # a streaming request's writer stops then
 
     # -- the connection's side ---------------------------------------------------------------------------------
 
@@ -87,21 +93,16 @@ class Stream:
 
     def on_data(self, data: bytes) -> None:
         self.unacked += len(data)
+        if self.unacked > STREAM_WINDOW:
+            raise H2Error(FLOW_CONTROL_ERROR, "DATA past the stream's window")
         buf = self.partial
         buf += data
-        while len(buf) >= 5:
-            compressed, size = struct.unpack_from(">BI", buf)
-            if compressed:
-                self.fail(rpc_error(grpc.StatusCode.INTERNAL, "compressed message, none was accepted"), reset=True)
+        if len(buf) >= 5:
+            try:
+                self.queued += take_messages(buf, self.max_message, self.messages)
+            except MessageError as exc:
+                self.fail(rpc_error(exc.code, exc.details), reset=True)
                 return
-            if size > self.max_message:
-                self.fail(rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, f"message of {size} bytes"), reset=True)
-                return
-            if len(buf) < 5 + size:
-                break
-            self.messages.append(bytes(buf[5 : 5 + size]))
-            self.queued += size
-            del buf[: 5 + size]
         self.return_window()
         self._wake()
 
@@ -124,6 +125,8 @@ class Stream:
             self._deadline.cancel()
         self.conn.closed_stream(self)
         self._wake()
+        if self.on_finish is not None:
+            self.on_finish()
 
     def _wake(self) -> None:
         waiter, self._waiter = self._waiter, None
@@ -148,7 +151,7 @@ class Stream:
         while True:
             if self.messages:
                 message = self.messages.popleft()
-                self.queued -= len(message)
+                self.queued -= 5 + len(message)
                 self.return_window()
                 return message
             if self.done:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import collections
+import struct
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,11 +14,15 @@ __all__ = [
     "ACK",
     "CANCEL",
     "CODES",
+    "COMPRESSION_ERROR",
     "CONN_WINDOW",
     "CONTINUATION",
     "DATA",
     "END_HEADERS",
     "END_STREAM",
+    "ENHANCE_YOUR_CALM",
+    "FLOW_CONTROL_ERROR",
+    "FRAME_SIZE_ERROR",
     "GOAWAY",
     "HEADERS",
     "HTTP_CODES",
@@ -26,6 +32,7 @@ __all__ = [
     "PING",
     "PREFACE",
     "PRIORITY",
+    "PROTOCOL_ERROR",
     "QUEUED_LIMIT",
     "REFUSED_STREAM",
     "RST",
@@ -33,6 +40,8 @@ __all__ = [
     "SETTINGS",
     "STREAM_WINDOW",
     "WINDOW",
+    "H2Error",
+    "MessageError",
     "frame",
     "grpc_message",
     "grpc_timeout",
@@ -42,6 +51,7 @@ __all__ = [
     "outgoing_metadata",
     "parse_timeout",
     "rpc_error",
+    "take_messages",
 ]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -49,6 +59,8 @@ DATA, HEADERS, RST, SETTINGS, PING, GOAWAY, WINDOW, CONTINUATION = 0, 1, 3, 4, 6
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
 MAX_STREAM_ID = (1 << 31) - 1
 NO_ERROR, REFUSED_STREAM, CANCEL = 0x0, 0x7, 0x8
+# connection error codes (RFC 9113 §7)
+PROTOCOL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x1, 0x3, 0x6, 0x9, 0xB
 # our receive windows: per stream (SETTINGS_INITIAL_WINDOW_SIZE) and for the connection
 STREAM_WINDOW = 4 << 20
 CONN_WINDOW = 1 << 30
@@ -116,7 +128,9 @@ def grpc_message(details: str) -> bytes:
     return b"".join(bytes((b,)) if 0x20 <= b <= 0x7E and b != 0x25 else b"%%%02X" % b for b in data)
 
 
-def rpc_error(code: grpc.StatusCode, details: str, trailers: Sequence[tuple[str, str | bytes]] = ()) -> Exception:
+def rpc_error(
+    code: grpc.StatusCode, details: str, trailers: Sequence[tuple[str, str | bytes]] = ()
+) -> grpc.aio.AioRpcError:
     return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(*trailers), details)
 
 
@@ -133,6 +147,43 @@ def outgoing_metadata(key: str, value: str | bytes) -> tuple[str, str]:
     if isinstance(value, bytes):
         return key, base64.b64encode(value).rstrip(b"=").decode()
     return key, value
+
+
+class H2Error(ValueError):
+    """A connection error: the frame loop answers it with GOAWAY(``code``) and closes the connection."""
+
+    def __init__(self, code: int, why: str) -> None:
+        super().__init__(why)
+        self.code = code
+
+
+class MessageError(Exception):
+    """A length-prefixed message that cannot be taken: ends the call with ``code``."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
+def take_messages(buf: bytearray, limit: int, out: collections.deque[bytes]) -> int:
+    """Move the complete gRPC messages at the start of ``buf`` (a 5-byte prefix each: compressed flag, size) to
+    ``out``; returns their total size, prefixes included (so that empty messages count too). Raises
+    :class:`MessageError` for a compressed message (none is accepted) and for one larger than ``limit``, as soon
+    as its prefix arrives."""
+    taken = 0
+    while len(buf) >= 5:
+        compressed, size = struct.unpack_from(">BI", buf)
+        if compressed:
+            raise MessageError(grpc.StatusCode.INTERNAL, "a compressed message, none was accepted")
+        if size > limit:
+            raise MessageError(grpc.StatusCode.RESOURCE_EXHAUSTED, f"message larger than max ({size} vs. {limit})")
+        if len(buf) < 5 + size:
+            break
+        out.append(bytes(buf[5 : 5 + size]))
+        taken += 5 + size
+        del buf[: 5 + size]
+    return taken
 
 
 def identity(data: Any) -> Any:
