@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from omniroute.v1 import common_pb2, executor_pb2, usage_pb2
 from omniroute_core.catalog import Catalog
 from omniroute_core.errors import hub_error
-from omniroute_core.health import LOCKOUT_STATUSES, lockout_key
+from omniroute_core.health import LOCKOUT_STATUSES, lockout_key, reset_epoch
 from omniroute_core.snapshot import ConfigSnapshot
 from omniroute_executor.attempts import Attempt, Kind, Outcome, transport_failure
 from omniroute_executor.count_tokens import count_tokens
@@ -277,22 +277,21 @@ class Engine:
             raise ResolveError(hub_error(400, "this operation is not supported"))
         source = parse_source(meta, body)
         snapshot = self._snapshot()
-        resilience = snapshot.settings.get("resilience")
-        epoch = resilience.get("resetEpoch", 0) if isinstance(resilience, dict) else 0
-        self.health.use_epoch(str(epoch))
+        epoch, profiles = snapshot.derived("engine.resilience", lambda: _resilience(snapshot))
+        self.health.use_epoch(epoch)
         await self.health.refresh()
         plan = build_plan(
-            meta.model,
-            self._catalog,
-            snapshot,
-            stats=self.stats,
-            rng=self._rng,
-            blocked_until=lambda t: self.health.blocked_until(*_health_keys(t), lockout_key(t.connection, t.model)),
+            meta.model, self._catalog, snapshot, stats=self.stats, rng=self._rng, blocked_until=self._blocked_until
         )
         parsed = source.parsed if isinstance(source.parsed, dict) else {}
         clock = UpstreamClock(self._clock)
         net = self._net.for_snapshot(snapshot)
-        return _Request(meta, body, parsed, plan, profiles_from(snapshot.settings), source, clock, net)
+        return _Request(meta, body, parsed, plan, profiles, source, clock, net)
+
+    def _blocked_until(self, target: Target) -> int:
+        if self.health.quiet:  # no breaker, cooldown or lockout anywhere: skip building the keys
+            return 0
+        return self.health.blocked_until(*_health_keys(target), lockout_key(target.connection, target.model))
 
     async def _attempts(
         self, request: _Request, outcomes: list[Outcome]
@@ -461,6 +460,11 @@ _GONE = Outcome(Kind.STOP, executor_pb2.ExecuteReply())
 def _ended(status: int) -> Outcome:
     """A stream that reached the client: it was this attempt's; a 5xx end still counts against the target."""
     return Outcome(Kind.OK if status < 400 else Kind.STOP, executor_pb2.ExecuteReply(), counts_as_failure=status >= 500)
+
+
+def _resilience(snapshot: ConfigSnapshot) -> tuple[str, dict[str, Profile]]:
+    """The snapshot's reset epoch and breaker profiles."""
+    return reset_epoch(snapshot.settings), profiles_from(snapshot.settings)
 
 
 def _health_keys(target: Target) -> tuple[str, str]:
