@@ -14,7 +14,6 @@ import asyncio
 import logging
 import random
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from omniroute_executor.routing import Plan, RoutingStats, build_plan
 from omniroute_executor.timing import UpstreamClock
 from omniroute_executor.translate import TranslatorClient
 from omniroute_executor.upstream import Upstream, UpstreamError, UpstreamResponse
+from omniroute_executor.usage_events import new_event_id
 
 __all__ = ["Engine", "EventSink"]
 
@@ -431,7 +431,7 @@ class Engine:
             return
         self._publisher.emit(
             usage_pb2.UsageEvent(
-                event_id=uuid.uuid4().hex,
+                event_id=new_event_id(),
                 request_id=meta.request_id,
                 ts_unix_ms=int(time.time() * 1000),
                 key_id=meta.key_id,
