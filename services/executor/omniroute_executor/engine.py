@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import aclosing
+from contextlib import AbstractAsyncContextManager, aclosing, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -141,7 +141,7 @@ class Engine:
         except ResolveError as exc:
             return Outcome(Kind.NEXT, await self._error_reply(meta, exc.error, attempt))
         try:
-            async with asyncio.timeout(request.plan.config.timeout_s or None):
+            async with _deadline(request.plan.config.timeout_s):
                 resp = await self._send(prepared, request)
                 try:
                     body = await resp.read()
@@ -162,7 +162,7 @@ class Engine:
         self.stats.begin(target.key)
         operation = OPERATION_NAMES[request.meta.operation]
         try:
-            async with asyncio.timeout(request.plan.config.timeout_s or None):
+            async with _deadline(request.plan.config.timeout_s):
                 # the whole attempt counts as the provider's time (its request building is small beside it)
                 request.upstream.start()
                 outcome = await self._modalities.attempt(operation, request.source, target, attempt, request.net)
@@ -255,7 +255,7 @@ class Engine:
         except ResolveError as exc:
             return Outcome(Kind.NEXT, await self._error_reply(meta, exc.error, attempt))
         try:
-            async with asyncio.timeout(request.plan.config.timeout_s or None):
+            async with _deadline(request.plan.config.timeout_s):
                 resp = await self._send(prepared, request)
         except (TimeoutError, UpstreamError) as exc:
             return await self._transport_failure(meta, exc, attempt)
@@ -460,6 +460,15 @@ _GONE = Outcome(Kind.STOP, executor_pb2.ExecuteReply())
 def _ended(status: int) -> Outcome:
     """A stream that reached the client: it was this attempt's; a 5xx end still counts against the target."""
     return Outcome(Kind.OK if status < 400 else Kind.STOP, executor_pb2.ExecuteReply(), counts_as_failure=status >= 500)
+
+
+_NO_DEADLINE = nullcontext()
+
+
+def _deadline(seconds: float) -> AbstractAsyncContextManager[object]:
+    """``asyncio.timeout(seconds)``; for 0 (no per-target timeout) a shared no-op, which is what
+    ``asyncio.timeout(None)`` amounts to, without its per-call setup."""
+    return asyncio.timeout(seconds) if seconds else _NO_DEADLINE
 
 
 def _resilience(snapshot: ConfigSnapshot) -> tuple[str, dict[str, Profile]]:
