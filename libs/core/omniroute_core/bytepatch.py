@@ -23,7 +23,6 @@ _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _SCALAR = re.compile(rb"[^ \t\r\n,}\]]+")  # a number, true, false or null
 _COLON = re.compile(rb"[ \t\r\n]*:[ \t\r\n]*")
 _ESCAPED_ASCII = re.compile(rb"\\u00[2-7][0-9a-fA-F]")  # a printable ASCII character written as \u00XX
-_PLAIN_KEY = re.compile(rb"[A-Za-z0-9_]+")
 
 
 def top_level_spans(body: bytes) -> dict[bytes, tuple[int, int]]:
@@ -100,7 +99,7 @@ def _direct_spans(
     spans: dict[bytes, tuple[int, int]] = {}
     checked_escapes = False
     for key in values:
-        if _PLAIN_KEY.fullmatch(key) is None:
+        if not key.replace(b"_", b"a").isalnum():  # [A-Za-z0-9_]+ (bytes.isalnum is ASCII only)
             return None
         if key.decode() not in keys:
             continue
