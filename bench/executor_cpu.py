@@ -155,10 +155,11 @@ async def _round(engine: Engine, body: bytes, args: argparse.Namespace) -> float
         for req in queue:
             await _one(engine, req, args.stream)
 
+    count: int = args.requests
     start = time.process_time()
     await asyncio.gather(*(worker() for _ in range(args.concurrency)))
     await asyncio.sleep(0.05)  # let the usage publisher's last batch go (its work counts)
-    return (time.process_time() - start) / args.requests
+    return (time.process_time() - start) / count
 
 
 async def main(args: argparse.Namespace) -> None:
