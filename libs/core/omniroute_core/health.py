@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from omniroute_core import jsonx
@@ -66,8 +67,12 @@ def provider_key(provider_id: str) -> str:
 
 
 def lockout_key(connection: ProviderConnection, model: str) -> str:
-    fingerprint = hashlib.sha256(connection.api_key_enc.encode()).hexdigest()[:12]
-    return f"lock:{connection.id}:{fingerprint}:{model}"
+    return f"lock:{connection.id}:{_fingerprint(connection.api_key_enc)}:{model}"
+
+
+@lru_cache(maxsize=4096)
+def _fingerprint(api_key_enc: str) -> str:
+    return hashlib.sha256(api_key_enc.encode()).hexdigest()[:12]
 
 
 def parse_lockout_key(key: str) -> tuple[str, str, str] | None:
@@ -95,7 +100,7 @@ class Health:
 
     @property
     def clean(self) -> bool:
-        return self == Health()
+        return self == _CLEAN
 
     def blocked_until(self, now_ms: int) -> int:
         """0 when a request may go (closed, or half-open: a probe), else when it may go again."""
@@ -115,6 +120,9 @@ class Health:
         if isinstance(raw, list) and len(raw) in (4, 6) and all(isinstance(v, int) for v in raw):
             return cls(*raw)
         return cls()
+
+
+_CLEAN = Health()
 
 
 def decode_health(value: bytes | str | None) -> Health:

@@ -216,10 +216,8 @@ def builtin_connection(spec: ProviderSpec) -> ProviderConnection:
 
 def active_connections(spec: ProviderSpec, snapshot: ConfigSnapshot) -> tuple[ProviderConnection, ...]:
     """The provider's active connections in priority order (a built-in provider's implicit one when it has none
-    configured). Raises :class:`ResolveError` (400) when none."""
-    conns = tuple(c for c in snapshot.connections_by_provider.get(spec.id, ()) if c.is_active)
-    if not conns and spec.builtin:
-        return (builtin_connection(spec),)
+    configured). Raises :class:`ResolveError` (400) when none. Kept with the snapshot once found."""
+    conns = snapshot.derived(("resolution.active", spec.id, spec.builtin), lambda: _active(spec, snapshot))
     if not conns:
         node = snapshot.nodes_by_id.get(spec.id)
         what = f"provider node {node.prefix!r} ({spec.id})" if node is not None else f"provider {spec.id!r}"
@@ -231,6 +229,11 @@ def active_connections(spec: ProviderSpec, snapshot: ConfigSnapshot) -> tuple[Pr
             )
         )
     return conns
+
+
+def _active(spec: ProviderSpec, snapshot: ConfigSnapshot) -> tuple[ProviderConnection, ...]:
+    conns = tuple(c for c in snapshot.connections_by_provider.get(spec.id, ()) if c.is_active)
+    return (builtin_connection(spec),) if not conns and spec.builtin else conns
 
 
 @dataclass(frozen=True, slots=True)

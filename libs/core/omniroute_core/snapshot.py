@@ -9,10 +9,10 @@ plane serving its last snapshot. Credentials stay encrypted inside the snapshot;
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, TypeVar
 
 from omniroute_core import jsonx
 from omniroute_core.catalog import ProviderSpec
@@ -33,6 +33,8 @@ __all__ = [
     "parse_combo",
     "parse_snapshot",
 ]
+
+T = TypeVar("T")
 
 # The combo strategies the executor implements; the dashboard refuses any other (shared here because services
 # never import each other).
@@ -184,6 +186,19 @@ class ConfigSnapshot:
     nodes_by_prefix: Mapping[str, ProviderSpec] = field(default_factory=dict)
     custom_models_by_name: Mapping[str, tuple[CustomModel, ...]] = field(default_factory=dict)
     custom_models_by_key: Mapping[tuple[str, str], CustomModel] = field(default_factory=dict)
+    # what readers derive from this snapshot on their request paths, kept with it (see derived); never copied
+    # by dataclasses.replace, so a changed snapshot starts empty
+    _derived: dict[Hashable, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def derived(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()``'s value, computed once per snapshot and ``key``: for data derived from this snapshot alone
+        (a parsed setting, a provider's active connections), so requests do not redo it. ``key`` names what is
+        derived (a tuple starting with the deriving module's name); keys must come from a bounded set."""
+        try:
+            return self._derived[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self._derived[key] = build()
+            return value
 
     @classmethod
     def build(

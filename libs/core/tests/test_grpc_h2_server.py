@@ -432,7 +432,7 @@ async def test_bytes_past_the_one_request_message_end_the_call(rig: Rig) -> None
 async def test_a_frame_past_the_frame_size_closes_the_connection(rig: Rig) -> None:
     conn = await raw(rig)
     conn.writer.write((16_385).to_bytes(3, "big") + bytes((0, 0)) + (1).to_bytes(4, "big"))  # its payload never comes
-    assert struct.unpack(">II", (await conn.until(7))[:8]) == (0, 0x1)  # GOAWAY(PROTOCOL_ERROR), not waiting
+    assert struct.unpack(">II", (await conn.until(7))[:8]) == (0, 0x6)  # GOAWAY(FRAME_SIZE_ERROR), not waiting
     await conn.close()
 
 
@@ -471,10 +471,10 @@ async def test_padding_longer_than_its_frame_closes_the_connection(rig: Rig) -> 
     await conn.close()
 
 
-@pytest.mark.parametrize("setting", [(0x5, 0), (0x5, 1 << 24), (0x4, 1 << 31)])
-async def test_settings_out_of_range_close_the_connection(rig: Rig, setting: tuple[int, int]) -> None:
-    conn = await raw(rig, settings=struct.pack(">HI", *setting))
-    assert struct.unpack(">I", (await conn.until(7))[4:8]) == (0x1,)
+@pytest.mark.parametrize(("setting", "code"), [((0x5, 0), 0x1), ((0x5, 1 << 24), 0x1), ((0x4, 1 << 31), 0x3)])
+async def test_settings_out_of_range_close_the_connection(rig: Rig, setting: tuple[int, int], code: int) -> None:
+    conn = await raw(rig, settings=struct.pack(">HI", *setting))  # PROTOCOL_ERROR; a window: FLOW_CONTROL_ERROR
+    assert struct.unpack(">I", (await conn.until(7))[4:8]) == (code,)
     await conn.close()
 
 

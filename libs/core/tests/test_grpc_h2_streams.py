@@ -242,6 +242,19 @@ async def test_a_raising_request_iterator_cancels_the_call_and_the_handler() -> 
         await rig.server.stop(0)
 
 
+async def test_leaving_an_async_for_early_cancels_the_call() -> None:
+    rig = Rig("h2", "h2")
+    await rig.server.start()
+    try:
+        async for reply in rig.bidi("hold")(iter([b"x"]), timeout=30):  # the server would hold the call 30 s
+            assert reply == b"ready"
+            break  # the iteration is closed when dropped (as the executor's relay does on an early failure)
+        await asyncio.wait_for(rig.handlers.cancelled.wait(), 10)
+    finally:
+        await rig.channel.close()
+        await rig.server.stop(0)
+
+
 async def test_the_request_iterator_is_closed_when_the_call_ends() -> None:
     rig = Rig("h2", "grpc")
     await rig.server.start()

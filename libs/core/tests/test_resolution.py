@@ -3,6 +3,8 @@ cycles), combos, catalog inference through custom models, ambiguity, and the exp
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from omniroute_core.catalog import Catalog, parse_catalog
@@ -71,6 +73,21 @@ def test_names(model: str, snapshot: ConfigSnapshot, expected: tuple[str, str, t
     named = name_model(model, CATALOG, snapshot)
     assert named.provider is not None and named.combo is None
     assert (named.provider.id, named.model, named.aliases) == expected
+
+
+def test_active_connections_are_kept_with_their_snapshot_only() -> None:
+    first = snap()
+    targets = [t.connection for t in expand("openai/gpt-4o", CATALOG, first).targets]
+    assert targets == [conn("o1", "openai")]
+    assert expand("openai/gpt-4o", CATALOG, first).targets[0].connection is targets[0]
+    # a changed snapshot (dataclasses.replace copies every field but the derived data) reads its own connections
+    changed = replace(
+        first, connections_by_provider={"openai": (conn("o2", "openai"), conn("o1", "openai", active=False))}
+    )
+    assert [t.connection.id for t in expand("openai/gpt-4o", CATALOG, changed).targets] == ["o2"]
+    with pytest.raises(ResolveError):
+        expand("openai/gpt-4o", CATALOG, replace(first, connections_by_provider={}))
+    assert first.derived("test.key", lambda: 1) == 1 and first.derived("test.key", lambda: 2) == 1
 
 
 def test_an_alias_to_a_combo_and_a_combo_by_name() -> None:

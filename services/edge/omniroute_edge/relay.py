@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from omniroute.v1 import common_pb2, executor_pb2, executor_pb2_grpc
 from omniroute_core.catalog import Catalog, load_catalog
@@ -33,6 +32,7 @@ from omniroute_edge.bodies import BodyError, read_request
 from omniroute_edge.errors import ErrorRenderer
 from omniroute_edge.guards import NOTHING, Guards, Refused, with_headers
 from omniroute_edge.ipfilter import CLIENT_IP
+from omniroute_edge.metrics import EdgeMetrics, new_request_id
 from omniroute_edge.progress import Progress
 from omniroute_edge.refusals import send_error
 from omniroute_edge.replay import ReplayPolicy, RequestFacts, cache_policy, serve
@@ -46,40 +46,6 @@ log = logging.getLogger(__name__)
 Scope = dict[str, Any]
 Receive = Callable[[], Any]
 Send = Callable[[dict[str, Any]], Any]
-
-
-class EdgeMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(
-            "omniroute_edge_requests", "Data-plane requests by route and status", ["route", "status"], registry=registry
-        )
-        self.duration = Histogram(
-            "omniroute_edge_request_duration_seconds",
-            "Time to the last byte, by route",
-            ["route"],
-            registry=registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-        )
-        overhead_buckets = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5)
-        self.overhead = Histogram(
-            "omniroute_gateway_overhead_seconds",
-            "Time spent in the gateway, excluding the provider: the edge's time to the last byte minus the time"
-            " the executor waited on providers, by route and stream flag (requests the executor answered)",
-            ["route", "stream"],
-            registry=registry,
-            buckets=overhead_buckets,
-        )
-        self.first_byte_overhead = Histogram(
-            "omniroute_gateway_first_byte_overhead_seconds",
-            "Streams: the edge's time to the first byte minus the executor's wait for the provider's first bytes",
-            ["route"],
-            registry=registry,
-            buckets=overhead_buckets,
-        )
-
-    def observe_overhead(self, route: str, stream: bool, edge_s: float, upstream_us: int) -> None:
-        # the provider's wait is nested inside the edge's time; max() only guards against clock granularity
-        self.overhead.labels(route, "true" if stream else "false").observe(max(0.0, edge_s - upstream_us / 1e6))
 
 
 @dataclass(slots=True)
@@ -115,14 +81,13 @@ class Relay:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx: EdgeContext = scope["state"]["edge"]
         started = time.perf_counter()
-        rid = _header(scope, b"x-request-id") or uuid.uuid4().hex
+        rid = _header(scope, b"x-request-id") or new_request_id()
         REQUEST_ID.set(rid)
         status = 500
         try:
             status = await self._handle(ctx, scope, receive, send, rid, started)
         finally:
-            ctx.metrics.requests.labels(self.route.path, str(status)).inc()
-            ctx.metrics.duration.labels(self.route.path).observe(time.perf_counter() - started)
+            ctx.metrics.finished(self.route.path, status, time.perf_counter() - started)
 
     async def _handle(
         self, ctx: EdgeContext, scope: Scope, receive: Receive, send: Send, rid: str, started: float
@@ -316,7 +281,7 @@ class Relay:
         await send({"type": "http.response.body", "body": b""})
         upstream = await _stream_timing(call)
         first_byte_us = first.upstream.first_byte_us if first.HasField("upstream") else upstream.first_byte_us
-        ctx.metrics.first_byte_overhead.labels(self.route.path).observe(max(0.0, first_byte_s - first_byte_us / 1e6))
+        ctx.metrics.observe_first_byte(self.route.path, max(0.0, first_byte_s - first_byte_us / 1e6))
         ctx.metrics.observe_overhead(self.route.path, True, time.perf_counter() - started, upstream.total_us)
         return int(first.status)
 
@@ -433,8 +398,6 @@ def _header(scope: Scope, name: bytes) -> str:
 
 
 def _query_param(scope: Scope, name: bytes) -> str | None:
-    from urllib.parse import parse_qsl
-
     query: bytes = scope.get("query_string", b"")
     if name not in query:
         return None

@@ -72,7 +72,7 @@ async def serve(policy: ReplayPolicy, route: Route, facts: RequestFacts, send: S
             if hit is None and semantic is not None:
                 probe = await semantic.lookup(route.format, facts.scope, facts.path, facts.doc, rid)
                 hit = probe.hit if probe is not None else None
-            await policy.cache.count(hit=hit is not None)
+            policy.cache.count(hit=hit is not None)
             if hit is not None:
                 marker = [] if facts.stream else [(b"x-omniroute-cache", b"HIT")]
                 await hit.send(send, [rid_header, *marker])

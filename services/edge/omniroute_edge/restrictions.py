@@ -22,7 +22,8 @@ def model_refusal(key: ApiKey, model: str) -> common_pb2.Error | None:
 
     A blocked match always wins; a non-empty allowed list must match too.
     """
-    if any(fnmatchcase(model, pattern) for pattern in key.blocked_models):
+    # most keys have neither list: test for that before building a generator per request
+    if key.blocked_models and any(fnmatchcase(model, pattern) for pattern in key.blocked_models):
         return hub_error(403, f"this API key may not use model {model!r} (blocked)", code="model_not_allowed")
     if key.allowed_models and not any(fnmatchcase(model, pattern) for pattern in key.allowed_models):
         return hub_error(403, f"this API key may not use model {model!r} (not allowed)", code="model_not_allowed")

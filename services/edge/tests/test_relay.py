@@ -1,11 +1,16 @@
-"""The relay's request parsing: the only fields the edge reads, and refusals in the hub's vocabulary."""
+"""The relay's request parsing (the only fields the edge reads, and refusals in the hub's vocabulary), its request
+ids and its metrics."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
+from prometheus_client import CollectorRegistry
 
 from omniroute.v1 import common_pb2
 from omniroute_edge.bodies import BodyError
+from omniroute_edge.metrics import EdgeMetrics, new_request_id
 from omniroute_edge.routes import ROUTES, Route
 
 from .test_bodies import target as _target
@@ -82,3 +87,30 @@ def test_cache_policy_precedence_key_then_setting_then_default() -> None:
     odd = ConfigSnapshot.build(3, (), (plain,), {"cache": {"policy": "sometimes"}})
     assert cache_policy(plain, odd) == ""
     assert cache_policy(plain, ConfigSnapshot.build(4, (), (plain,), {"cache": "always"})) == ""
+
+
+def test_a_generated_request_id_is_a_random_uuid4_in_hex() -> None:
+    ids = {new_request_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for rid in ids:
+        parsed = uuid.UUID(rid)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, rid)
+
+
+def test_request_metrics_are_recorded_per_route_and_status() -> None:
+    registry = CollectorRegistry()
+    metrics = EdgeMetrics(registry)
+    for status in (200, 200, 429):
+        metrics.finished("/v1/chat/completions", status, 0.002)
+    metrics.observe_overhead("/v1/chat/completions", True, 0.010, 4_000)
+    metrics.observe_first_byte("/v1/chat/completions", 0.003)
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    route = {"route": "/v1/chat/completions"}
+    assert value("omniroute_edge_requests_total", status="200", **route) == 2
+    assert value("omniroute_edge_requests_total", status="429", **route) == 1
+    assert value("omniroute_edge_request_duration_seconds_count", **route) == 3
+    assert value("omniroute_gateway_overhead_seconds_sum", stream="true", **route) == pytest.approx(0.006)
+    assert value("omniroute_gateway_first_byte_overhead_seconds_count", **route) == 1

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from omniroute.v1 import common_pb2
 from omniroute_core.sessionkeys import ANONYMOUS, SESSION_BY_KEY, SESSION_INDEX, SESSION_PREFIX
+from omniroute_edge import sessions
 from omniroute_edge.sessions import SessionTracker, session_id
 
 OPENAI = common_pb2.FORMAT_OPENAI_CHAT
@@ -155,3 +156,37 @@ async def test_a_redis_outage_never_reaches_the_caller() -> None:
     await asyncio.sleep(0.1)
     await tracker.stop()
     await dead.aclose()
+
+
+async def test_a_batch_larger_than_one_script_call_is_written_whole(
+    redis: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sessions, "_CHUNK", 2)
+    clock = Clock()
+    tracker = SessionTracker(redis, clock=clock)
+    key_id = f"key-{uuid.uuid4().hex}"
+    ids = [f"t-{uuid.uuid4().hex}" for _ in range(5)]
+    for n, session in enumerate(ids):
+        for _ in range(n + 1):
+            tracker.touch(session, key_id if n % 2 else "", f"m{n}")
+    await tracker.flush()
+    for n, session in enumerate(ids):
+        raw = cast(dict[bytes, bytes], await redis.hgetall(SESSION_PREFIX + session))
+        assert raw[b"requestCount"] == str(n + 1).encode()
+        assert raw[b"model"] == f"m{n}".encode()
+        assert raw[b"keyId"] == (key_id if n % 2 else "").encode()
+        owner = SESSION_BY_KEY + (key_id if n % 2 else ANONYMOUS)
+        assert await redis.zscore(owner, session) == 1_700_000_000_000
+        assert await redis.zscore(SESSION_INDEX, session) == 1_700_000_000_000
+    assert 0 < await redis.pttl(SESSION_BY_KEY + key_id) <= 30 * 60 * 1000
+
+
+async def test_the_script_is_loaded_again_when_redis_forgot_it(redis: aioredis.Redis) -> None:
+    tracker = SessionTracker(redis)
+    first, second = f"t-{uuid.uuid4().hex}", f"t-{uuid.uuid4().hex}"
+    tracker.touch(first, "k", "m")
+    await tracker.flush()
+    await redis.script_flush()  # a restarted Redis, or another client's SCRIPT FLUSH
+    tracker.touch(second, "k", "m")
+    await tracker.flush()
+    assert await redis.exists(SESSION_PREFIX + first, SESSION_PREFIX + second) == 2

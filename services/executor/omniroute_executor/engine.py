@@ -14,16 +14,15 @@ import asyncio
 import logging
 import random
 import time
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import aclosing
+from contextlib import AbstractAsyncContextManager, aclosing, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from omniroute.v1 import common_pb2, executor_pb2, usage_pb2
 from omniroute_core.catalog import Catalog
 from omniroute_core.errors import hub_error
-from omniroute_core.health import LOCKOUT_STATUSES, lockout_key
+from omniroute_core.health import LOCKOUT_STATUSES, lockout_key, reset_epoch
 from omniroute_core.snapshot import ConfigSnapshot
 from omniroute_executor.attempts import Attempt, Kind, Outcome, transport_failure
 from omniroute_executor.count_tokens import count_tokens
@@ -40,6 +39,7 @@ from omniroute_executor.routing import Plan, RoutingStats, build_plan
 from omniroute_executor.timing import UpstreamClock
 from omniroute_executor.translate import TranslatorClient
 from omniroute_executor.upstream import Upstream, UpstreamError, UpstreamResponse
+from omniroute_executor.usage_events import new_event_id
 
 __all__ = ["Engine", "EventSink"]
 
@@ -141,7 +141,7 @@ class Engine:
         except ResolveError as exc:
             return Outcome(Kind.NEXT, await self._error_reply(meta, exc.error, attempt))
         try:
-            async with asyncio.timeout(request.plan.config.timeout_s or None):
+            async with _deadline(request.plan.config.timeout_s):
                 resp = await self._send(prepared, request)
                 try:
                     body = await resp.read()
@@ -162,7 +162,7 @@ class Engine:
         self.stats.begin(target.key)
         operation = OPERATION_NAMES[request.meta.operation]
         try:
-            async with asyncio.timeout(request.plan.config.timeout_s or None):
+            async with _deadline(request.plan.config.timeout_s):
                 # the whole attempt counts as the provider's time (its request building is small beside it)
                 request.upstream.start()
                 outcome = await self._modalities.attempt(operation, request.source, target, attempt, request.net)
@@ -255,7 +255,7 @@ class Engine:
         except ResolveError as exc:
             return Outcome(Kind.NEXT, await self._error_reply(meta, exc.error, attempt))
         try:
-            async with asyncio.timeout(request.plan.config.timeout_s or None):
+            async with _deadline(request.plan.config.timeout_s):
                 resp = await self._send(prepared, request)
         except (TimeoutError, UpstreamError) as exc:
             return await self._transport_failure(meta, exc, attempt)
@@ -277,22 +277,21 @@ class Engine:
             raise ResolveError(hub_error(400, "this operation is not supported"))
         source = parse_source(meta, body)
         snapshot = self._snapshot()
-        resilience = snapshot.settings.get("resilience")
-        epoch = resilience.get("resetEpoch", 0) if isinstance(resilience, dict) else 0
-        self.health.use_epoch(str(epoch))
+        epoch, profiles = snapshot.derived("engine.resilience", lambda: _resilience(snapshot))
+        self.health.use_epoch(epoch)
         await self.health.refresh()
         plan = build_plan(
-            meta.model,
-            self._catalog,
-            snapshot,
-            stats=self.stats,
-            rng=self._rng,
-            blocked_until=lambda t: self.health.blocked_until(*_health_keys(t), lockout_key(t.connection, t.model)),
+            meta.model, self._catalog, snapshot, stats=self.stats, rng=self._rng, blocked_until=self._blocked_until
         )
         parsed = source.parsed if isinstance(source.parsed, dict) else {}
         clock = UpstreamClock(self._clock)
         net = self._net.for_snapshot(snapshot)
-        return _Request(meta, body, parsed, plan, profiles_from(snapshot.settings), source, clock, net)
+        return _Request(meta, body, parsed, plan, profiles, source, clock, net)
+
+    def _blocked_until(self, target: Target) -> int:
+        if self.health.quiet:  # no breaker, cooldown or lockout anywhere: skip building the keys
+            return 0
+        return self.health.blocked_until(*_health_keys(target), lockout_key(target.connection, target.model))
 
     async def _attempts(
         self, request: _Request, outcomes: list[Outcome]
@@ -432,7 +431,7 @@ class Engine:
             return
         self._publisher.emit(
             usage_pb2.UsageEvent(
-                event_id=uuid.uuid4().hex,
+                event_id=new_event_id(),
                 request_id=meta.request_id,
                 ts_unix_ms=int(time.time() * 1000),
                 key_id=meta.key_id,
@@ -461,6 +460,20 @@ _GONE = Outcome(Kind.STOP, executor_pb2.ExecuteReply())
 def _ended(status: int) -> Outcome:
     """A stream that reached the client: it was this attempt's; a 5xx end still counts against the target."""
     return Outcome(Kind.OK if status < 400 else Kind.STOP, executor_pb2.ExecuteReply(), counts_as_failure=status >= 500)
+
+
+_NO_DEADLINE = nullcontext()
+
+
+def _deadline(seconds: float) -> AbstractAsyncContextManager[object]:
+    """``asyncio.timeout(seconds)``; for 0 (no per-target timeout) a shared no-op, which is what
+    ``asyncio.timeout(None)`` amounts to, without its per-call setup."""
+    return asyncio.timeout(seconds) if seconds else _NO_DEADLINE
+
+
+def _resilience(snapshot: ConfigSnapshot) -> tuple[str, dict[str, Profile]]:
+    """The snapshot's reset epoch and breaker profiles."""
+    return reset_epoch(snapshot.settings), profiles_from(snapshot.settings)
 
 
 def _health_keys(target: Target) -> tuple[str, str]:

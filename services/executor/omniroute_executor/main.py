@@ -53,6 +53,7 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         limits=settings.queue_limits(),
         allow_link_local=settings.allow_link_local_providers,
         registry=registry,
+        client=settings.upstream_client,
     )
     translator_channel = grpcx.channel(settings.translator_addr, settings.translator_client)
     cipher = Cipher(settings.omniroute_encryption_key) if settings.omniroute_encryption_key else None

@@ -96,10 +96,11 @@ class StreamObserver:
         """Observe ``data``; return the bytes to forward now."""
         self._buf += data
         events, self._buf = _split_events(self._buf)
-        kept = [event for event in events if self._observe(event)]
         if not self._drop:
+            for event in events:
+                self._observe(event)
             return data
-        return b"".join(kept)
+        return b"".join([event for event in events if self._observe(event)])
 
     def finish(self) -> bytes:
         """End of the upstream body: observe and return whatever partial event was held back."""
@@ -110,6 +111,8 @@ class StreamObserver:
 
     def _observe(self, event: bytes) -> bool:
         """Record what ``event`` says; False when it must be dropped."""
+        if self.content_started and b'"usage"' not in event and self._spec.terminal not in event:
+            return True  # more content: nothing to record (the loop below would conclude the same)
         for line in event.splitlines():
             if not line.startswith(b"data:"):
                 continue
@@ -141,6 +144,9 @@ class StreamObserver:
 
 def _split_events(buf: bytes) -> tuple[list[bytes], bytes]:
     """Complete SSE events (each with its blank-line terminator) and the incomplete rest."""
+    if b"\r" not in buf:  # the usual LF-only stream: the same cuts as the loop below, in one call
+        *complete, rest = buf.split(b"\n\n")
+        return [event + b"\n\n" for event in complete], rest
     events: list[bytes] = []
     start = 0
     while True:

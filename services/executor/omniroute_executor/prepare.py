@@ -161,7 +161,7 @@ async def prepare(
             members[spec.stream_usage_option] = option
         drop = not asked
     if spec is not None and policy is None:
-        out = patch_members(body, members)
+        out = patch_members(body, members, parsed)
     else:
         translated = await translator.request(
             meta.client_format, target.provider.format, body, target.model, stream=meta.stream, policy=policy

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 
 from nats.js import JetStreamContext
@@ -24,10 +25,39 @@ from omniroute.v1 import usage_pb2
 from omniroute_core.events import USAGE_BATCH_ENCODING, USAGE_ENCODING_HEADER, USAGE_SUBJECT_PREFIX
 from omniroute_executor.usage_spool import Spool
 
-__all__ = ["UsagePublisher", "usage_subject"]
+__all__ = ["UsagePublisher", "new_event_id", "usage_subject"]
 
 log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^a-z0-9_-]")
+# uuid4's fixed bits: the variant (10xx) and the version (0100)
+_UUID4_CLEAR = ~(0xC000 << 48 | 0xF000 << 64)
+_UUID4_SET = 0x8000 << 48 | 0x4000 << 64
+_IDS_PER_READ = 256
+
+
+class _EventIds:
+    """Event ids in ``uuid.uuid4().hex``'s format and randomness, from one ``os.urandom`` read per 256 ids (the
+    read is a system call, and uuid4 builds a UUID object around it)."""
+
+    __slots__ = ("_at", "_random")
+
+    def __init__(self) -> None:
+        self._random = b""
+        self._at = 0
+        os.register_at_fork(after_in_child=self._forget)  # a forked child must not reuse the parent's bytes
+
+    def _forget(self) -> None:
+        self._random, self._at = b"", 0
+
+    def __call__(self) -> str:
+        at = self._at
+        if at >= len(self._random):
+            self._random, at = os.urandom(16 * _IDS_PER_READ), 0
+        self._at = at + 16
+        return f"{int.from_bytes(self._random[at : at + 16], 'big') & _UUID4_CLEAR | _UUID4_SET:032x}"
+
+
+new_event_id = _EventIds()
 
 
 def usage_subject(provider: str) -> str:

@@ -105,6 +105,20 @@ def test_combo_name_and_config_are_carried() -> None:
     assert direct.combo == "" and direct.config.max_retries == 1 and direct.config.fallback_delay_s == 0.01
 
 
+def test_settings_are_read_once_per_snapshot_and_afresh_from_the_next() -> None:
+    first = snap(combo("c", "groq/llama", maxRetries=2), settings={"routing": {"maxRetries": 1}})
+    assert plan("c", first).config is plan("c", first).config  # kept with the snapshot
+    assert plan("groq/llama", first).config is plan("groq/llama", first).config
+    assert (plan("c", first).config.max_retries, plan("groq/llama", first).config.max_retries) == (2, 1)
+    second = snap(
+        combo("c", "groq/llama", maxAttempts=4),
+        settings={"routing": {"maxRetries": 3}, "systemPrompt": {"enabled": True, "prefixPrompt": "Be brief."}},
+    )
+    assert plan("c", second).config == RouteConfig(max_retries=3, max_attempts=4)
+    assert plan("groq/llama", second).system_prompt.prefix == "Be brief."
+    assert not plan("groq/llama", first).system_prompt.active
+
+
 def test_round_robin_combo_and_accounts_rotate() -> None:
     stats = RoutingStats()
     snapshot = snap(combo("rr", "openai/gpt-4o", "groq/llama", strategy="round-robin"))

@@ -97,6 +97,22 @@ async def test_local_store_with_an_injected_clock_admits_one_probe() -> None:
     assert store.get("conn:x").clean and await store.admit("conn:x", profiles=(P,))
 
 
+async def test_a_store_without_records_is_quiet_until_a_failure() -> None:
+    store = HealthStore(None, clock_ms=lambda: 0)
+
+    def quiet() -> bool:  # read afresh each time (a property would be narrowed by the type checker)
+        return store.quiet
+
+    assert quiet() and store.blocked_until("conn:x", "prov:p") == 0 and await store.admit("conn:x", profiles=(P,))
+    await store.success("conn:x")  # nothing to clear: still quiet
+    assert quiet()
+    await store.failure("conn:x", P, rate_limited=True, retry_after_ms=500)
+    assert not quiet() and store.blocked_until("conn:y", "conn:x") == 500
+    assert not await store.admit("conn:x", profiles=(P,)) and await store.admit("conn:y", profiles=(P,))
+    await store.success("conn:x")
+    assert quiet()
+
+
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url)

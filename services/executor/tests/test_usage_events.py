@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,12 +17,33 @@ from prometheus_client import CollectorRegistry
 from omniroute.v1 import usage_pb2
 from omniroute_core import events
 from omniroute_devservers.pytest_plugin import _Server
-from omniroute_executor.usage_events import UsagePublisher
+from omniroute_executor.usage_events import UsagePublisher, _EventIds
 from omniroute_executor.usage_spool import Spool
 
 
 def event(i: int) -> usage_pb2.UsageEvent:
     return usage_pb2.UsageEvent(event_id=uuid.uuid4().hex, request_id=f"r{i}", provider="openai", status=200)
+
+
+def test_event_ids_are_uuid4_hex_and_unique_across_reads() -> None:
+    ids = _EventIds()
+    made = [ids() for _ in range(600)]  # more than one read of random bytes
+    assert len(set(made)) == len(made)
+    for made_id in made:
+        parsed = uuid.UUID(hex=made_id)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, made_id)
+
+
+def test_a_forked_child_does_not_reuse_the_parents_random_bytes() -> None:
+    ids = _EventIds()
+    ids()  # random bytes for 255 more ids are held
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.write(write, ids().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert os.read(read, 64).decode() != ids()
 
 
 def test_spool_round_trips_records_and_skips_a_torn_tail(tmp_path: Path) -> None:

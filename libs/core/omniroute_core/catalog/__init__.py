@@ -88,6 +88,8 @@ class ProviderSpec:
         template = (self.paths.get(operation + "Stream") if stream else None) or self.paths.get(operation)
         if template is None:
             return None
+        if "{" not in template:  # the usual fixed path
+            return template
         path = template.replace("{model}", quote(model, safe="/"))
         if "{" in path:
             for name, default in self.params.items():

@@ -141,8 +141,11 @@ class UnaryStreamCall(_Call):
         return self._messages()
 
     async def _messages(self) -> AsyncIterator[Any]:
-        while (message := await self.read()) is not grpc.aio.EOF:
-            yield message
+        try:
+            while (message := await self.read()) is not grpc.aio.EOF:
+                yield message
+        finally:
+            self.cancel()  # nothing once the call ended; a consumer that stopped early (closed) ends it
 
     def read_ready(self) -> list[Any]:
         """The messages already received and not read yet, without waiting (none before the first ``read()``);
@@ -153,7 +156,7 @@ class UnaryStreamCall(_Call):
         out = []
         while stream.messages:
             message = stream.messages.popleft()
-            stream.queued -= len(message)
+            stream.queued -= 5 + len(message)
             out.append(self._deserialize(message))
         stream.return_window()
         return out

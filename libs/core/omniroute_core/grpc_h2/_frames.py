@@ -21,20 +21,26 @@ from omniroute_core.grpc_h2._hpack import HeaderEncoder
 from omniroute_core.grpc_h2._hpack_decode import HeaderDecoder
 from omniroute_core.grpc_h2._wire import (
     ACK,
+    COMPRESSION_ERROR,
     CONN_WINDOW,
     CONTINUATION,
     DATA,
     END_HEADERS,
     END_STREAM,
+    ENHANCE_YOUR_CALM,
+    FLOW_CONTROL_ERROR,
+    FRAME_SIZE_ERROR,
     GOAWAY,
     HEADERS,
     MAX_STREAM_ID,
     PADDED,
     PING,
     PRIORITY,
+    PROTOCOL_ERROR,
     RST,
     SETTINGS,
     WINDOW,
+    H2Error,
     frame,
 )
 
@@ -42,6 +48,11 @@ __all__ = ["FrameLoop", "Sending"]
 
 # the largest frame payload the peer may send: SETTINGS_MAX_FRAME_SIZE, which neither end advertises (its default)
 MAX_FRAME = 16_384
+# PINGs and SETTINGS the peer may send while our writes wait on it (it does not read): each is answered, and the
+# answers would pile up in memory without end; past this many it gets GOAWAY(ENHANCE_YOUR_CALM)
+MAX_UNANSWERED = 1000
+# how long a connection closed on a connection error may take to send its last frames to a peer that does not read
+CLOSE_LINGER_S = 5.0
 
 
 class Sending(Protocol):
@@ -73,6 +84,8 @@ class FrameLoop(asyncio.Protocol):
         self._window_waiters: list[asyncio.Future[None]] = []
         self._out: list[bytes] = []  # frames queued for the write at the end of this loop step
         self._table_update = b""  # a dynamic table size update owed at the start of our next header block
+        self._paused = False  # the transport's buffer is full (the peer does not read)
+        self._unanswered = 0  # PINGs and SETTINGS answered while paused
 
     # -- what a subclass implements --------------------------------------------------------------------------
 
@@ -111,14 +124,20 @@ class FrameLoop(asyncio.Protocol):
             while end - pos >= 9:
                 size = int.from_bytes(buf[pos : pos + 3], "big")
                 if size > MAX_FRAME:  # else a peer could make us buffer up to 16 MiB for one frame
-                    raise ValueError(f"a frame of {size} bytes, past SETTINGS_MAX_FRAME_SIZE")
+                    raise H2Error(FRAME_SIZE_ERROR, f"a frame of {size} bytes, past SETTINGS_MAX_FRAME_SIZE")
                 if end - pos < 9 + size:
                     break
                 kind, flags = buf[pos + 3], buf[pos + 4]
                 stream_id = int.from_bytes(buf[pos + 5 : pos + 9], "big") & MAX_STREAM_ID
                 self._on_frame(kind, flags, stream_id, buf[pos + 9 : pos + 9 + size])
                 pos += 9 + size
-        except (hpack.HPACKError, ValueError, struct.error, IndexError) as exc:
+        except H2Error as exc:
+            self.protocol_error(f"malformed frame from the peer: {exc!r}", exc.code)
+            return
+        except hpack.HPACKError as exc:
+            self.protocol_error(f"malformed header block from the peer: {exc!r}", COMPRESSION_ERROR)
+            return
+        except (ValueError, struct.error, IndexError) as exc:
             self.protocol_error(f"malformed frame from the peer: {exc!r}")
             return
         self._buf = buf[pos:]
@@ -127,16 +146,25 @@ class FrameLoop(asyncio.Protocol):
             self.received = 0
 
     def pause_writing(self) -> None:  # the socket buffer is full: writes queue in the transport meanwhile
-        pass  # the peer's flow-control windows bound what can queue
+        self._paused = True  # the peer's flow-control windows bound what data can queue; _answered the rest
 
     def resume_writing(self) -> None:
-        pass
+        self._paused = False
+        self._unanswered = 0
+
+    def _answered(self) -> None:
+        if self._paused:
+            self._unanswered += 1
+            if self._unanswered > MAX_UNANSWERED:
+                raise H2Error(ENHANCE_YOUR_CALM, "PINGs or SETTINGS from a peer that does not read our answers")
 
     def _on_frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
         if self._block_stream and kind != CONTINUATION:
             raise ValueError("a header block was interrupted")
         if kind == DATA:
             self.received += len(payload)
+            if self.received > CONN_WINDOW:
+                raise H2Error(FLOW_CONTROL_ERROR, "DATA past our connection window")
             if flags & PADDED:
                 padding = payload[0] + 1
                 if padding > len(payload):
@@ -170,21 +198,45 @@ class FrameLoop(asyncio.Protocol):
             if flags & END_HEADERS:
                 self._header_block()
         elif kind == SETTINGS and not flags & ACK:
+            if len(payload) % 6:
+                raise H2Error(FRAME_SIZE_ERROR, f"SETTINGS of {len(payload)} bytes")
+            self._answered()
             self._settings(payload)
             self.write(frame(SETTINGS, ACK, 0))
         elif kind == PING and not flags & ACK:
+            if len(payload) != 8:
+                raise H2Error(FRAME_SIZE_ERROR, f"PING of {len(payload)} bytes")
+            self._answered()
             self.write(frame(PING, ACK, 0, payload))
         elif kind == WINDOW:
-            increment = int.from_bytes(payload[:4], "big") & MAX_STREAM_ID
-            if stream_id == 0:
-                self.send_window += increment
-            elif (stream := self.streams.get(stream_id)) is not None:
-                stream.send_window += increment
-            self.wake_senders()
+            self._window_update(stream_id, payload)
         elif kind == RST:
-            self.on_reset(stream_id, int.from_bytes(payload[:4], "big"))
+            if len(payload) != 4:
+                raise H2Error(FRAME_SIZE_ERROR, f"RST_STREAM of {len(payload)} bytes")
+            self.on_reset(stream_id, int.from_bytes(payload, "big"))
         elif kind == GOAWAY:
             self.on_goaway(int.from_bytes(payload[:4], "big") & MAX_STREAM_ID)
+
+    def _window_update(self, stream_id: int, payload: bytes) -> None:
+        """WINDOW_UPDATE: an increment of 0 is a protocol error, a window past 2^31-1 a flow-control error; of
+        the connection's, a connection error; of a stream's, that stream is reset (RFC 9113 §6.9)."""
+        if len(payload) != 4:
+            raise H2Error(FRAME_SIZE_ERROR, f"WINDOW_UPDATE of {len(payload)} bytes")
+        increment = int.from_bytes(payload, "big") & MAX_STREAM_ID
+        if stream_id == 0:
+            if not increment:
+                raise H2Error(PROTOCOL_ERROR, "WINDOW_UPDATE of 0 on the connection")
+            self.send_window += increment
+            if self.send_window > MAX_STREAM_ID:
+                raise H2Error(FLOW_CONTROL_ERROR, "the connection's window past 2^31-1")
+        elif (stream := self.streams.get(stream_id)) is not None:
+            if not increment or stream.send_window + increment > MAX_STREAM_ID:
+                code = FLOW_CONTROL_ERROR if increment else PROTOCOL_ERROR
+                self.write(frame(RST, 0, stream_id, struct.pack(">I", code)))
+                self.on_reset(stream_id, code)
+                return
+            stream.send_window += increment
+        self.wake_senders()
 
     def _header_block(self) -> None:
         stream_id, self._block_stream = self._block_stream, 0
@@ -199,11 +251,13 @@ class FrameLoop(asyncio.Protocol):
                 self._table_update += self.encoder.shrink(value)
             elif key == 0x4:
                 if value > MAX_STREAM_ID:
-                    raise ValueError(f"SETTINGS_INITIAL_WINDOW_SIZE {value} past 2^31-1")
+                    raise H2Error(FLOW_CONTROL_ERROR, f"SETTINGS_INITIAL_WINDOW_SIZE {value} past 2^31-1")
                 delta = value - self.peer_initial_window
                 self.peer_initial_window = value
                 for stream in self.streams.values():
                     stream.send_window += delta
+                    if stream.send_window > MAX_STREAM_ID:
+                        raise H2Error(FLOW_CONTROL_ERROR, "a stream's window past 2^31-1")
                 self.wake_senders()
             elif key == 0x5:
                 if not MAX_FRAME <= value < 1 << 24:  # 0 would stall every send (RFC 9113 §6.5.2)
@@ -283,8 +337,13 @@ class FrameLoop(asyncio.Protocol):
         if self.transport is not None:
             self.transport.close()
 
-    def protocol_error(self, why: str) -> None:
+    def protocol_error(self, why: str, code: int = PROTOCOL_ERROR) -> None:
+        """A connection error: GOAWAY(``code``), then the connection closes (aborted if what is left to send
+        has not left within ``CLOSE_LINGER_S``: a peer that does not read does not hold it open)."""
         # the last stream we may have acted on: the peer must not take the calls up to it as never started
-        self.write(frame(GOAWAY, 0, 0, struct.pack(">II", self.last_stream_id, 0x1)))
+        self.write(frame(GOAWAY, 0, 0, struct.pack(">II", self.last_stream_id, code)))
         self.shutdown()
+        transport = self.transport
+        if transport is not None:
+            asyncio.get_running_loop().call_later(CLOSE_LINGER_S, transport.abort)
         self.on_protocol_error(why)

@@ -21,9 +21,11 @@ import grpc
 
 from omniroute_core.grpc_h2._server_stream import CallFailed, ServerStream
 from omniroute_core.grpc_h2._wire import (
+    FLOW_CONTROL_ERROR,
     QUEUED_LIMIT,
     STREAM_WINDOW,
     WINDOW,
+    H2Error,
     MessageError,
     frame,
     take_messages,
@@ -38,7 +40,7 @@ class RequestStream(ServerStream):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.requests: collections.deque[bytes] = collections.deque()
-        self.queued = 0  # bytes of complete messages not read yet
+        self.queued = 0  # bytes of complete messages not read yet (with their 5-byte prefixes)
         self._waiter: asyncio.Future[None] | None = None
 
     def start(self) -> None:
@@ -53,6 +55,8 @@ class RequestStream(ServerStream):
 
     def on_data(self, data: bytes, end: bool) -> None:
         self._unacked += len(data)
+        if self._unacked > STREAM_WINDOW:
+            raise H2Error(FLOW_CONTROL_ERROR, "DATA past the stream's window")
         body = self._body
         body += data
         if len(body) >= 5:
@@ -93,7 +97,7 @@ class RequestStream(ServerStream):
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
         message = self.requests.popleft()
-        self.queued -= len(message)
+        self.queued -= 5 + len(message)
         self._return_window()
         deserialize = self.handler.request_deserializer
         try:

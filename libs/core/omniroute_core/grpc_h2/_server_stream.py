@@ -23,8 +23,10 @@ import grpc
 from omniroute_core.grpc_h2._context import ServicerContext
 from omniroute_core.grpc_h2._hpack import literal_field
 from omniroute_core.grpc_h2._wire import (
+    FLOW_CONTROL_ERROR,
     STREAM_WINDOW,
     WINDOW,
+    H2Error,
     frame,
     grpc_message,
     outgoing_metadata,
@@ -99,6 +101,8 @@ class ServerStream:
                 self.finish(grpc.StatusCode.INTERNAL, "expected exactly one request message")
                 return
         self._unacked += len(data)
+        if self._unacked > STREAM_WINDOW:
+            raise H2Error(FLOW_CONTROL_ERROR, "DATA past the stream's window")
         if end:
             self.start()
         elif self._unacked >= STREAM_WINDOW // 2:

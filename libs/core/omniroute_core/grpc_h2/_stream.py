@@ -14,11 +14,13 @@ import grpc
 from omniroute_core.grpc_h2._wire import (
     CANCEL,
     CODES,
+    FLOW_CONTROL_ERROR,
     HTTP_CODES,
     QUEUED_LIMIT,
     RST,
     STREAM_WINDOW,
     WINDOW,
+    H2Error,
     MessageError,
     frame,
     incoming_metadata,
@@ -41,7 +43,7 @@ class Stream:
         self.max_message = max_message
         self.send_window = conn.peer_initial_window
         self.messages: collections.deque[bytes] = collections.deque()
-        self.queued = 0  # bytes of complete messages not read yet
+        self.queued = 0  # bytes of complete messages not read yet (with their 5-byte prefixes)
         self.unacked = 0  # bytes received and not yet returned to the server's window
         self.partial = bytearray()
         self.headers_seen = False
@@ -91,6 +93,8 @@ class Stream:
 
     def on_data(self, data: bytes) -> None:
         self.unacked += len(data)
+        if self.unacked > STREAM_WINDOW:
+            raise H2Error(FLOW_CONTROL_ERROR, "DATA past the stream's window")
         buf = self.partial
         buf += data
         if len(buf) >= 5:
@@ -147,7 +151,7 @@ class Stream:
         while True:
             if self.messages:
                 message = self.messages.popleft()
-                self.queued -= len(message)
+                self.queued -= 5 + len(message)
                 self.return_window()
                 return message
             if self.done:

@@ -14,11 +14,15 @@ __all__ = [
     "ACK",
     "CANCEL",
     "CODES",
+    "COMPRESSION_ERROR",
     "CONN_WINDOW",
     "CONTINUATION",
     "DATA",
     "END_HEADERS",
     "END_STREAM",
+    "ENHANCE_YOUR_CALM",
+    "FLOW_CONTROL_ERROR",
+    "FRAME_SIZE_ERROR",
     "GOAWAY",
     "HEADERS",
     "HTTP_CODES",
@@ -28,6 +32,7 @@ __all__ = [
     "PING",
     "PREFACE",
     "PRIORITY",
+    "PROTOCOL_ERROR",
     "QUEUED_LIMIT",
     "REFUSED_STREAM",
     "RST",
@@ -35,6 +40,7 @@ __all__ = [
     "SETTINGS",
     "STREAM_WINDOW",
     "WINDOW",
+    "H2Error",
     "MessageError",
     "frame",
     "grpc_message",
@@ -53,6 +59,8 @@ DATA, HEADERS, RST, SETTINGS, PING, GOAWAY, WINDOW, CONTINUATION = 0, 1, 3, 4, 6
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY = 0x1, 0x1, 0x4, 0x8, 0x20
 MAX_STREAM_ID = (1 << 31) - 1
 NO_ERROR, REFUSED_STREAM, CANCEL = 0x0, 0x7, 0x8
+# connection error codes (RFC 9113 §7)
+PROTOCOL_ERROR, FLOW_CONTROL_ERROR, FRAME_SIZE_ERROR, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x1, 0x3, 0x6, 0x9, 0xB
 # our receive windows: per stream (SETTINGS_INITIAL_WINDOW_SIZE) and for the connection
 STREAM_WINDOW = 4 << 20
 CONN_WINDOW = 1 << 30
@@ -141,6 +149,14 @@ def outgoing_metadata(key: str, value: str | bytes) -> tuple[str, str]:
     return key, value
 
 
+class H2Error(ValueError):
+    """A connection error: the frame loop answers it with GOAWAY(``code``) and closes the connection."""
+
+    def __init__(self, code: int, why: str) -> None:
+        super().__init__(why)
+        self.code = code
+
+
 class MessageError(Exception):
     """A length-prefixed message that cannot be taken: ends the call with ``code``."""
 
@@ -152,8 +168,9 @@ class MessageError(Exception):
 
 def take_messages(buf: bytearray, limit: int, out: collections.deque[bytes]) -> int:
     """Move the complete gRPC messages at the start of ``buf`` (a 5-byte prefix each: compressed flag, size) to
-    ``out``; returns their total size. Raises :class:`MessageError` for a compressed message (none is accepted)
-    and for one larger than ``limit``, as soon as its prefix arrives."""
+    ``out``; returns their total size, prefixes included (so that empty messages count too). Raises
+    :class:`MessageError` for a compressed message (none is accepted) and for one larger than ``limit``, as soon
+    as its prefix arrives."""
     taken = 0
     while len(buf) >= 5:
         compressed, size = struct.unpack_from(">BI", buf)
@@ -164,7 +181,7 @@ def take_messages(buf: bytearray, limit: int, out: collections.deque[bytes]) -> 
         if len(buf) < 5 + size:
             break
         out.append(bytes(buf[5 : 5 + size]))
-        taken += size
+        taken += 5 + size
         del buf[: 5 + size]
     return taken
 

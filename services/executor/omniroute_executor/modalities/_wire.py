@@ -120,7 +120,7 @@ def _openai_request(spec: ProviderSpec, operation: str, model: str, source: Sour
         return WireRequest(jsonx.dumps({**doc, **defaults, "model": model}))
     members = {b"model": jsonx.dumps(model)}
     members.update({k.encode(): jsonx.dumps(v) for k, v in defaults.items()})
-    return WireRequest(patch_members(source.body, members))
+    return WireRequest(patch_members(source.body, members, parsed))
 
 
 def _openai_reply(request: WireRequest, body: bytes, content_type: str, now: int) -> WireReply:

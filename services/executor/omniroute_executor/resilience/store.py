@@ -37,6 +37,7 @@ from omniroute_executor.resilience.ratelimits import RateLimitRecorder
 __all__ = ["HealthStore"]
 
 log = logging.getLogger(__name__)
+_CLEAN = Health()
 _TTL_S = 86_400  # an abandoned epoch's hash disappears after a day without writes
 
 
@@ -85,10 +86,17 @@ class HealthStore:
             self._fetched_ms = -(10**15)
 
     def get(self, key: str) -> Health:
-        return self._local.get(key, Health())
+        return self._local.get(key, _CLEAN)
+
+    @property
+    def quiet(self) -> bool:
+        """No record at all (the usual state): nothing is blocked or half-open, so callers may skip the lookups."""
+        return not self._local
 
     def blocked_until(self, *keys: str) -> int:
         """The latest block among ``keys`` (0: all usable, a half-open one counts as usable)."""
+        if not self._local:
+            return 0
         now = self.now_ms()
         return max((self.get(k).blocked_until(now) for k in keys), default=0)
 
@@ -110,6 +118,8 @@ class HealthStore:
 
     async def admit(self, *keys: str, profiles: tuple[Profile, ...]) -> bool:
         """May a request go to the target made of ``keys`` now? A half-open key admits one probe at a time."""
+        if not self._local:
+            return True
         now = self.now_ms()
         if self.blocked_until(*keys):
             return False
@@ -133,7 +143,8 @@ class HealthStore:
 
     async def success(self, key: str) -> None:
         """Record a successful attempt: closes the breaker and ends any cooldown (no write when already clean)."""
-        if self.get(key).clean:
+        record = self._local.get(key)
+        if record is None or record.clean:
             return
         now = self.now_ms()
         self._local.pop(key, None)

@@ -130,12 +130,13 @@ def build_plan(
 
     ``blocked_until(target)`` returns 0 for a usable target, else the wall-clock ms when it may be used again.
     """
-    routing = snapshot.settings.get("routing")
-    base = RouteConfig().merged(routing if isinstance(routing, Mapping) else {})
-    ordering = _Ordering(snapshot, stats, rng, base)
+    settings = snapshot.derived("plan.settings", lambda: _Settings.of(snapshot))
+    ordering = _Ordering(snapshot, stats, rng, settings.config)
     expansion = expand(model, catalog, snapshot, order_steps=ordering.steps, order_targets=ordering.connections)
     combo = expansion.named.combo
-    config = base.merged(combo.config) if combo is not None else base
+    config = settings.config
+    if combo is not None:
+        config = snapshot.derived(("plan.combo", combo.name), lambda: settings.config.merged(combo.config))
     usable: list[Target] = []
     seen: set[str] = set()
     earliest = 0
@@ -148,21 +149,33 @@ def build_plan(
             earliest = until if not earliest else min(earliest, until)
         else:
             usable.append(target)
-    thinking = ThinkingBudget.parse(snapshot.settings.get(THINKING_BUDGET_KEY))
+    thinking = settings.thinking
     reasoning = (
         frozenset(t.key for t in usable if is_reasoning_model(t.provider, t.model, snapshot))
         if thinking.active
         else frozenset()
     )
     return Plan(
-        tuple(usable),
-        config,
-        combo.name if combo else "",
-        earliest,
-        SystemPrompt.parse(snapshot.settings.get(SYSTEM_PROMPT_KEY)),
-        thinking,
-        reasoning,
+        tuple(usable), config, combo.name if combo else "", earliest, settings.system_prompt, thinking, reasoning
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Settings:
+    """What a plan takes from the snapshot's settings, parsed once per snapshot."""
+
+    config: RouteConfig
+    system_prompt: SystemPrompt
+    thinking: ThinkingBudget
+
+    @classmethod
+    def of(cls, snapshot: ConfigSnapshot) -> _Settings:
+        routing = snapshot.settings.get("routing")
+        return cls(
+            RouteConfig().merged(routing if isinstance(routing, Mapping) else {}),
+            SystemPrompt.parse(snapshot.settings.get(SYSTEM_PROMPT_KEY)),
+            ThinkingBudget.parse(snapshot.settings.get(THINKING_BUDGET_KEY)),
+        )
 
 
 @dataclass(slots=True)

@@ -1,7 +1,9 @@
 """The upstream HTTP seam: the one place that knows which HTTP client talks to providers.
 
-aiohttp is the transport, chosen by measurement (DESIGN.md: a relay over aiohttp reached ~7,700 req/s on this
-machine, over httpx with its aiohttp transport ~3,000, over plain httpx ~900). Callers see only
+Direct requests go over our own pooled HTTP/1.1 client on asyncio protocols and httptools (:mod:`._h1`): aiohttp
+cost ~80-90 µs of CPU per request where such a client costs under 30 µs (bench/PROFILE.md). Requests through an
+outbound proxy go over aiohttp (chosen by measurement earlier, DESIGN.md: ~7,700 req/s where httpx reached
+~3,000), which also remains the transport of every request with ``UPSTREAM_CLIENT=aiohttp``. Callers see only
 :class:`Upstream`, :class:`UpstreamResponse` and the errors, so the choice can change here alone.
 
 Per provider pool: a connection pool, a bounded concurrency queue that fails fast (:class:`QueueLimits`,

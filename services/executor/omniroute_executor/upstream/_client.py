@@ -1,4 +1,10 @@
-"""The pooled clients: one aiohttp session per provider pool, behind its concurrency gate and the address guard."""
+"""The pooled clients, behind each provider pool's concurrency gate and the address guard: our HTTP/1.1 client
+(:mod:`._h1`) for direct requests, one aiohttp session per pool for requests through an outbound proxy (and for
+all requests with ``client="aiohttp"``, the ``UPSTREAM_CLIENT`` switch, kept to A/B-measure and to fall back).
+
+Proxied requests stay on aiohttp because a proxy is a protocol of its own (CONNECT tunnels with TLS inside,
+proxy credentials, 407 answers, absolute-URI requests for http:// targets) that our client does not speak; they
+are rare and off the hot path, and aiohttp's handling of them is tested against a real proxy."""
 
 from __future__ import annotations
 
@@ -6,17 +12,19 @@ import asyncio
 import ssl
 from collections.abc import Mapping
 from contextvars import ContextVar
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
+from aiohttp.resolver import DefaultResolver
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from yarl import URL
 
-from omniroute_core.netguard import refused_host
 from omniroute_executor.upstream._errors import UpstreamBlocked, UpstreamConnectError, UpstreamTimeout
 from omniroute_executor.upstream._gate import Gate, QueueLimits
-from omniroute_executor.upstream._guard import GuardedResolver, RefusedAddress
-from omniroute_executor.upstream._response import UpstreamResponse
+from omniroute_executor.upstream._guard import GuardedResolver, HostCheck, RefusedAddress
+from omniroute_executor.upstream._h1 import H1Client
+from omniroute_executor.upstream._response import AiohttpBody, UpstreamResponse
 
 __all__ = ["Upstream"]
 
@@ -32,7 +40,7 @@ class Upstream:
     resolver under the guard (None: aiohttp's default; tests map names to chosen addresses with it).
     ``registry`` receives the per-pool gauges ``omniroute_upstream_in_flight`` / ``omniroute_upstream_queued``
     and the counter ``omniroute_upstream_refused_total``. ``tls`` replaces the default certificate checks (a
-    private CA; tests).
+    private CA; tests). ``client`` is the transport of direct requests: ``"h1"`` ours, ``"aiohttp"`` the fallback.
     """
 
     def __init__(
@@ -46,8 +54,14 @@ class Upstream:
         resolver: aiohttp.abc.AbstractResolver | None = None,
         registry: CollectorRegistry | None = None,
         tls: ssl.SSLContext | None = None,
+        client: Literal["h1", "aiohttp"] = "h1",
     ) -> None:
         self._max = max_connections
+        self._connect_timeout = connect_timeout_s
+        self._read_timeout = read_timeout_s
+        self._use_h1 = client == "h1"
+        self._h1: H1Client | None = None
+        self._check = HostCheck()
         self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout_s, sock_read=read_timeout_s)
         self._limits = limits or QueueLimits(max_concurrent=max_connections)
         self._allow = allow_link_local
@@ -55,7 +69,6 @@ class Upstream:
         self._tls: ssl.SSLContext | bool = tls if tls is not None else True
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._gates: dict[str, Gate] = {}
-        self._refused_hosts: dict[str, str | None] = {}  # host → reason (None: allowed), bounded below
         registry = registry or CollectorRegistry()
         self._in_flight = Gauge(
             "omniroute_upstream_in_flight", "Provider requests in flight", ["provider"], registry=registry
@@ -112,9 +125,9 @@ class Upstream:
         does not know (``x-api-key``, ``api-key``, ``x-goog-api-key``: it drops only ``Authorization`` on a
         cross-origin hop), so a redirect to another origin is refused rather than followed with them."""
         if not self._allow:
-            self._check(req.url.host or "")
+            self._check.check(req.url.host or "")
             if req.proxy is not None:
-                self._check(req.proxy.host or "")
+                self._check.check(req.proxy.host or "")
         origin = _ORIGIN.get()
         if origin is not None and (req.url.scheme, req.url.host, req.url.port) != origin:
             raise UpstreamBlocked(
@@ -123,14 +136,17 @@ class Upstream:
             )
         return await handler(req)
 
-    def _check(self, host: str) -> None:
-        if host not in self._refused_hosts:
-            if len(self._refused_hosts) > 10_000:
-                self._refused_hosts.clear()
-            self._refused_hosts[host] = refused_host(host)
-        reason = self._refused_hosts[host]
-        if reason is not None:
-            raise UpstreamBlocked(f"refused to connect to {host}: {reason}")
+    def _h1_client(self) -> H1Client:
+        if self._h1 is None:
+            self._h1 = H1Client(
+                max_connections=self._max,
+                connect_timeout_s=self._connect_timeout,
+                read_timeout_s=self._read_timeout,
+                tls=self._tls if isinstance(self._tls, ssl.SSLContext) else None,
+                resolver=(self._resolver or DefaultResolver()) if self._allow else GuardedResolver(self._resolver),
+                check=None if self._allow else self._check,
+            )
+        return self._h1
 
     async def _request(
         self,
@@ -148,6 +164,13 @@ class Upstream:
         except Exception:
             self._refused.labels(pool).inc()
             raise
+        if proxy is None and self._use_h1:
+            try:
+                status, resp_headers, body_ = await self._h1_client().request(pool, method, url, headers, body)
+            except BaseException:
+                gate.release()
+                raise
+            return UpstreamResponse(status, resp_headers, body_, gate.release)
         target = URL(url)
         token = _ORIGIN.set((target.scheme, target.host, target.port))
         try:
@@ -166,7 +189,7 @@ class Upstream:
             raise
         finally:
             _ORIGIN.reset(token)
-        return UpstreamResponse(resp.status, resp.headers, resp, gate.release)
+        return UpstreamResponse(resp.status, resp.headers, AiohttpBody(resp), gate.release)
 
     async def post(
         self,
@@ -200,6 +223,9 @@ class Upstream:
         return await self._request("GET", pool, url, headers, None, proxy, limits)
 
     async def close(self) -> None:
+        if self._h1 is not None:
+            self._h1.close()
+            self._h1 = None
         await asyncio.gather(*(s.close() for s in self._sessions.values()))
         self._sessions.clear()
 
