@@ -7,6 +7,7 @@ injected, as a headless Service's DNS records would give them.
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from omniroute_core import grpcx
 from omniroute_core.grpc_h2 import H2Channel, H2Server
+from omniroute_core.grpc_h2._wire import GOAWAY, frame
 from omniroute_devservers.servers import free_port
 
 HOSTS = ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
@@ -36,6 +38,7 @@ class Replica:
             "Who": grpc.unary_unary_rpc_method_handler(self.who),
             "Slow": grpc.unary_unary_rpc_method_handler(self.slow),
             "Chat": grpc.stream_stream_rpc_method_handler(self.chat),
+            "Left": grpc.unary_unary_rpc_method_handler(self.left),
         }
         self.server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("test.Balance", handlers)])
         if grpcx_server is None:
@@ -50,6 +53,12 @@ class Replica:
         self.calls += 1
         async for request in requests:
             yield request
+
+    async def left(self, request: bytes, context: Any) -> bytes:
+        """Sleeps ``request`` seconds, then answers the seconds left of the call's deadline."""
+        self.peers.add(context.peer())
+        await asyncio.sleep(float(request))
+        return str(context.time_remaining()).encode()
 
     async def slow(self, request: bytes, context: Any) -> bytes:
         await asyncio.sleep(float(request))
@@ -328,6 +337,25 @@ async def test_a_call_racing_the_goaway_is_sent_again_on_a_new_connection() -> N
             server_conn.go_away(linger=True)
             assert await call == b"127.0.0.1"
             assert replica.calls == 2 and len(replica.peers) == 2  # refused on the first, run on the second
+    finally:
+        await replica.server.stop(0)
+
+
+async def test_a_call_sent_again_keeps_its_deadline() -> None:
+    port = free_port()
+    replica = Replica("127.0.0.1", port)
+    await replica.server.start()
+    try:
+        async with H2Channel(f"127.0.0.1:{port}", max_message=1 << 20) as channel:
+            await who(channel)(b"")  # stream 1
+            (server_conn,) = replica.server.connections
+            call = asyncio.ensure_future(channel.unary_unary("/test.Balance/Left")(b"1.5", timeout=5))  # stream 3
+            await asyncio.sleep(1.0)
+            # a GOAWAY naming stream 1 as the last one processed: the client takes stream 3 as never processed
+            server_conn.write(frame(GOAWAY, 0, 0, struct.pack(">II", 1, 0)))
+            left = float(await call)  # sent again after ~1 s, answered ~1.5 s later
+            assert left < 3.2  # about 2.5: the deadline is the call's (a fresh one would leave about 3.5)
+            assert len(replica.peers) == 2  # the second attempt on a new connection
     finally:
         await replica.server.stop(0)
 

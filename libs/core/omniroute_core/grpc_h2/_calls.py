@@ -94,9 +94,15 @@ class _Call:
             except NotProcessed:
                 if stream.headers_seen or self._retried:
                     raise
-            # the server never saw the call (it raced a GOAWAY, or was refused): once more, on another connection
+            # the server never saw the call (it raced a GOAWAY, or was refused): once more, on another connection,
+            # with the time left of its deadline
             self._retried = True
             self._stream = None
+            deadline = stream._deadline
+            if deadline is not None:
+                path, message, metadata, _ = self._args
+                left = max(0.001, deadline.when() - asyncio.get_running_loop().time())
+                self._args = (path, message, metadata, left)
             stream = await self._started()
             return await stream.next_message()
         except asyncio.CancelledError:
