@@ -47,6 +47,9 @@ CHANNEL_OPTIONS: Sequence[tuple[str, Any]] = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
+    # calls spread over every address the name resolves to (a Kubernetes headless Service: one per replica), as
+    # H2Channel does; the default pick_first would send them all to one replica
+    ("grpc.lb_policy_name", "round_robin"),
 )
 
 

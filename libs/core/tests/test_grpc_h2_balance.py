@@ -381,3 +381,20 @@ async def test_a_streaming_request_racing_the_goaway_fails_unavailable_and_is_no
             await call.done_writing()
     finally:
         await replica.server.stop(0)
+
+
+async def test_grpc_aio_channels_of_grpcx_spread_calls_too(replicas: dict[str, Replica]) -> None:
+    # the stock client (the dashboard's admin calls, EXECUTOR_CLIENT=grpc) takes round_robin from CHANNEL_OPTIONS;
+    # an ipv4: target lists the addresses a headless Service's name resolves to
+    target = "ipv4:" + ",".join(f"{host}:{port_of(replicas)}" for host in HOSTS)
+    channel = grpcx.insecure_channel(target)
+    try:
+        call = channel.unary_unary("/test.Balance/Who")
+        await channel.channel_ready()
+        before = counts(replicas)
+        for _ in range(30):
+            await call(b"", timeout=5)
+        spread = {host: replicas[host].calls - before[host] for host in HOSTS}
+        assert all(n > 0 for n in spread.values()), spread  # pick_first would put all 30 on one replica
+    finally:
+        await channel.close()
