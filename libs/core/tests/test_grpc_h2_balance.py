@@ -389,7 +389,7 @@ async def test_grpc_aio_channels_of_grpcx_spread_calls_too(replicas: dict[str, R
     target = "ipv4:" + ",".join(f"{host}:{port_of(replicas)}" for host in HOSTS)
     channel = grpcx.insecure_channel(target)
     try:
-        call = channel.unary_unary("/test.Balance/Who")
+        call: Any = channel.unary_unary("/test.Balance/Who")
         await channel.channel_ready()
         before = counts(replicas)
         for _ in range(30):
