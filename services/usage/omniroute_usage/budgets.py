@@ -16,7 +16,8 @@ A stored batch that leaves a key at or past its limit is also announced on ``omn
 (:data:`omniroute_core.events.BUDGET_STATE_SUBJECT`, ``{"keyId", "state": "exceeded"}``), after every batch that
 does (not once): edges cache budget answers for a couple of seconds, and this notice makes each of them ask again
 right away, so a key's overshoot is bounded by the metering pipeline's delay rather than by that cache. Keys well
-under their budget cost one read per batch (the warning share filters them), as before.
+under their budget cost one read per batch (the warning share filters them), as before; a batch whose keys have no
+budget (as seen by its insert) costs none.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Hence:
 - PostgreSQL unreachable: nothing is acknowledged; the writer retries the same batch with exponential backoff,
   marking the messages in progress so JetStream does not hand them to another replica meanwhile;
 - each event is priced before it is stored (``cost_usd``), and the rollups are updated in the same transaction;
-  after the acks, the keys of the newly stored events are checked for a due budget warning;
+  after the acks, the keys of the newly stored events that have a budget are checked for a due budget warning;
 - an undecodable message, or a row PostgreSQL rejects as data: logged, counted as invalid and terminated (no
   redelivery), so it cannot wedge the consumer; the rest of its batch is stored normally.
 
@@ -31,7 +31,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -257,7 +257,9 @@ class UsageWriter:
             await self._stored([row], new_ids)
         await _settle(msg.ack())
 
-    async def _stored(self, rows: Sequence[Row], new_ids: Collection[str]) -> None:
+    async def _stored(self, rows: Sequence[Row], new_ids: Mapping[str, bool]) -> None:
+        """Count and observe the new rows; check the budgets of their keys that have one (``new_ids`` maps each new
+        id to whether its key had a budget when stored: a batch without such a key costs no budget query)."""
         self._metrics.stored.inc(len(new_ids))
         self._metrics.duplicates.inc(len(rows) - len(new_ids))
         # an id repeated within the batch (a re-published message fetched with the first) was stored once
@@ -268,8 +270,9 @@ class UsageWriter:
                 pending.discard(row[0])
                 new_rows.append(row)
         self._metrics.genai.record(_observed(row) for row in new_rows)
-        if self._budgets is not None and new_rows:
-            await self._budgets.check({row[_KEY_ID] for row in new_rows})
+        budgeted = {row[_KEY_ID] for row in new_rows if new_ids[row[0]]}
+        if self._budgets is not None and budgeted:
+            await self._budgets.check(budgeted)
 
     async def _pause(self, seconds: float) -> None:
         # sleep, but wake at once on stop() so shutdown never waits out a backoff

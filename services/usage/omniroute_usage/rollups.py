@@ -134,7 +134,8 @@ CREATE TABLE usage_latency_hour (
 
 
 def insert_and_roll_up(columns: tuple[str, ...], staging: str) -> str:
-    """The statement moving ``staging`` into ``usage_events`` and the rollups; returns the new event ids.
+    """The statement moving ``staging`` into ``usage_events`` and the rollups; returns the new event ids, each with
+    whether its key has a budget (the writer checks budgets only for batches holding such a key).
 
     Built from module constants only (never from input).
     """
@@ -157,5 +158,5 @@ WITH new AS (
     ON CONFLICT (event_id) DO NOTHING
     RETURNING {needed}
 ),{_AGG},{ctes},{_LATENCY}
-SELECT event_id FROM new
+SELECT n.event_id, b.key_id IS NOT NULL AS budgeted FROM new n LEFT JOIN usage_budgets b ON b.key_id = n.key_id
 """  # noqa: S608

@@ -193,15 +193,15 @@ class UsageStore:
         """
         return len(await self.insert_batch(rows))
 
-    async def insert_batch(self, rows: Sequence[Row]) -> set[str]:
+    async def insert_batch(self, rows: Sequence[Row]) -> dict[str, bool]:
         """Like :meth:`insert_events`, and adds the new rows to the rollups in the same transaction; returns the
-        ids of the rows that were new."""
+        ids of the rows that were new, each mapped to whether its key had a budget (``usage_budgets``) then."""
         if not rows:
-            return set()
+            return {}
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.copy_records_to_table(_STAGING, records=rows, columns=COLUMNS)
             new = await conn.fetch(_MOVE)
-        return {r[0] for r in new}
+        return {r[0]: r[1] for r in new}
 
     async def key_usage(self, key_id: str, since: dt.datetime) -> KeyUsage:
         """Requests and summed tokens of ``key_id`` for events at or after ``since`` (zeros when none)."""

@@ -1,16 +1,20 @@
 """The writer's linger: under a steady trickle the messages that arrive while it waits join one batch (one
 transaction, one budget check), a full batch is stored without waiting, and stop() does not wait out a linger;
-an event repeated within one batch is counted once."""
+an event repeated within one batch is counted once; budgets are checked only for batches holding a budgeted key."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
+from decimal import Decimal
 
+import asyncpg
 from nats.js import JetStreamContext
 from prometheus_client import CollectorRegistry
 
 from omniroute.v1 import usage_pb2
 from omniroute_core import events
+from omniroute_usage.budgets import BudgetStatus, BudgetWarner, set_budget
 from omniroute_usage.metrics import WriterMetrics
 from omniroute_usage.store import UsageStore
 from omniroute_usage.testing import (
@@ -97,3 +101,48 @@ async def test_an_event_repeated_within_one_batch_is_counted_once(
     assert (metric_value(metrics.stored), metric_value(metrics.duplicates)) == (2, 1)
     labels = {"gen_ai_provider_name": lane.provider, "gen_ai_request_model": "gpt-4o", "gen_ai_token_type": "input"}
     assert registry.get_sample_value("gen_ai_client_token_usage_count", labels) == 1
+
+
+class _CountingWarner(BudgetWarner):
+    """The real warner, recording the key sets it is asked to check."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        super().__init__(pool, _no_publish, WriterMetrics.create(CollectorRegistry()).budget_warnings)
+        self.asked: list[set[str]] = []
+
+    async def check(self, key_ids: Collection[str]) -> list[BudgetStatus]:
+        self.asked.append(set(key_ids))
+        return await super().check(key_ids)
+
+
+async def _no_publish(subject: str, payload: bytes) -> None:
+    return None
+
+
+async def test_budgets_are_checked_only_for_batches_with_a_budgeted_key(
+    js: JetStreamContext, store: UsageStore, pool: asyncpg.Pool, db: str, lane: Lane
+) -> None:
+    warner = _CountingWarner(pool)
+    metrics = new_metrics()
+    writer, task = await start_writer(js, store, lane, metrics, budgets=warner)
+    try:
+        await publish(js, lane, make_event(lane.provider, 0, key_id="free"))
+
+        async def stored(n: int) -> bool:
+            return await count_rows(db, lane.provider) == n
+
+        await eventually(lambda: stored(1))
+        assert warner.asked == []  # no key of the batch has a budget: no budget query
+        await set_budget(pool, "capped", Decimal(5), "daily")
+        await publish(js, lane, make_event(lane.provider, 1, key_id="free"))
+        await publish(js, lane, make_event(lane.provider, 2, key_id="capped"))
+        await eventually(lambda: stored(3))
+        await eventually(lambda: _asked(warner))
+    finally:
+        writer.stop()
+        await asyncio.wait_for(task, 10)
+    assert all(keys == {"capped"} for keys in warner.asked)  # only the budgeted key is checked
+
+
+async def _asked(warner: _CountingWarner) -> bool:
+    return bool(warner.asked)

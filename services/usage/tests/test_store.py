@@ -136,7 +136,7 @@ async def test_a_failed_batch_leaves_the_pooled_connection_clean(db: str) -> Non
         good, bad = _row(make_event("p", 1)), _row(make_event("p", 2, model="reject-me"))
         with pytest.raises(asyncpg.CheckViolationError):
             await store.insert_batch([good, bad])
-        assert await store.insert_batch([_row(make_event("p", 3))]) == {"ev-p-3"}
+        assert await store.insert_batch([_row(make_event("p", 3))]) == {"ev-p-3": False}
         async with pool.acquire() as same:
             assert not same.is_in_transaction()
             assert await same.fetchval("SELECT count(*) FROM usage_events_in") == 0
