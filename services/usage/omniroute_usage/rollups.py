@@ -90,27 +90,15 @@ def latency_class_sql(column: str) -> str:
 
 def _upsert(n: int, rollup: Rollup) -> str:
     dims = ", ".join(rollup.dims)
-    sums = ", ".join(f"sum({c})" for c in ("requests", "errors", *SUMS))
+    sums = ", ".join(f"sum({c})" for c in SUMS)
     updates = ", ".join(f"{c} = r.{c} + excluded.{c}" for c in ("requests", "errors", *SUMS))
     # ORDER BY gives every writer the same row-lock order, so concurrent replicas queue instead of deadlocking
     return f"""
 r{n} AS (
     INSERT INTO {rollup.table} AS r (bucket, {dims}, requests, errors, {", ".join(SUMS)})
-    SELECT {rollup.unit}_b, {dims}, {sums}
-    FROM agg GROUP BY {rollup.unit}_b, {dims} ORDER BY {rollup.unit}_b, {dims}
+    SELECT {rollup.unit}_b, {dims}, count(*), count(*) FILTER (WHERE failed), {sums}
+    FROM new GROUP BY {rollup.unit}_b, {dims} ORDER BY {rollup.unit}_b, {dims}
     ON CONFLICT (bucket, {dims}) DO UPDATE SET {updates}
-)"""  # noqa: S608
-
-
-# The new rows summed once by minute and every dimension (live traffic: a handful of groups per batch), which each
-# rollup then sums again: one sort of the batch instead of one per rollup. Hour and day buckets follow from the
-# minute (buckets are truncated in UTC, and every hour and day boundary is a minute boundary).
-_AGG = f"""
-agg AS (
-    SELECT minute_b, date_trunc('hour', minute_b, 'UTC') AS hour_b, date_trunc('day', minute_b, 'UTC') AS day_b,
-        {", ".join(ALL_DIMS)}, count(*) AS requests, count(*) FILTER (WHERE failed) AS errors,
-        {", ".join(f"sum({c}) AS {c}" for c in SUMS)}
-    FROM new GROUP BY minute_b, {", ".join(ALL_DIMS)}
 )"""  # noqa: S608
 
 
@@ -140,14 +128,16 @@ def insert_and_roll_up(columns: tuple[str, ...], staging: str) -> str:
     Built from module constants only (never from input).
     """
     cols = ", ".join(columns)
+    # each bucket and class computed once per row, not once per rollup (a first pass summing the batch by minute and
+    # every dimension, which the rollups then summed again, saved ~12 % with live traffic's few groups per batch but
+    # cost ~30 % of the store path's throughput on events spread over time, where each row is its own group)
     needed = ", ".join(
         (
             "event_id",
             *ALL_DIMS,
             *SUMS,
             "status >= 400 OR error_type <> '' AS failed",
-            "date_trunc('minute', ts, 'UTC') AS minute_b",
-            "date_trunc('hour', ts, 'UTC') AS hour_b",
+            *(f"date_trunc('{unit}', ts, 'UTC') AS {unit}_b" for unit in ("minute", "hour", "day")),
             f"{latency_class_sql('latency_ms')} AS latency_class",
         )
     )
@@ -157,6 +147,6 @@ WITH new AS (
     INSERT INTO usage_events ({cols}) SELECT {cols} FROM {staging}
     ON CONFLICT (event_id) DO NOTHING
     RETURNING {needed}
-),{_AGG},{ctes},{_LATENCY}
+),{ctes},{_LATENCY}
 SELECT n.event_id, b.key_id IS NOT NULL AS budgeted FROM new n LEFT JOIN usage_budgets b ON b.key_id = n.key_id
 """  # noqa: S608
