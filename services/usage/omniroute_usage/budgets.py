@@ -3,7 +3,8 @@
 A budget is a USD limit per calendar period in UTC (``daily``: from midnight, ``weekly``: from Monday midnight,
 ``monthly``: from the 1st). Spend is the sum of ``cost_usd`` of the key's events stored in the current period, read
 from the day rollup (at most 31 rows per key and dimension), so a check never scans raw events and every replica
-of every service sees the same spend. Spend lags ingestion by one writer batch (``BATCH_WAIT_MS``).
+of every service sees the same spend. Spend lags ingestion by one writer batch (``BATCH_WAIT_MS``, and at most
+``BATCH_LINGER_MS`` more under steady traffic).
 
 The warning fires once per key and period, whichever replica stores the event that crosses the threshold: the
 ``UPDATE ... WHERE warned_period IS DISTINCT FROM <period start>`` is re-checked on the locked row, so concurrent
@@ -15,7 +16,8 @@ A stored batch that leaves a key at or past its limit is also announced on ``omn
 (:data:`omniroute_core.events.BUDGET_STATE_SUBJECT`, ``{"keyId", "state": "exceeded"}``), after every batch that
 does (not once): edges cache budget answers for a couple of seconds, and this notice makes each of them ask again
 right away, so a key's overshoot is bounded by the metering pipeline's delay rather than by that cache. Keys well
-under their budget cost one read per batch (the warning share filters them), as before.
+under their budget cost one read per batch (the warning share filters them), as before; a batch whose keys have no
+budget (as seen by its insert) costs none.
 """
 
 from __future__ import annotations

@@ -7,14 +7,16 @@ marked ``Omniroute-Encoding: batch`` (several events per message), on the subjec
 The writer consumes ``omniroute.usage.>`` regardless of the provider part.
 
 Delivery contract, per batch: fetch up to ``batch_size`` messages, decode them, store them in one transaction
-(``ON CONFLICT (event_id) DO NOTHING``), and only then acknowledge them. Hence:
+(``ON CONFLICT (event_id) DO NOTHING``), and only then acknowledge them. After a batch that was not full, the next
+fetch waits until ``batch_linger_s`` has passed since this one's (the messages arriving meanwhile make one batch).
+Hence:
 
 - a crash before the commit: nothing stored, the messages are redelivered after ``ack_wait`` and stored once;
 - a crash after the commit but before the acks: redelivered, conflict on ``event_id``, not counted twice;
 - PostgreSQL unreachable: nothing is acknowledged; the writer retries the same batch with exponential backoff,
   marking the messages in progress so JetStream does not hand them to another replica meanwhile;
 - each event is priced before it is stored (``cost_usd``), and the rollups are updated in the same transaction;
-  after the acks, the keys of the newly stored events are checked for a due budget warning;
+  after the acks, the keys of the newly stored events that have a budget are checked for a due budget warning;
 - an undecodable message, or a row PostgreSQL rejects as data: logged, counted as invalid and terminated (no
   redelivery), so it cannot wedge the consumer; the rest of its batch is stored normally.
 
@@ -29,7 +31,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -73,6 +75,10 @@ class WriterConfig:
     durable: str = "usage-writer"
     batch_size: int = 500
     batch_wait_s: float = 0.2
+    # after a batch that was not full, wait until this long after its fetch before fetching again, so that under a
+    # steady trickle the messages meanwhile arrived make one batch (one transaction, one budget check) instead of
+    # one each; a full batch fetches again at once, and the first message after a quiet spell is not delayed
+    batch_linger_s: float = 0.0
     ack_wait_s: float = 30.0
     filter_subject: str = f"{USAGE_SUBJECT_PREFIX}.>"
     retry_initial_s: float = 0.1
@@ -145,9 +151,13 @@ class UsageWriter:
                     await self._pause(delay)
                     delay = min(delay * 2, self._config.retry_max_s)
                     continue
+                fetched = time.monotonic()
                 delay = self._config.retry_initial_s
                 # a batch already delivered to us is finished even when stop() came during the fetch
                 await self._handle(msgs)
+                rest = self._config.batch_linger_s - (time.monotonic() - fetched)
+                if len(msgs) < self._config.batch_size and rest > 0:
+                    await self._pause(rest)
         finally:
             if current is not None:
                 await _unsubscribe(current)
@@ -247,13 +257,22 @@ class UsageWriter:
             await self._stored([row], new_ids)
         await _settle(msg.ack())
 
-    async def _stored(self, rows: Sequence[Row], new_ids: Collection[str]) -> None:
+    async def _stored(self, rows: Sequence[Row], new_ids: Mapping[str, bool]) -> None:
+        """Count and observe the new rows; check the budgets of their keys that have one (``new_ids`` maps each new
+        id to whether its key had a budget when stored: a batch without such a key costs no budget query)."""
         self._metrics.stored.inc(len(new_ids))
         self._metrics.duplicates.inc(len(rows) - len(new_ids))
-        new_rows = [row for row in rows if row[0] in new_ids]
+        # an id repeated within the batch (a re-published message fetched with the first) was stored once
+        pending = set(new_ids)
+        new_rows = []
+        for row in rows:
+            if row[0] in pending:
+                pending.discard(row[0])
+                new_rows.append(row)
         self._metrics.genai.record(_observed(row) for row in new_rows)
-        if self._budgets is not None and new_rows:
-            await self._budgets.check({row[_KEY_ID] for row in new_rows})
+        budgeted = {row[_KEY_ID] for row in new_rows if new_ids[row[0]]}
+        if self._budgets is not None and budgeted:
+            await self._budgets.check(budgeted)
 
     async def _pause(self, seconds: float) -> None:
         # sleep, but wake at once on stop() so shutdown never waits out a backoff

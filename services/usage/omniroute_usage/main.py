@@ -118,6 +118,7 @@ class UsageService:
                     durable=settings.consumer_name,
                     batch_size=settings.batch_size,
                     batch_wait_s=settings.batch_wait_ms / 1000,
+                    batch_linger_s=settings.batch_linger_ms / 1000,
                     ack_wait_s=settings.ack_wait_s,
                 ),
                 pricing,

@@ -122,12 +122,15 @@ CREATE TABLE usage_latency_hour (
 
 
 def insert_and_roll_up(columns: tuple[str, ...], staging: str) -> str:
-    """The statement moving ``staging`` into ``usage_events`` and the rollups; returns the new event ids.
+    """The statement moving ``staging`` into ``usage_events`` and the rollups; returns the new event ids, each with
+    whether its key has a budget (the writer checks budgets only for batches holding such a key).
 
     Built from module constants only (never from input).
     """
     cols = ", ".join(columns)
-    # each bucket and class computed once per row, not once per rollup
+    # each bucket and class computed once per row, not once per rollup (a first pass summing the batch by minute and
+    # every dimension, which the rollups then summed again, saved ~12 % with live traffic's few groups per batch but
+    # cost ~30 % of the store path's throughput on events spread over time, where each row is its own group)
     needed = ", ".join(
         (
             "event_id",
@@ -145,5 +148,5 @@ WITH new AS (
     ON CONFLICT (event_id) DO NOTHING
     RETURNING {needed}
 ),{ctes},{_LATENCY}
-SELECT event_id FROM new
+SELECT n.event_id, b.key_id IS NOT NULL AS budgeted FROM new n LEFT JOIN usage_budgets b ON b.key_id = n.key_id
 """  # noqa: S608

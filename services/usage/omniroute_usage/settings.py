@@ -18,6 +18,9 @@ class UsageSettings(CommonSettings):
     batch_size: int = 500
     # how long a fetch waits for the first message before looping (bounds shutdown latency too)
     batch_wait_ms: int = 200
+    # under a steady trickle, at most one batch per this many ms (the rest wait and join the next batch): metering
+    # then costs one transaction per interval rather than one per message; 0 stores each fetch at once
+    batch_linger_ms: int = 200
     # the durable JetStream consumer; replicas sharing this name share the work
     consumer_name: str = "usage-writer"
     # an unacked message is redelivered after this long (a crashed replica's batch moves on)

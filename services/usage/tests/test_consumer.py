@@ -269,7 +269,7 @@ class _CrashingStore(UsageStore):
         self._commit_first = commit_first
         self.crashed = asyncio.Event()
 
-    async def insert_batch(self, rows: Sequence[Row]) -> set[str]:
+    async def insert_batch(self, rows: Sequence[Row]) -> dict[str, bool]:
         if self.crashed.is_set():
             return await super().insert_batch(rows)
         if self._commit_first:
@@ -311,7 +311,7 @@ class _GatedStore(UsageStore):
         self.entered = asyncio.Event()
         self.gate = asyncio.Event()
 
-    async def insert_batch(self, rows: Sequence[Row]) -> set[str]:
+    async def insert_batch(self, rows: Sequence[Row]) -> dict[str, bool]:
         self.entered.set()
         await self.gate.wait()
         return await super().insert_batch(rows)

@@ -39,16 +39,18 @@ async def _publish_for(js: JetStreamContext, key_id: str, count: int) -> None:
 
 
 def test_settings_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("USAGE_PORT", "METRICS_PORT", "BATCH_SIZE", "BATCH_WAIT_MS", "CONSUMER_NAME"):
+    for name in ("USAGE_PORT", "METRICS_PORT", "BATCH_SIZE", "BATCH_WAIT_MS", "BATCH_LINGER_MS", "CONSUMER_NAME"):
         monkeypatch.delenv(name, raising=False)
     defaults = UsageSettings()
     assert (defaults.usage_port, defaults.metrics_port) == (50053, 9103)
     assert (defaults.batch_size, defaults.batch_wait_ms, defaults.consumer_name) == (500, 200, "usage-writer")
-    for name, value in {"USAGE_PORT": "6000", "METRICS_PORT": "0", "BATCH_SIZE": "50", "CONSUMER_NAME": "x"}.items():
+    assert defaults.batch_linger_ms == 200
+    env = {"USAGE_PORT": "6000", "METRICS_PORT": "0", "BATCH_SIZE": "50", "BATCH_LINGER_MS": "0", "CONSUMER_NAME": "x"}
+    for name, value in env.items():
         monkeypatch.setenv(name, value)
     configured = UsageSettings()
     assert (configured.usage_port, configured.metrics_port, configured.batch_size) == (6000, 0, 50)
-    assert configured.consumer_name == "x"
+    assert (configured.consumer_name, configured.batch_linger_ms) == ("x", 0)
 
 
 async def test_service_consumes_and_answers_then_stops(db: str, nats_url: str, js: JetStreamContext) -> None:

@@ -6,9 +6,10 @@ import datetime as dt
 from decimal import Decimal
 
 import asyncpg
+import pytest
 
 from omniroute.v1 import common_pb2, usage_pb2
-from omniroute_usage.store import COLUMNS, KeyUsage, UsageStore, event_row
+from omniroute_usage.store import COLUMNS, KeyUsage, UsageStore, event_row, open_pool
 from omniroute_usage.testing import make_event
 
 NOW = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
@@ -119,3 +120,26 @@ async def test_key_usage_sums_the_window(store: UsageStore) -> None:
         total_tokens=151 + 152 + 153 + 154,
     )
     assert await store.key_usage("nobody", since) == KeyUsage(0, 0, 0, 0, 0, 0, 0)
+
+
+async def test_a_failed_batch_leaves_the_pooled_connection_clean(db: str) -> None:
+    # connections return to the pool without asyncpg's reset queries: a batch PostgreSQL rejected must still leave
+    # nothing behind on the connection (no open transaction, no staged rows) for the next batch
+    conn = await asyncpg.connect(db)
+    try:
+        await conn.execute("ALTER TABLE usage_events ADD CONSTRAINT test_reject CHECK (model <> 'reject-me')")
+    finally:
+        await conn.close()
+    pool = await open_pool(db, max_size=1)
+    try:
+        store = UsageStore(pool)
+        good, bad = _row(make_event("p", 1)), _row(make_event("p", 2, model="reject-me"))
+        with pytest.raises(asyncpg.CheckViolationError):
+            await store.insert_batch([good, bad])
+        assert await store.insert_batch([_row(make_event("p", 3))]) == {"ev-p-3": False}
+        async with pool.acquire() as same:
+            assert not same.is_in_transaction()
+            assert await same.fetchval("SELECT count(*) FROM usage_events_in") == 0
+            assert await same.fetchval("SELECT count(*) FROM usage_events") == 1
+    finally:
+        await pool.close()
