@@ -62,6 +62,7 @@ class ExactCache:
         self._lru: OrderedDict[str, tuple[float, StoredReply]] = OrderedDict()
         self._instance = uuid.uuid4().hex[:12]
         self._listener: asyncio.Task[None] | None = None
+        self._stopping = False
         self._on_clear: list[Callable[[], Awaitable[None]]] = []
         self._clearing: set[asyncio.Task[None]] = set()
         self._hits = self._misses = 0  # not yet added to CACHE_STATS
@@ -146,12 +147,16 @@ class ExactCache:
     async def start(self) -> None:
         """Follow clear requests from the control plane, report this edge's in-process tier size and write
         the hit rate's counts."""
+        self._stopping = False
         self._listener = asyncio.create_task(self._listen(), name="cache-clear-listener")
         await self._stats.start()
 
     async def stop(self) -> None:
         await self._stats.stop()
         if self._listener:
+            # redis-py's get_message(timeout=...) can turn a cancellation into its own timeout and return None
+            # (the task then polls on): the flag ends the loop at its next turn, at most a second later
+            self._stopping = True
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
@@ -159,11 +164,11 @@ class ExactCache:
             await self._redis.hdel(CACHE_MEMORY, self._instance)
 
     async def _listen(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(CACHE_CLEAR_CHANNEL)
-                    while True:
+                    while not self._stopping:
                         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                         if message is not None:
                             self._cleared()

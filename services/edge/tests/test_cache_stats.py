@@ -98,3 +98,12 @@ async def test_a_redis_outage_never_reaches_a_lookup() -> None:
         await exact.flush_counts()
     await exact.flush_counts()  # the failed batch was dropped: nothing left to write
     await dead.aclose()
+
+
+async def test_stop_ends_the_clear_listener_whenever_it_comes(redis: aioredis.Redis) -> None:
+    # redis-py's get_message(timeout=...) may swallow the listener's cancellation: stop must still end it
+    for _ in range(20):
+        exact = cache(redis, 3600)
+        await exact.start()
+        exact.count(hit=True)  # stop writes it first: the listener is inside get_message when it is cancelled
+        await asyncio.wait_for(exact.stop(), 5)
