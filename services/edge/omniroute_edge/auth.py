@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import time
 from dataclasses import dataclass
 
@@ -16,10 +15,6 @@ __all__ = ["AuthError", "Caller", "authenticate", "presented_key"]
 _KEY_HEADERS = (b"x-api-key", b"x-goog-api-key")
 # the data-plane scopes: a route with no scope of its own (a listing) admits a key holding any of them
 _DATA_SCOPES = frozenset({"chat", "embeddings", "images", "audio", "*"})
-
-# the hash of each recently presented key, so a client's every request does not hash its key again: a few
-# thousand entries (a busy gateway's active keys; a client spraying made-up keys only evicts them)
-_hash = functools.lru_cache(maxsize=4096)(hash_api_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +50,7 @@ def authenticate(key: str | None, snapshot: ConfigSnapshot, *, required: bool, s
     When keys are not required, an unknown key is treated as anonymous: SDKs always send *some* key, and a
     newcomer's placeholder must not break them. A known key is always checked (revoked, expired, scopes).
     """
-    record = snapshot.keys_by_hash.get(_hash(key)) if key else None
+    record = snapshot.keys_by_hash.get(hash_api_key(key)) if key else None
     if record is None:
         if required:
             message = "invalid API key" if key else "missing API key: send 'Authorization: Bearer <key>'"
