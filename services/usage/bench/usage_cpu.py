@@ -35,24 +35,10 @@ from omniroute_core import events
 from omniroute_devservers.servers import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from usage_ingest import _event, _server
 
-
-def _cpu(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            continue
-        for proc in procs:
-            try:
-                t = proc.cpu_times()
-            except psutil.Error:
-                continue
-            total += t.user + t.system
-    return total
+from bench.targets import tree_cpu_seconds as _cpu
 
 
 def _postgres_pid(port: int) -> int:
