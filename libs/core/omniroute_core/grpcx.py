@@ -50,6 +50,10 @@ CHANNEL_OPTIONS: Sequence[tuple[str, Any]] = (
     # calls spread over every address the name resolves to (a Kubernetes headless Service: one per replica), as
     # H2Channel does; the default pick_first would send them all to one replica
     ("grpc.lb_policy_name", "round_robin"),
+    # subchannels of this channel only: gRPC's process-wide pool lets a new channel inherit another's subchannel
+    # to the same address still backing off after a refused connect (a restarted server on a reused port, or a
+    # test's), which fails the new channel's first calls UNAVAILABLE at once
+    ("grpc.use_local_subchannel_pool", 1),
 )
 
 
