@@ -4,7 +4,8 @@ uvicorn writes a response's status line and headers in one ``transport.write`` a
 so a complete reply (head, then body) costs two ``send`` system calls and may reach the client as two TCP
 segments (a client can wake up for each). The relay sends head and body back to back, within one step of the
 loop; buffering writes until the step ends (``call_soon``) joins them without delaying anything by more than
-the rest of that step. Streamed events that arrive later still leave as they come.
+the rest of that step; a complete reply leaves at once (``on_response_complete``), before the request's own
+bookkeeping runs. Streamed events that arrive later still leave as they come.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ class CoalescingTransport:
             self._loop.call_soon(self._flush)
         self._parts.append(data)
 
+    def flush(self) -> None:
+        """What is queued leaves now (a complete reply: the client need not wait for the rest of the step)."""
+        if self._parts:
+            self._flush()
+
     def _flush(self) -> None:
         parts, self._parts = self._parts, []
         if parts and not self._transport.is_closing():
@@ -52,3 +58,11 @@ class HttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: Any) -> None:
         # the wrapper offers every Transport method uvicorn calls (write, close, the rest delegated)
         super().connection_made(cast(asyncio.Transport, CoalescingTransport(transport, self.loop)))
+
+    def on_response_complete(self) -> None:
+        # the reply's last write was just made: it leaves before the request's task finishes its bookkeeping
+        # (metrics, the overhead histograms, the cache and idempotency stores run after the client has it)
+        transport = self.transport
+        if isinstance(transport, CoalescingTransport):
+            transport.flush()
+        super().on_response_complete()

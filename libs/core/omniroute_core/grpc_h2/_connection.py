@@ -107,6 +107,7 @@ class Connection(FrameLoop):
         """Start a unary-request call: HEADERS, then the request message as DATA that ends our side."""
         stream = await self.open_stream(path, metadata, timeout, limit)
         await self.send_data(stream, struct.pack(">BI", 0, len(message)) + message, end_stream=True)
+        self.flush()
         return stream
 
     async def open_stream(

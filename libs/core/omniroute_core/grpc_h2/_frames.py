@@ -277,6 +277,13 @@ class FrameLoop(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self._flush)
         self._out.append(data)
 
+    def flush(self) -> None:
+        """Send what is queued now, not at the end of the loop step: after the last frames of something the peer
+        is waiting for (a call's request, a reply's trailers, a stream's first message), so the rest of this
+        step (the caller's bookkeeping, other callbacks) runs while the peer already works, not before it can."""
+        if self._out:
+            self._flush()
+
     def _flush(self) -> None:
         out, self._out = self._out, []
         if out and self.transport is not None and not self.transport.is_closing():

@@ -186,6 +186,7 @@ class ServerConnection(FrameLoop):
         self.write_headers(stream_id, self.header_block(fields), END_STREAM)
         if not ended:
             self.write(frame(RST, 0, stream_id, struct.pack(">I", NO_ERROR)))
+        self.flush()
 
     # -- streams and shutdown --------------------------------------------------------------------------------
 

@@ -76,6 +76,8 @@ class ServerStream:
         self._unacked = 0  # request bytes not yet returned to the client's window on this stream
         self._head: list[bytes] = []  # initial metadata, sent with the reply's head
         self._head_sent = False
+        # server-streaming and bidirectional calls: their first message is flushed at once
+        self.streams_replies = handler.unary_stream is not None or handler.stream_stream is not None
         self._timer: asyncio.TimerHandle | None = None
         if timeout is not None:
             loop = asyncio.get_running_loop()
@@ -192,11 +194,15 @@ class ServerStream:
             raise CallFailed(grpc.StatusCode.RESOURCE_EXHAUSTED, details)
         if self.done:
             raise asyncio.CancelledError  # reset meanwhile: the task is being cancelled
-        if not self._head_sent:
+        first = not self._head_sent
+        if first:
             self._head_sent = True
             self.conn.write_headers(self.id, self.conn.header_block(self._response_head()))
         if not await self.conn.send_data(self, struct.pack(">BI", 0, len(data)) + data, end_stream=False):
             raise asyncio.CancelledError
+        if first and self.streams_replies:
+            self.conn.flush()  # a stream's first message (its time to first byte) leaves now; a unary reply
+            # leaves with its trailers, written in this same step
 
     def initial_metadata(self, metadata: tuple[tuple[str, str | bytes], ...]) -> None:
         if self._head_sent:
