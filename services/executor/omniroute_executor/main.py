@@ -44,7 +44,13 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
     await events.ensure_usage_stream(js)
     watcher = SnapshotWatcher(js)
     await watcher.start()
-    publisher = UsagePublisher(js, registry, queue_size=settings.usage_queue_size, spool=Spool(settings.spool_folder()))
+    publisher = UsagePublisher(
+        js,
+        registry,
+        queue_size=settings.usage_queue_size,
+        spool=Spool(settings.spool_folder()),
+        linger_s=settings.usage_publish_linger_s,
+    )
     publisher.start()
     upstream = Upstream(
         max_connections=settings.upstream_max_connections,
