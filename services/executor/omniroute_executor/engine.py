@@ -14,7 +14,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, aclosing, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -41,10 +41,14 @@ from omniroute_executor.translate import TranslatorClient
 from omniroute_executor.upstream import Upstream, UpstreamError, UpstreamResponse
 from omniroute_executor.usage_events import new_event_id
 
-__all__ = ["Engine", "EventSink"]
+__all__ = ["Defer", "Engine", "EventSink"]
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
+
+
+# runs an attempt's bookkeeping after the reply it belongs to was sent (and before the executor stops)
+Defer = Callable[[Coroutine[Any, Any, None]], None]
 
 
 class EventSink(Protocol):
@@ -101,7 +105,12 @@ class Engine:
 
     # -- non-streaming -------------------------------------------------------------------------------------
 
-    async def execute(self, req: executor_pb2.ExecuteRequest) -> executor_pb2.ExecuteReply:
+    async def execute(
+        self, req: executor_pb2.ExecuteRequest, *, defer: Defer | None = None
+    ) -> executor_pb2.ExecuteReply:
+        """The reply of a complete (non-streamed) request. ``defer``, when given, takes the final attempt's
+        bookkeeping (health, routing statistics, usage event) to run after the reply left (the gRPC servicer's
+        :meth:`~omniroute_executor.server.ExecutorServicer.defer`); without it, it runs before returning."""
         meta = req.meta
         if meta.operation == common_pb2.OPERATION_COUNT_TOKENS:
             return await self._count_tokens(meta, req.body)
@@ -127,8 +136,12 @@ class Engine:
                     raise
                 finally:
                     request.upstream.stop()
-                await self._settle(request, target, attempt, outcome, outcomes)
-                if outcome.kind in (Kind.OK, Kind.STOP):
+                final = outcome.kind in (Kind.OK, Kind.STOP)
+                if final and defer is not None:
+                    defer(self._settle(request, target, attempt, outcome, outcomes))
+                else:
+                    await self._settle(request, target, attempt, outcome, outcomes)
+                if final:
                     return _timed(outcome.reply, request.upstream)
         return _timed(await self._final(request, outcomes), request.upstream)
 

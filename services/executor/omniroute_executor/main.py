@@ -104,7 +104,8 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         settings.executor_server,
         max_connection_age_s=settings.grpc_max_connection_age_s,
     )
-    executor_pb2_grpc.add_ExecutorServicer_to_server(ExecutorServicer(engine), server.server)
+    servicer = ExecutorServicer(engine)
+    executor_pb2_grpc.add_ExecutorServicer_to_server(servicer, server.server)
     executor_pb2_grpc.add_ProviderAdminServicer_to_server(admin, server.server)
     await server.start()
     log.info(
@@ -116,6 +117,7 @@ async def serve(settings: ExecutorSettings, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         await server.stop(grace=10)
+        await servicer.drain()  # the last replies' usage events reach the publisher before it closes
         await publisher.close()
         await watcher.stop()
         await upstream.close()

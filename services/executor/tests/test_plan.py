@@ -260,3 +260,62 @@ def test_cost_optimized_ranks_with_the_shipped_price_book() -> None:
     )
     built = build_plan("c", shipped, snapshot, stats=RoutingStats(), rng=random.Random(0), blocked_until=lambda t: 0)
     assert names(built) == ["c1:llama3.1-8b", "o1:gpt-4o", "p1:sonar-pro"]  # 0.2, 12.5, 18 USD per 1M in+out
+
+
+def test_a_model_with_one_possible_order_is_expanded_once_per_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    from omniroute_executor.routing import plan as plan_module
+
+    calls: list[str] = []
+    real = plan_module.expand  # type: ignore[attr-defined]
+
+    def counting(model: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(model)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "expand", counting)
+    snapshot = snap(combo("one", "groq/llama"))
+    for _ in range(3):
+        assert names(plan("groq/llama", snapshot)) == ["g1:llama"]
+        assert names(plan("one", snapshot)) == ["g1:llama"]
+    assert calls == ["groq/llama", "one"]  # one account, one step: no strategy had a choice to make
+    # blocked targets are still decided per request, on the reused expansion
+    assert plan("groq/llama", snapshot, blocked={"g1"}).targets == ()
+    # a new snapshot expands afresh
+    assert names(plan("groq/llama", snap(combo("one", "groq/llama")))) == ["g1:llama"]
+    assert calls == ["groq/llama", "one", "groq/llama"]
+
+
+def test_models_whose_order_is_chosen_are_expanded_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from omniroute_executor.routing import plan as plan_module
+
+    calls: list[str] = []
+    real = plan_module.expand  # type: ignore[attr-defined]
+
+    def counting(model: str, *args: Any, **kwargs: Any) -> Any:
+        calls.append(model)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(plan_module, "expand", counting)
+    stats = RoutingStats()
+    accounts = snap(settings={"routing": {"accountStrategy": "round-robin"}})  # two active openai accounts
+    firsts = [names(plan("openai/gpt-4o", accounts, stats=stats))[0] for _ in range(4)]
+    assert firsts == ["o1:gpt-4o", "o2:gpt-4o", "o1:gpt-4o", "o2:gpt-4o"]
+    rr = snap(combo("rr", "groq/llama", "groq/llama"))  # two steps: the strategy orders them
+    plan("rr", rr)
+    plan("rr", rr)
+    assert calls.count("openai/gpt-4o") == 4 and calls.count("rr") == 2
+
+
+def test_unknown_models_are_not_kept_and_the_kept_ones_are_bounded() -> None:
+    from omniroute_executor.routing.plan import _FixedExpansions
+
+    snapshot = snap()
+    with pytest.raises(ResolveError):
+        plan("nope/x", snapshot)
+    with pytest.raises(ResolveError):  # still refused: a failure is never cached as anything
+        plan("nope/x", snapshot)
+    fixed = snapshot.derived("plan.fixed", _FixedExpansions)
+    for i in range(_FixedExpansions.LIMIT + 10):
+        plan(f"groq/model-{i}", snapshot)  # a provider prefix passes any model name through
+    assert fixed.get("groq/model-0") is None and fixed.get(f"groq/model-{_FixedExpansions.LIMIT + 9}") is not None
+    assert len(fixed._entries) == _FixedExpansions.LIMIT

@@ -17,6 +17,7 @@ statistics and the blocked check are passed in.
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 from omniroute.v1 import translator_pb2
 from omniroute_core.catalog import Catalog, ProviderSpec
 from omniroute_core.request_settings import SYSTEM_PROMPT_KEY, THINKING_BUDGET_KEY, SystemPrompt, ThinkingBudget
-from omniroute_core.resolution import Group, expand, is_reasoning_model, model_price
+from omniroute_core.resolution import Expansion, Group, expand, is_reasoning_model, model_price
 from omniroute_core.snapshot import Combo, ConfigSnapshot
 from omniroute_executor.resolve import Target
 from omniroute_executor.routing.strategies import Candidate, RoutingStats, order
@@ -131,8 +132,13 @@ def build_plan(
     ``blocked_until(target)`` returns 0 for a usable target, else the wall-clock ms when it may be used again.
     """
     settings = snapshot.derived("plan.settings", lambda: _Settings.of(snapshot))
-    ordering = _Ordering(snapshot, stats, rng, settings.config)
-    expansion = expand(model, catalog, snapshot, order_steps=ordering.steps, order_targets=ordering.connections)
+    fixed = snapshot.derived("plan.fixed", _FixedExpansions)
+    expansion = fixed.get(model)
+    if expansion is None:
+        ordering = _Ordering(snapshot, stats, rng, settings.config)
+        expansion = expand(model, catalog, snapshot, order_steps=ordering.steps, order_targets=ordering.connections)
+        if not ordering.chose:
+            fixed.put(model, expansion)
     combo = expansion.named.combo
     config = settings.config
     if combo is not None:
@@ -178,16 +184,46 @@ class _Settings:
         )
 
 
+class _FixedExpansions:
+    """Per snapshot, the expansions of model strings whose targets came out in the only possible order (every
+    combo and provider on the way had at most one candidate, so no strategy, statistic or random draw took part):
+    for those the expansion is a function of the snapshot and the string, and requests reuse it (most traffic
+    names one provider account or a one-step alias). Bounded, least recently used first out: clients choose the
+    strings."""
+
+    __slots__ = ("_entries",)
+    LIMIT = 1024
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[str, Expansion] = OrderedDict()
+
+    def get(self, model: str) -> Expansion | None:
+        found = self._entries.get(model)
+        if found is not None:
+            self._entries.move_to_end(model)
+        return found
+
+    def put(self, model: str, expansion: Expansion) -> None:
+        self._entries[model] = expansion
+        if len(self._entries) > self.LIMIT:
+            self._entries.popitem(last=False)
+
+
 @dataclass(slots=True)
 class _Ordering:
-    """The strategies, as the ordering callbacks of :func:`omniroute_core.resolution.expand`."""
+    """The strategies, as the ordering callbacks of :func:`omniroute_core.resolution.expand`. ``chose``: some
+    combo or provider had more than one candidate, so the order may differ from one request to the next."""
 
     snapshot: ConfigSnapshot
     stats: RoutingStats
     rng: random.Random
     config: RouteConfig
+    chose: bool = False
 
     def steps(self, combo: Combo, groups: list[Group]) -> list[Group]:
+        if len(groups) > 1:
+            self.chose = True
+
         def candidate(group: Group) -> Candidate:
             step, targets = group
             head = targets[0]
@@ -196,6 +232,8 @@ class _Ordering:
         return order(combo.strategy, groups, candidate, stats=self.stats, rng=self.rng, group=f"combo:{combo.name}")
 
     def connections(self, spec: ProviderSpec, targets: list[Target]) -> list[Target]:
+        if len(targets) > 1:
+            self.chose = True
         strategy, sticky = self.config.account_strategy, self.config.sticky_limit
         override = self.config.providers.get(spec.id)
         if override is not None:
