@@ -6,16 +6,50 @@ segments (a client can wake up for each). The relay sends head and body back to 
 loop; buffering writes until the step ends (``call_soon``) joins them without delaying anything by more than
 the rest of that step; a complete reply leaves at once (``on_response_complete``), before the request's own
 bookkeeping runs. Streamed events that arrive later still leave as they come.
+
+It also tells the relay when a client leaves (:class:`DisconnectWatch`, in the scope's extensions): uvicorn only
+reports that through ``receive()``, which would take a waiting task per request.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["CoalescingTransport", "HttpProtocol"]
+__all__ = ["DISCONNECT_WATCH", "CoalescingTransport", "DisconnectWatch", "HttpProtocol"]
+
+# the scope extension holding the connection's DisconnectWatch
+DISCONNECT_WATCH = "omniroute.disconnect_watch"
+
+
+class DisconnectWatch:
+    """Callbacks to run when the client's connection is lost: how the relay learns that a client left without
+    a task per request waiting in ``receive()`` for ``http.disconnect``. One per connection (pipelined requests
+    share it); a callback added after the loss runs at once."""
+
+    __slots__ = ("_callbacks", "lost")
+
+    def __init__(self) -> None:
+        self.lost = False
+        self._callbacks: set[Callable[[], object]] = set()
+
+    def add(self, callback: Callable[[], object]) -> None:
+        if self.lost:
+            callback()
+        else:
+            self._callbacks.add(callback)
+
+    def discard(self, callback: Callable[[], object]) -> None:
+        self._callbacks.discard(callback)
+
+    def fire(self) -> None:
+        self.lost = True
+        callbacks, self._callbacks = self._callbacks, set()
+        for callback in callbacks:
+            callback()
 
 
 class CoalescingTransport:
@@ -59,10 +93,23 @@ class HttpProtocol(HttpToolsProtocol):
         # the wrapper offers every Transport method uvicorn calls (write, close, the rest delegated)
         super().connection_made(cast(asyncio.Transport, CoalescingTransport(transport, self.loop)))
 
+    _watch: DisconnectWatch | None = None
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._watch is None:
+            self._watch = DisconnectWatch()
+        self.scope["extensions"] = cast(Any, {DISCONNECT_WATCH: self._watch})
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._watch is not None:
+            self._watch.fire()
+        super().connection_lost(exc)
+
     def on_response_complete(self) -> None:
         # the reply's last write was just made: it leaves before the request's task finishes its bookkeeping
         # (metrics, the overhead histograms, the cache and idempotency stores run after the client has it)
-        transport = self.transport
+        transport: Any = self.transport  # typed as asyncio.Transport by uvicorn; ours since connection_made
         if isinstance(transport, CoalescingTransport):
             transport.flush()
         super().on_response_complete()

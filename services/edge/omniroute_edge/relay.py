@@ -31,6 +31,7 @@ from omniroute_edge.auth import AuthError, authenticate, presented_key
 from omniroute_edge.bodies import BodyError, read_request
 from omniroute_edge.errors import ErrorRenderer
 from omniroute_edge.guards import NOTHING, Guards, Refused, with_headers
+from omniroute_edge.http_protocol import DISCONNECT_WATCH, DisconnectWatch
 from omniroute_edge.ipfilter import CLIENT_IP
 from omniroute_edge.metrics import EdgeMetrics, new_request_id
 from omniroute_edge.progress import Progress
@@ -115,9 +116,10 @@ class Relay:
         client_ip = scope.get(CLIENT_IP) or _client_ip(scope)
         key_id = caller.key.id if caller.key else ""
         if ctx.sessions is not None and operation == common_pb2.OPERATION_CHAT:
-            session = session_id(scope["headers"], fmt, doc, key_id or "ip:" + client_ip, model)
-            if session is not None:
-                ctx.sessions.touch(session, key_id, model)
+            # the next loop step: the call to the executor leaves first (the fingerprint hashes the conversation)
+            caller_id = key_id or "ip:" + client_ip
+            args = (ctx.sessions, scope["headers"], fmt, doc, caller_id, key_id, model)
+            asyncio.get_running_loop().call_soon(_touch_session, *args)
         meta = common_pb2.RequestMeta(
             request_id=rid,
             key_id=key_id,
@@ -170,8 +172,8 @@ class Relay:
 
         async def run(out: Send, extra: list[tuple[bytes, bytes]]) -> int:
             if stream:
-                return await self._stream(ctx, request, receive, out, rid, extra, progress, started)
-            return await self._unary(ctx, request, receive, out, rid, extra, started)
+                return await self._stream(ctx, request, scope, receive, out, rid, extra, progress, started)
+            return await self._unary(ctx, request, scope, receive, out, rid, extra, started)
 
         token = _header(scope, b"idempotency-key") or _header(scope, b"x-request-id")
         if ctx.replay is None or (not token and ctx.replay.cache is None):
@@ -191,6 +193,7 @@ class Relay:
         self,
         ctx: EdgeContext,
         request: executor_pb2.ExecuteRequest,
+        scope: Scope,
         receive: Receive,
         send: Send,
         rid: str,
@@ -198,7 +201,8 @@ class Relay:
         started: float,
     ) -> int:
         call = ctx.executor.Execute(request, metadata=call_metadata(rid), timeout=ctx.request_timeout_s)
-        return await _until_disconnect(self._relay_unary(ctx, call, send, rid, extra, started), receive, call.cancel)
+        relay = self._relay_unary(ctx, call, send, rid, extra, started)
+        return await _until_disconnect(relay, scope, receive, call.cancel)
 
     async def _relay_unary(
         self, ctx: EdgeContext, call: Any, send: Send, rid: str, extra: list[tuple[bytes, bytes]], started: float
@@ -218,6 +222,7 @@ class Relay:
         self,
         ctx: EdgeContext,
         request: executor_pb2.ExecuteRequest,
+        scope: Scope,
         receive: Receive,
         send: Send,
         rid: str,
@@ -227,7 +232,7 @@ class Relay:
     ) -> int:
         call = ctx.executor.ExecuteStream(request, metadata=call_metadata(rid), timeout=ctx.request_timeout_s)
         relay = self._relay_stream(ctx, call, send, rid, extra, progress, started)
-        return await _until_disconnect(relay, receive, call.cancel)
+        return await _until_disconnect(relay, scope, receive, call.cancel)
 
     async def _relay_stream(
         self,
@@ -286,6 +291,20 @@ class Relay:
         return int(first.status)
 
 
+def _touch_session(
+    sessions: SessionTracker,
+    headers: list[tuple[bytes, bytes]],
+    fmt: common_pb2.Format.ValueType,
+    doc: dict[str, Any],
+    caller: str,
+    key_id: str,
+    model: str,
+) -> None:
+    session = session_id(headers, fmt, doc, caller, model)
+    if session is not None:
+        sessions.touch(session, key_id, model)
+
+
 async def _relay_with_progress(call: Any, send: Send, ticker: Progress) -> None:
     """The stream loop with progress frames: a read that outlasts the interval lets a frame out first."""
     reading = asyncio.ensure_future(call.read())
@@ -323,12 +342,34 @@ async def _stream_timing(call: Any) -> executor_pb2.UpstreamTiming:
     return timing
 
 
-async def _until_disconnect(work: Coroutine[Any, Any, int], receive: Receive, cancel: Callable[[], Any]) -> int:
-    """Run ``work`` (the relay of one executor call) in the request's own task; one watcher task waits for the
-    client to go away and then ``cancel``s the executor call (→ upstream). A cancelled call ends ``work`` with
-    ``CancelledError`` at its next read of the call: that is a 499. Whatever ``work`` awaits besides the call
-    (a ``send`` to a gone client, an error rendering) returns on its own, so cancelling the call is enough."""
+async def _until_disconnect(
+    work: Coroutine[Any, Any, int], scope: Scope, receive: Receive, cancel: Callable[[], Any]
+) -> int:
+    """Run ``work`` (the relay of one executor call) in the request's own task; when the client goes away,
+    ``cancel`` the executor call (→ upstream). A cancelled call ends ``work`` with ``CancelledError`` at its next
+    read of the call: that is a 499. Whatever ``work`` awaits besides the call (a ``send`` to a gone client, an
+    error rendering) returns on its own, so cancelling the call is enough.
+
+    Under our uvicorn protocol the connection's :class:`DisconnectWatch` calls back when it is lost; under any
+    other ASGI server a watcher task waits in ``receive()`` for ``http.disconnect``."""
     gone = False
+    watch = scope.get("extensions", {}).get(DISCONNECT_WATCH)
+    if isinstance(watch, DisconnectWatch):
+
+        def lost() -> None:
+            nonlocal gone
+            gone = True
+            cancel()
+
+        watch.add(lost)
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if gone:
+                return 499
+            raise
+        finally:
+            watch.discard(lost)
 
     def on_disconnect(watcher: asyncio.Future[None]) -> None:
         nonlocal gone
