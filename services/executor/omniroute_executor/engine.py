@@ -201,10 +201,16 @@ class Engine:
     # -- streaming -----------------------------------------------------------------------------------------
 
     async def execute_stream(
-        self, req: executor_pb2.ExecuteRequest, timing: executor_pb2.UpstreamTiming | None = None
+        self,
+        req: executor_pb2.ExecuteRequest,
+        timing: executor_pb2.UpstreamTiming | None = None,
+        *,
+        defer: Defer | None = None,
     ) -> AsyncIterator[executor_pb2.ExecuteChunk]:
         """First chunk: status and headers (and, on failure before any content, the whole error body).
-        ``timing`` is kept up to date with the time spent waiting on providers (for the trailing metadata)."""
+        ``timing`` is kept up to date with the time spent waiting on providers (for the trailing metadata).
+        ``defer``: as for :meth:`execute`, the bookkeeping of the attempt whose content reached the client runs
+        after the stream ended, so its end (the trailers) does not wait for it."""
         meta = req.meta
         if meta.operation != common_pb2.OPERATION_CHAT:  # counts, listings and the other operations never stream
             yield _as_chunk(await self.execute(req))
@@ -249,7 +255,10 @@ class Engine:
                         if attempt.status == 0:
                             attempt.error_type = "client_gone"
                         ended = _ended(attempt.status) if attempt.status else _GONE
-                        await self._settle(request, target, attempt, ended, outcomes)
+                        if defer is not None:
+                            defer(self._settle(request, target, attempt, ended, outcomes))
+                        else:
+                            await self._settle(request, target, attempt, ended, outcomes)
                 if committed:
                     return
                 assert outcome is not None

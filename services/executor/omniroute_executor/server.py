@@ -1,8 +1,9 @@
 """The gRPC adapter: Executor RPCs → :class:`Engine`. Thin on purpose; behaviour lives in the engine.
 
-A complete reply leaves before its attempt's bookkeeping runs (:meth:`ExecutorServicer.defer`): the health
-record, the routing statistics and the usage event cost ~50 µs of the executor's time per request, which the
-client need not wait for. Stopping, :meth:`ExecutorServicer.drain` waits for what is still running, so no usage
+A complete reply, or the end of a stream, leaves before its attempt's bookkeeping runs
+(:meth:`ExecutorServicer.defer`): the health record, the routing statistics and the usage event cost ~50 µs of
+the executor's time per request (and held a stream's last event back with the trailers), which the client need
+not wait for. Stopping, :meth:`ExecutorServicer.drain` waits for what is still running, so no usage
 event is lost.
 """
 
@@ -39,7 +40,7 @@ class ExecutorServicer(executor_pb2_grpc.ExecutorServicer):
     ) -> AsyncIterator[executor_pb2.ExecuteChunk]:
         # A cancelled call (client gone) cancels this generator, which closes the upstream response.
         timing = executor_pb2.UpstreamTiming()
-        async for chunk in self._engine.execute_stream(request, timing):
+        async for chunk in self._engine.execute_stream(request, timing, defer=self.defer):
             yield chunk
         context.set_trailing_metadata(((UPSTREAM_TIMING_KEY, timing.SerializeToString()),))
 

@@ -93,3 +93,23 @@ async def test_drain_waits_for_every_running_bookkeeping(served: Served) -> None
     await served.servicer.drain()
     assert len(served.sink.seen) == 5
     await served.servicer.drain()  # nothing left: returns at once
+
+
+class Context:
+    def __init__(self) -> None:
+        self.trailers: tuple[tuple[str, bytes], ...] = ()
+
+    def set_trailing_metadata(self, trailers: tuple[tuple[str, bytes], ...]) -> None:
+        self.trailers = trailers
+
+
+async def test_a_stream_ends_before_its_bookkeeping_which_still_runs(served: Served) -> None:
+    body = b'{"model":"openai/gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+    context = Context()
+    chunks = [c async for c in served.servicer.ExecuteStream(request(body, stream=True), cast(Any, context))]
+    assert chunks[0].status == 200 and b"".join(c.data for c in chunks).endswith(b"data: [DONE]\n\n")
+    assert [key for key, _ in context.trailers] == ["omniroute-upstream-timing-bin"]
+    assert served.sink.seen == []  # deferred past the stream's end
+    await served.servicer.drain()
+    [event] = served.sink.seen
+    assert (event.status, event.usage.input_tokens) == (200, 11)
