@@ -31,12 +31,11 @@ _TRANSPORT = frozenset((b"content-type", b"te", b"grpc-timeout", b"grpc-encoding
 class ServicerContext:
     """One call's context. ``code`` stays None until the handler sets one (OK is then the outcome)."""
 
-    __slots__ = ("_details", "_metadata", "_stream", "_trailers", "status")
+    __slots__ = ("_details", "_metadata", "_stream", "status")
 
     def __init__(self, stream: ServerStream) -> None:
-        self._stream = stream
+        self._stream = stream  # one way: the stream keeps no reference back, so a call leaves no cycle for the GC
         self._metadata: Metadata | None = None
-        self._trailers: Metadata = ()
         self._details = ""
         self.status: grpc.StatusCode | None = None
 
@@ -51,10 +50,10 @@ class ServicerContext:
         return self._metadata
 
     def set_trailing_metadata(self, trailing_metadata: Iterable[tuple[str, str | bytes]]) -> None:
-        self._trailers = tuple(trailing_metadata)
+        self._stream.trailers = tuple(trailing_metadata)
 
     def trailing_metadata(self) -> Metadata:
-        return self._trailers
+        return self._stream.trailers
 
     def set_code(self, code: grpc.StatusCode) -> None:
         self.status = code
@@ -76,7 +75,7 @@ class ServicerContext:
             raise ValueError("abort() needs a status other than OK")
         self.status, self._details = code, details
         if trailing_metadata:
-            self._trailers = tuple(trailing_metadata)
+            self._stream.trailers = tuple(trailing_metadata)
         raise grpc.aio.AbortError(details)
 
     async def write(self, message: Any) -> None:

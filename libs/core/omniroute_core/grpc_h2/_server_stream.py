@@ -69,7 +69,7 @@ class ServerStream:
         self.cancelled = False  # by the client (RST_STREAM, disconnect)
         self.expired = False
         self.half_closed = False  # the client ended its side
-        self.context = ServicerContext(self)
+        self.trailers: tuple[tuple[str, str | bytes], ...] = ()  # the context's trailing metadata
         self.task: asyncio.Task[None] | None = None
         self.deadline: float | None = None
         self._body = bytearray()
@@ -125,7 +125,9 @@ class ServerStream:
     # -- the handler -----------------------------------------------------------------------------------------
 
     async def _run(self, message: Any) -> None:
-        handler, context = self.handler, self.context
+        # the context is the task's alone: were it also an attribute here, each call would leave a reference
+        # cycle (stream <-> context) that only the cyclic GC frees, a collection every few dozen calls
+        handler, context = self.handler, ServicerContext(self)
         try:
             hook = self.conn.server.on_call
             if hook is not None:
@@ -222,7 +224,7 @@ class ServerStream:
         fields.append(conn.encoder.cached(b"grpc-status", b"%d" % code.value[0]))
         if details:
             fields.append(literal_field(b"grpc-message", grpc_message(details)))
-        fields += [_field(k, v) for k, v in self.context.trailing_metadata()]
+        fields += [_field(k, v) for k, v in self.trailers]
         conn.end_stream(self.id, fields, self.half_closed)
         self._close()
 
