@@ -4,9 +4,9 @@
 127.0.0.1:N until SIGTERM/SIGINT and answers:
 
 - ``POST …/chat/completions``: after ``L`` ms, a JSON completion (``stream`` absent or false), or an SSE stream of
-  one role chunk, ``C`` content chunks ``D`` ms apart, a finish chunk, a usage chunk when
-  ``stream_options.include_usage`` is true, and ``data: [DONE]``. Each SSE event is one HTTP chunk. The reply
-  echoes the request's ``model``. A body that is not a JSON object is a 400.
+  one role chunk, ``C`` content chunks and a finish chunk ``D`` ms apart, then at once (as a provider sends
+  them when generation ends) a usage chunk when ``stream_options.include_usage`` is true and ``data: [DONE]``.
+  Each SSE event is one HTTP chunk. The reply echoes the request's ``model``. A body that is not a JSON object is a 400.
 - ``GET /stats``: ``{"chat": <chat completions answered since start>}`` (the benchmark detects cache hits by
   whether this count moves).
 - ``GET /health``: 200. Anything else: 404.
@@ -187,7 +187,8 @@ class _Connection(asyncio.Protocol):
             if profile.latency_s == 0 and profile.chunk_delay_s == 0:
                 self._write(_SSE_HEAD + b"".join(events), close=not keep_alive)
             else:
-                self.streaming = asyncio.ensure_future(self._paced_stream(events, keep_alive))
+                paced = 2 + profile.chunks  # the role chunk, the content chunks and the finish chunk
+                self.streaming = asyncio.ensure_future(self._paced_stream(events, paced, keep_alive))
             return
         reply = _response(b"200 OK", b"application/json", self.replies.completion(model), keep_alive)
         if profile.latency_s > 0:
@@ -195,19 +196,22 @@ class _Connection(asyncio.Protocol):
         else:
             self._write(reply, close=not keep_alive)
 
-    async def _paced_stream(self, events: list[bytes], keep_alive: bool) -> None:
+    async def _paced_stream(self, events: list[bytes], paced: int, keep_alive: bool) -> None:
+        """``events[:paced]`` (the role chunk, the content chunks, the finish chunk) are ``D`` ms apart."""
         profile = self.replies.profile
         if profile.latency_s > 0:
             await asyncio.sleep(profile.latency_s)
         # the head travels with the role chunk, as a real provider's first flush does
         self._write(_SSE_HEAD + events[0])
-        for event in events[1:-1]:
+        for event in events[1:paced]:
             if profile.chunk_delay_s > 0:
                 await asyncio.sleep(profile.chunk_delay_s)
             if self.transport is None or self.transport.is_closing():
                 return  # the client went away: stop like a provider whose stream was cancelled
             self._write(event)
-        self._write(events[-1], close=not keep_alive)
+        # what follows the finish chunk (the usage chunk when asked for, [DONE], the zero chunk) is known when
+        # generation ends and leaves with it: asking for usage must not cost a token's delay
+        self._write(b"".join(events[paced:]), close=not keep_alive)
 
     def _write(self, data: bytes, close: bool = False) -> None:
         if self.transport is None or self.transport.is_closing():
