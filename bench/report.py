@@ -170,9 +170,9 @@ def markdown(doc: dict[str, Any]) -> str:
         f"The mock alone (same load generator): {d['chat_saturation']['rps']:,.0f} req/s plain, "
         f"{d['stream_saturation']['rps']:,.0f} req/s streaming; at {s['rate']:g} req/s p50/p99 "
         f"{b['chat']['latency_ms']['p50']:.2f}/{b['chat']['latency_ms']['p99']:.2f} ms plain, streaming TTFB "
-        f"{b['stream']['ttfb_ms']['p50']:.2f}/{b['stream']['ttfb_ms']['p99']:.2f} ms (the lower of the runs before "
-        "each gateway). Added latency is the gateway's percentile minus the mock's. Ratios are ours ÷ LiteLLM's: "
-        "higher is better for throughput, lower for latency and memory.",
+        f"{b['stream']['ttfb_ms']['p50']:.2f}/{b['stream']['ttfb_ms']['p99']:.2f} ms (per percentile, the lower of two "
+        "runs: before our suite and after it). Added latency is the gateway's percentile minus the mock's. "
+        "Ratios are ours ÷ LiteLLM's: higher is better for throughput, lower for latency and memory.",
     ]
     backing = doc.get("targets", {}).get("omniroute", {}).get("backing_rss_peak")
     if backing:
