@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -353,32 +354,21 @@ async def _until_disconnect(
     Under our uvicorn protocol the connection's :class:`DisconnectWatch` calls back when it is lost; under any
     other ASGI server a watcher task waits in ``receive()`` for ``http.disconnect``."""
     gone = False
+
+    def lost() -> None:
+        nonlocal gone
+        gone = True
+        cancel()
+
+    stop: Callable[[], object]
     watch = scope.get("extensions", {}).get(DISCONNECT_WATCH)
     if isinstance(watch, DisconnectWatch):
-
-        def lost() -> None:
-            nonlocal gone
-            gone = True
-            cancel()
-
         watch.add(lost)
-        try:
-            return await work
-        except asyncio.CancelledError:
-            if gone:
-                return 499
-            raise
-        finally:
-            watch.discard(lost)
-
-    def on_disconnect(watcher: asyncio.Future[None]) -> None:
-        nonlocal gone
-        if not watcher.cancelled() and watcher.exception() is None:
-            gone = True
-            cancel()
-
-    watcher = asyncio.ensure_future(_wait_disconnect(receive))
-    watcher.add_done_callback(on_disconnect)
+        stop = partial(watch.discard, lost)
+    else:
+        watcher = asyncio.ensure_future(_wait_disconnect(receive))
+        watcher.add_done_callback(lambda w: None if w.cancelled() or w.exception() is not None else lost())
+        stop = watcher.cancel
     try:
         return await work
     except asyncio.CancelledError:
@@ -386,7 +376,7 @@ async def _until_disconnect(
             return 499
         raise
     finally:
-        watcher.cancel()
+        stop()
 
 
 async def _reply_error(

@@ -262,7 +262,8 @@ def test_cost_optimized_ranks_with_the_shipped_price_book() -> None:
     assert names(built) == ["c1:llama3.1-8b", "o1:gpt-4o", "p1:sonar-pro"]  # 0.2, 12.5, 18 USD per 1M in+out
 
 
-def test_a_model_with_one_possible_order_is_expanded_once_per_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+def count_expansions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The model strings build_plan expands from now on (the list grows as it does)."""
     from omniroute_executor.routing import plan as plan_module
 
     calls: list[str] = []
@@ -273,6 +274,11 @@ def test_a_model_with_one_possible_order_is_expanded_once_per_snapshot(monkeypat
         return real(model, *args, **kwargs)
 
     monkeypatch.setattr(plan_module, "expand", counting)
+    return calls
+
+
+def test_a_model_with_one_possible_order_is_expanded_once_per_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = count_expansions(monkeypatch)
     snapshot = snap(combo("one", "groq/llama"))
     for _ in range(3):
         assert names(plan("groq/llama", snapshot)) == ["g1:llama"]
@@ -286,16 +292,7 @@ def test_a_model_with_one_possible_order_is_expanded_once_per_snapshot(monkeypat
 
 
 def test_models_whose_order_is_chosen_are_expanded_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    from omniroute_executor.routing import plan as plan_module
-
-    calls: list[str] = []
-    real = plan_module.expand  # type: ignore[attr-defined]
-
-    def counting(model: str, *args: Any, **kwargs: Any) -> Any:
-        calls.append(model)
-        return real(model, *args, **kwargs)
-
-    monkeypatch.setattr(plan_module, "expand", counting)
+    calls = count_expansions(monkeypatch)
     stats = RoutingStats()
     accounts = snap(settings={"routing": {"accountStrategy": "round-robin"}})  # two active openai accounts
     firsts = [names(plan("openai/gpt-4o", accounts, stats=stats))[0] for _ in range(4)]
