@@ -13,7 +13,7 @@ from typing import Any, Literal, cast
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from omniroute_core.grpc_h2 import H2Channel, H2Server
+from omniroute_core.grpc_h2 import H2Channel, H2Server, ServicerContext
 from omniroute_core.logging import REQUEST_ID
 
 __all__ = [
@@ -87,9 +87,9 @@ def _request_id(context: Any) -> str:
     return ""
 
 
-def restore_request_id(context: Any) -> None:
+def restore_request_id(context: ServicerContext) -> None:
     """The in-loop server's per-call hook: the caller's request id into :data:`REQUEST_ID` (in the call's task)."""
-    REQUEST_ID.set(_request_id(context))
+    REQUEST_ID.set(context.metadata_value(REQUEST_ID_KEY) or "")
 
 
 class RequestIdInterceptor(grpc.aio.ServerInterceptor):

@@ -49,6 +49,17 @@ class ServicerContext:
             )
         return self._metadata
 
+    def metadata_value(self, key: str) -> str | None:
+        """The caller's first text entry under ``key`` (lower case), or None, without building all of
+        :meth:`invocation_metadata`: what the per-call request-id hook needs, one key of a few."""
+        wanted = key.encode("latin-1")
+        if wanted in _TRANSPORT:
+            return None
+        for name, value in self._stream.request_headers:
+            if name == wanted:
+                return value.decode("latin-1")
+        return None
+
     def set_trailing_metadata(self, trailing_metadata: Iterable[tuple[str, str | bytes]]) -> None:
         self._stream.trailers = tuple(trailing_metadata)
 
