@@ -7,9 +7,10 @@ microseconds per request that the data plane does not need to pay.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from omniroute_core.metrics import LabelledChildren
 
 __all__ = ["EdgeMetrics", "new_request_id"]
 
@@ -44,13 +45,7 @@ class EdgeMetrics:
         )
 
         # each label set's child, looked up once (see the module doc)
-        self._children: dict[tuple[Any, ...], Any] = {}
-
-    def _child(self, metric: Any, *labels: str) -> Any:
-        child = self._children.get((metric, *labels))
-        if child is None:
-            child = self._children[(metric, *labels)] = metric.labels(*labels)
-        return child
+        self._child = LabelledChildren().of
 
     def finished(self, route: str, status: int, seconds: float) -> None:
         self._child(self.requests, route, str(status)).inc()

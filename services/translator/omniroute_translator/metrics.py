@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from omniroute_core.metrics import LabelledChildren
+
 __all__ = ["TranslatorMetrics"]
 
 
@@ -30,3 +32,15 @@ class TranslatorMetrics:
             ["direction"],
             registry=registry,
         )
+
+        self._child = LabelledChildren().of  # every call counts and times itself: children looked up once
+
+    def observe(self, rpc: str, source: str, target: str, outcome: str, seconds: float) -> None:
+        """One call: its count by RPC, format pair (names) and outcome, and its time."""
+        self._child(self.calls, rpc, source, target, outcome).inc()
+        self._child(self.seconds, rpc).observe(seconds)
+
+    def stream(self, received: int, sent: int) -> None:
+        """One translated stream's bytes in (from the provider) and out (towards the client)."""
+        self._child(self.stream_bytes, "in").inc(received)
+        self._child(self.stream_bytes, "out").inc(sent)

@@ -48,8 +48,7 @@ class TranslatorService(translator_pb2_grpc.TranslatorServicer):
         seconds: float,
     ) -> None:
         if self._metrics is not None:
-            self._metrics.calls.labels(rpc, format_name(source), format_name(target), outcome).inc()
-            self._metrics.seconds.labels(rpc).observe(seconds)
+            self._metrics.observe(rpc, format_name(source), format_name(target), outcome, seconds)
 
     async def TranslateRequest(
         self, request: translator_pb2.TranslateRequestIn, context: Any
@@ -144,8 +143,7 @@ class TranslatorService(translator_pb2_grpc.TranslatorServicer):
         finally:
             self._observe("TranslateStream", setup.source, setup.target, outcome, spent)
             if self._metrics is not None:
-                self._metrics.stream_bytes.labels("in").inc(received)
-                self._metrics.stream_bytes.labels("out").inc(sent)
+                self._metrics.stream(received, sent)
 
 
 async def _drain(request_iterator: AsyncIterator[translator_pb2.StreamIn]) -> None:
