@@ -11,14 +11,11 @@ import pytest
 
 from omniroute.v1 import common_pb2, executor_pb2, translator_pb2, translator_pb2_grpc
 from omniroute_core import grpcx
-from omniroute_core.catalog import load_catalog
 from omniroute_core.crypto import Cipher, generate_encryption_key
 from omniroute_executor.engine import Engine
-from omniroute_executor.prepare import Credentials
-from omniroute_executor.translate import TranslatorClient
 from omniroute_executor.upstream import Upstream
 
-from .conftest import Rig, snapshot_for
+from .conftest import Rig, engine_for, snapshot_for
 
 ANTHROPIC = common_pb2.FORMAT_ANTHROPIC_MESSAGES
 BODY = b'{"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]}'
@@ -64,14 +61,7 @@ async def counting(rig: Rig) -> AsyncIterator[CountRig]:
     upstream = Upstream(max_connections=2, connect_timeout_s=1, read_timeout_s=1.0)
     cipher = Cipher(generate_encryption_key())
     snap = snapshot_for(rig.fake.base_url, cipher)
-    engine = Engine(
-        catalog=load_catalog(),
-        snapshot=lambda: snap,
-        credentials=Credentials(cipher),
-        upstream=upstream,
-        translator=TranslatorClient(channel),
-        publisher=None,
-    )
+    engine = engine_for(snap, cipher, upstream, channel)
     try:
         yield CountRig(engine, fake, rig)
     finally:

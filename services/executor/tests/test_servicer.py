@@ -11,16 +11,12 @@ import pytest
 
 from omniroute.v1 import usage_pb2
 from omniroute_core import grpcx
-from omniroute_core.catalog import load_catalog
 from omniroute_core.crypto import Cipher, generate_encryption_key
 from omniroute_devservers.fake_openai import FakeOpenAI, Reply
-from omniroute_executor.engine import Engine
-from omniroute_executor.prepare import Credentials
 from omniroute_executor.server import ExecutorServicer
-from omniroute_executor.translate import TranslatorClient
 from omniroute_executor.upstream import Upstream
 
-from .conftest import snapshot_for
+from .conftest import engine_for, snapshot_for
 from .test_engine import BODY, request
 
 
@@ -48,14 +44,7 @@ async def served() -> AsyncIterator[Served]:
     upstream = Upstream(max_connections=10, connect_timeout_s=2, read_timeout_s=1.0)
     channel = grpcx.insecure_channel("127.0.0.1:9")  # an OpenAI client needs no translation
     sink = Sink()
-    engine = Engine(
-        catalog=load_catalog(),
-        snapshot=lambda: snap,
-        credentials=Credentials(cipher),
-        upstream=upstream,
-        translator=TranslatorClient(channel),
-        publisher=sink,
-    )
+    engine = engine_for(snap, cipher, upstream, channel, sink)
     try:
         yield Served(ExecutorServicer(engine), sink, fake)
     finally:
