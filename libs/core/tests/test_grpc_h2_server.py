@@ -37,7 +37,7 @@ class Handlers:
 
     async def echo(self, request: bytes, context: Any) -> bytes:
         self.metadata = dict(context.invocation_metadata())
-        self.one = {k: context.metadata_value(k) for k in ("note", "te", "absent")}
+        self.one = {k: context.metadata_value(k) for k in ("note", "te", ":path", "absent")}
         self.request_id = REQUEST_ID.get()
         return request[::-1]
 
@@ -127,7 +127,7 @@ async def test_a_unary_call_its_metadata_and_the_request_id(rig: Rig) -> None:
     assert "grpc-timeout" not in rig.handlers.metadata
     assert rig.handlers.request_id == "rid-7"
     # one entry without the whole tuple (the request-id hook's way): transport headers are not metadata
-    assert rig.handlers.one == {"note": "n", "te": None, "absent": None}
+    assert rig.handlers.one == {"note": "n", "te": None, ":path": None, "absent": None}
 
 
 async def test_a_stream_with_its_trailing_metadata(rig: Rig) -> None:

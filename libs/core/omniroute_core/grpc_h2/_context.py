@@ -53,7 +53,7 @@ class ServicerContext:
         """The caller's first text entry under ``key`` (lower case), or None, without building all of
         :meth:`invocation_metadata`: what the per-call request-id hook needs, one key of a few."""
         wanted = key.encode("latin-1")
-        if wanted in _TRANSPORT:
+        if wanted in _TRANSPORT or wanted.startswith(b":"):  # what invocation_metadata() leaves out too
             return None
         for name, value in self._stream.request_headers:
             if name == wanted:
