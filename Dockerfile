@@ -14,25 +14,35 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_PYTHON=/usr/local/bin/python3.11 \
     UV_PROJECT_ENVIRONMENT=/app/.venv
+# mypyc compiles the hot-path modules (tools/build_native.py) in each build stage: a C compiler and mypy (the
+# lock's version) live here, in a tool venv of their own, and never reach the runtime images
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
+RUN uv venv /opt/build-tools && uv pip install --python /opt/build-tools/bin/python mypy==2.4.1 setuptools
 WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY libs/ libs/
 COPY services/ services/
+COPY tools/build_native.py tools/
 
 FROM builder AS build-edge
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-editable --package omniroute-edge
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-editable --package omniroute-edge \
+    && /opt/build-tools/bin/python tools/build_native.py --python /app/.venv/bin/python --strict
 
 FROM builder AS build-translator
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-editable --package omniroute-translator
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-editable --package omniroute-translator \
+    && /opt/build-tools/bin/python tools/build_native.py --python /app/.venv/bin/python --strict
 
 FROM builder AS build-executor
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-editable --package omniroute-executor
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-editable --package omniroute-executor \
+    && /opt/build-tools/bin/python tools/build_native.py --python /app/.venv/bin/python --strict
 
 FROM builder AS build-usage
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-editable --package omniroute-usage
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-editable --package omniroute-usage \
+    && /opt/build-tools/bin/python tools/build_native.py --python /app/.venv/bin/python --strict
 
 FROM builder AS build-dashboard
-RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-editable --package omniroute-dashboard
+RUN --mount=type=cache,target=/root/.cache/uv uv sync --frozen --no-dev --no-editable --package omniroute-dashboard \
+    && /opt/build-tools/bin/python tools/build_native.py --python /app/.venv/bin/python --strict
 
 # The shared runtime: same Python as the builder (the venv links to its interpreter), no compilers, no uv.
 FROM ${PYTHON_IMAGE} AS runtime

@@ -14,8 +14,10 @@ $(UV):
 	  (python3 -m pip install --quiet --user --break-system-packages uv && \
 	   mkdir -p $(UV_HOME)/bin && ln -sf $(HOME)/.local/bin/uv $(UV))
 
+# the hot-path modules compiled with mypyc (skipped when up to date; without a C compiler they run as Python)
 install: $(UV)
 	$(UV) sync --frozen
+	$(UV) run --frozen python tools/build_native.py
 
 run: install
 	$(UV) run --frozen python tools/run.py

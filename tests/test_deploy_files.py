@@ -153,7 +153,8 @@ def test_each_target_installs_only_its_package_from_the_lock(name: str, stages: 
     target = stages[name]
     (copy,) = [c for c in target.values("COPY") if "--from=" in c]
     assert copy.split() == [f"--from=build-{name}", "/app/.venv", "/app/.venv"]
-    (sync,) = stages[f"build-{name}"].values("RUN")
+    (run,) = stages[f"build-{name}"].values("RUN")
+    sync, build = run.split(" && ")
     argv = sync.split()
     assert argv[argv.index("uv") :] == [
         "uv",
@@ -163,6 +164,14 @@ def test_each_target_installs_only_its_package_from_the_lock(name: str, stages: 
         "--no-editable",
         "--package",
         f"omniroute-{name}",
+    ]
+    # then the hot-path modules compiled into that venv (by the builder's tool venv, which stays behind)
+    assert build.split() == [
+        "/opt/build-tools/bin/python",
+        "tools/build_native.py",
+        "--python",
+        "/app/.venv/bin/python",
+        "--strict",
     ]
     runtime = _chain(stages, name)[1]
     assert runtime.base == stages["builder"].base, "the venv links to the builder's interpreter: same image"

@@ -35,11 +35,16 @@ ends. See ``_server`` and ``_server_stream`` for its contract.
 
 from __future__ import annotations
 
-from omniroute_core.grpc_h2._calls import UnaryStreamCall, UnaryUnaryCall
-from omniroute_core.grpc_h2._channel import H2Channel
-from omniroute_core.grpc_h2._context import ServicerContext
-from omniroute_core.grpc_h2._server import H2Server
-from omniroute_core.grpc_h2._stream_calls import StreamStreamCall, StreamUnaryCall
+from omniroute_core import native
+
+# the compiled modules, when built from these sources (omniroute_core.native), load ahead of the .py files
+native.extend(__path__, __name__)
+
+from omniroute_core.grpc_h2._calls import UnaryStreamCall, UnaryUnaryCall  # noqa: E402
+from omniroute_core.grpc_h2._channel import H2Channel  # noqa: E402
+from omniroute_core.grpc_h2._context import ServicerContext  # noqa: E402
+from omniroute_core.grpc_h2._server import H2Server  # noqa: E402
+from omniroute_core.grpc_h2._stream_calls import StreamStreamCall, StreamUnaryCall  # noqa: E402
 
 __all__ = [
     "H2Channel",

@@ -145,8 +145,8 @@ class ServerStream:
             self.finish(context.status or grpc.StatusCode.OK, context.details())
         except grpc.aio.AbortError:
             self.finish(context.status or grpc.StatusCode.UNKNOWN, context.details())
-        except CallFailed as exc:
-            self.finish(exc.code, exc.details)
+        except CallFailed as failed:  # a name of its own per clause: mypyc types each name once
+            self.finish(failed.code, failed.details)
         except Exception as exc:
             if context.status not in (None, grpc.StatusCode.OK):
                 self.finish(context.status, context.details())

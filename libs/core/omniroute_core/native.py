@@ -1,0 +1,85 @@
+"""Hot-path modules compiled to C with mypyc, loaded only when they were built from the sources beside them.
+
+The gRPC hop (``omniroute_core.grpc_h2``) runs on every request in every service; compiled, the same code does a
+warm in-process unary call in ~26 µs instead of ~53 µs, and less memory touched per call matters more still on
+an idle machine, where each request starts from cold caches (``bench/PROFILE.md``, round 7). The sources stay
+the truth: ``tools/build_native.py`` (run by ``make install`` and the image build) compiles the modules listed in
+:data:`COMPILED` into a ``_native`` folder inside their package, with a stamp holding the hash of the sources and
+the interpreter it was built for.
+
+:func:`extend`, called first thing by such a package's ``__init__``, puts that folder ahead of the package's own
+in its ``__path__`` only when the stamp matches the sources now on disk and this interpreter: a source edited
+after the build, a different Python or a missing compiler simply means the pure-Python modules load, never a
+stale binary. ``OMNIROUTE_NATIVE=0`` turns the compiled modules off (to compare, or to debug in Python).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import MutableSequence
+from pathlib import Path
+
+from omniroute_core import jsonx
+
+__all__ = ["COMPILED", "NATIVE_DIR", "STAMP", "extend", "loaded", "source_hash", "stamp_for"]
+
+# package → the modules of it that are compiled together (one mypyc group per package). Left out of grpc_h2:
+# _calls and _stream_calls (the call objects' async generators and grpc.aio base classes are beyond mypyc).
+COMPILED: dict[str, tuple[str, ...]] = {
+    "omniroute_core.grpc_h2": (
+        "_wire",
+        "_hpack",
+        "_hpack_decode",
+        "_frames",
+        "_stream",
+        "_connection",
+        "_balancer",
+        "_channel",
+        "_context",
+        "_server_conn",
+        "_server",
+    ),
+}
+NATIVE_DIR = "_native"
+STAMP = "stamp.json"
+
+_loaded: dict[str, bool] = {}
+
+
+def source_hash(package_dir: Path, modules: tuple[str, ...]) -> str:
+    """The hash of the modules' sources, in order (what a build is valid for)."""
+    digest = hashlib.sha256()
+    for name in modules:
+        digest.update(name.encode() + b"\0")
+        digest.update((package_dir / f"{name}.py").read_bytes())
+    return digest.hexdigest()
+
+
+def stamp_for(package_dir: Path, modules: tuple[str, ...]) -> dict[str, str]:
+    """What a build's stamp records, and what :func:`extend` compares it with."""
+    return {"sources": source_hash(package_dir, modules), "python": sys.version, "abi": sys.implementation.cache_tag}
+
+
+def extend(path: MutableSequence[str], package: str) -> bool:
+    """Put ``package``'s compiled modules first on its ``path`` (its ``__path__``) when they match its sources;
+    True when they will load."""
+    use = False
+    if os.environ.get("OMNIROUTE_NATIVE", "1") != "0" and package in COMPILED and path:
+        package_dir = Path(path[0])
+        native = package_dir / NATIVE_DIR
+        try:
+            recorded = jsonx.loads((native / STAMP).read_bytes())
+            use = recorded == stamp_for(package_dir, COMPILED[package])
+        except (OSError, ValueError):
+            use = False
+        if use:
+            path.insert(0, str(native))
+    _loaded[package] = use
+    return use
+
+
+def loaded() -> dict[str, bool]:
+    """Package → whether its compiled modules are in use in this process (for start-up logs and tests)."""
+    return dict(_loaded)

@@ -1,0 +1,138 @@
+"""The compiled hot-path modules: loaded only when built from the sources on disk, and the Python ones otherwise.
+
+``make install`` compiles them (tools/build_native.py), so in a checkout with a C compiler this process runs the
+compiled gRPC hop and every other test exercises it; the last test runs one hop with them turned off.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import omniroute_core.grpc_h2._frames as frames_module
+from omniroute_core import jsonx, native
+
+PACKAGE = "test_pkg.fast"
+
+
+def _package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, stamp: dict[str, str] | None) -> Path:
+    """A package folder with two modules, listed in COMPILED, and a ``_native`` folder holding ``stamp``."""
+    pkg = tmp_path / "fast"
+    (pkg / native.NATIVE_DIR).mkdir(parents=True)
+    (pkg / "a.py").write_text("A = 1\n")
+    (pkg / "b.py").write_text("B = 2\n")
+    monkeypatch.setitem(native.COMPILED, PACKAGE, ("a", "b"))
+    if stamp is not None:
+        (pkg / native.NATIVE_DIR / native.STAMP).write_text(jsonx.dumps_str(stamp))
+    return pkg
+
+
+def test_a_build_of_these_sources_goes_first_on_the_package_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OMNIROUTE_NATIVE", raising=False)
+    pkg = _package(tmp_path, monkeypatch, stamp=None)
+    (pkg / native.NATIVE_DIR / native.STAMP).write_text(jsonx.dumps_str(native.stamp_for(pkg, ("a", "b"))))
+    path = [str(pkg)]
+    assert native.extend(path, PACKAGE)
+    assert path == [str(pkg / native.NATIVE_DIR), str(pkg)]
+    assert native.loaded()[PACKAGE] is True
+
+
+def test_a_source_edited_after_the_build_loads_the_python_modules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OMNIROUTE_NATIVE", raising=False)
+    pkg = _package(tmp_path, monkeypatch, stamp=None)
+    (pkg / native.NATIVE_DIR / native.STAMP).write_text(jsonx.dumps_str(native.stamp_for(pkg, ("a", "b"))))
+    (pkg / "b.py").write_text("B = 3\n")
+    path = [str(pkg)]
+    assert not native.extend(path, PACKAGE)
+    assert path == [str(pkg)]
+    assert native.loaded()[PACKAGE] is False
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        None,  # never built (no compiler, or a fresh checkout before make install)
+        {"sources": "0" * 64, "python": sys.version, "abi": sys.implementation.cache_tag},
+        {"sources": "", "python": "3.12.0", "abi": "cpython-312"},  # built for another interpreter
+    ],
+)
+def test_a_missing_or_foreign_build_is_not_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stamp: dict[str, str] | None
+) -> None:
+    monkeypatch.delenv("OMNIROUTE_NATIVE", raising=False)
+    pkg = _package(tmp_path, monkeypatch, stamp=stamp)
+    if stamp is not None and stamp["python"] != sys.version:
+        stamp["sources"] = native.source_hash(pkg, ("a", "b"))  # the sources match; the interpreter does not
+        (pkg / native.NATIVE_DIR / native.STAMP).write_text(jsonx.dumps_str(stamp))
+    path = [str(pkg)]
+    assert not native.extend(path, PACKAGE)
+    assert path == [str(pkg)]
+
+
+def test_an_unreadable_stamp_is_not_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMNIROUTE_NATIVE", raising=False)
+    pkg = _package(tmp_path, monkeypatch, stamp=None)
+    (pkg / native.NATIVE_DIR / native.STAMP).write_text("{not json")
+    path = [str(pkg)]
+    assert not native.extend(path, PACKAGE)
+
+
+def test_omniroute_native_0_turns_a_valid_build_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pkg = _package(tmp_path, monkeypatch, stamp=None)
+    (pkg / native.NATIVE_DIR / native.STAMP).write_text(jsonx.dumps_str(native.stamp_for(pkg, ("a", "b"))))
+    monkeypatch.setenv("OMNIROUTE_NATIVE", "0")
+    path = [str(pkg)]
+    assert not native.extend(path, PACKAGE)
+    assert path == [str(pkg)]
+
+
+@pytest.mark.skipif(
+    not (shutil.which("gcc") or shutil.which("cc")) or os.environ.get("OMNIROUTE_NATIVE") == "0",
+    reason="no C compiler here (the modules run as Python), or compiled modules turned off",
+)
+def test_this_checkout_runs_the_compiled_grpc_hop() -> None:
+    # make install built them; if this fails, run `python tools/build_native.py` and read its message
+    assert native.loaded().get("omniroute_core.grpc_h2") is True
+    assert not frames_module.__file__ or not frames_module.__file__.endswith(".py")
+    assert type(frames_module).__name__ == "module"
+
+
+def test_the_python_modules_serve_a_call_when_compiled_ones_are_off() -> None:
+    script = """
+import asyncio, grpc
+import omniroute_core.grpc_h2._frames as f
+from omniroute_core import jsonx, native
+from omniroute_core.grpc_h2 import H2Channel, H2Server
+
+async def echo_request(request, context):
+    return request
+
+async def main():
+    server = H2Server(max_receive=1 << 20)
+    echo = grpc.unary_unary_rpc_method_handler(echo_request)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.S", {"echo": echo}),))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    channel = H2Channel(f"127.0.0.1:{port}", max_message=1 << 20)
+    reply = await channel.unary_unary("/t.S/echo")(b"ping", timeout=5)
+    await channel.close()
+    await server.stop(None)
+    print(reply.decode(), native.loaded()["omniroute_core.grpc_h2"], f.__file__.endswith(".py"))
+
+asyncio.run(main())
+"""
+    env = {**os.environ, "OMNIROUTE_NATIVE": "0"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["ping", "False", "True"]
