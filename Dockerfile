@@ -16,8 +16,9 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 # mypyc compiles the hot-path modules (tools/build_native.py) in each build stage: a C compiler and mypy (the
 # lock's version) live here, in a tool venv of their own, and never reach the runtime images
+# hadolint ignore=DL3008
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
-RUN uv venv /opt/build-tools && uv pip install --python /opt/build-tools/bin/python mypy==2.4.1 setuptools
+RUN uv venv /opt/build-tools && uv pip install --python /opt/build-tools/bin/python mypy==2.4.1 setuptools==84.2.1
 WORKDIR /src
 COPY pyproject.toml uv.lock ./
 COPY libs/ libs/
