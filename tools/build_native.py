@@ -83,15 +83,18 @@ def build_package(python: str, package: str, modules: tuple[str, ...]) -> None:
         libs = sorted(built.glob(f"*{suffix}"))
         if len(libs) != len(modules) + 1:  # a shim per module and the group's shared library
             raise RuntimeError(f"expected {len(modules) + 1} extension modules, built {[p.name for p in libs]}")
-        staging = pkg / "_native.new"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
-        for lib in libs:
-            shutil.copy2(lib, staging / lib.name)
-        (staging / "stamp.json").write_text(json.dumps(expected))
-        target = pkg / "_native"
-        shutil.rmtree(target, ignore_errors=True)
-        staging.rename(target)
+        # a folder of its own, renamed into place whole: two builds at once (make test beside make run) never
+        # mix their files, and a build cut short leaves the previous one (or none) in place
+        staging = Path(tempfile.mkdtemp(prefix="_native.new-", dir=pkg))
+        try:
+            for lib in libs:
+                shutil.copy2(lib, staging / lib.name)
+            (staging / "stamp.json").write_text(json.dumps(expected))
+            target = pkg / "_native"
+            shutil.rmtree(target, ignore_errors=True)
+            staging.rename(target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def main() -> int:

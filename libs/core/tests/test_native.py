@@ -107,6 +107,23 @@ def test_this_checkout_runs_the_compiled_grpc_hop() -> None:
     assert type(frames_module).__name__ == "module"
 
 
+@pytest.mark.skipif(
+    not (shutil.which("gcc") or shutil.which("cc")) or os.environ.get("OMNIROUTE_NATIVE") == "0",
+    reason="no C compiler here (the modules run as Python), or compiled modules turned off",
+)
+def test_the_build_is_skipped_while_the_sources_match_it() -> None:
+    import omniroute_core.grpc_h2 as package
+
+    stamp = Path(package.__file__ or "").parent / native.NATIVE_DIR / native.STAMP
+    assert stamp.exists()
+    before = stamp.stat().st_mtime_ns
+    tool = Path(__file__).resolve().parents[3] / "tools" / "build_native.py"
+    out = subprocess.run([sys.executable, str(tool)], capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "compiling" not in out.stdout
+    assert stamp.stat().st_mtime_ns == before
+
+
 def test_the_python_modules_serve_a_call_when_compiled_ones_are_off() -> None:
     script = """
 import asyncio, grpc
