@@ -21,13 +21,19 @@ from omniroute_core import jsonx, native
 PACKAGE = "test_pkg.fast"
 
 
-def _package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, stamp: dict[str, str] | None) -> Path:
-    """A package folder with two modules, listed in COMPILED, and a ``_native`` folder holding ``stamp``."""
+def _package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, built: bool = False, stamp: dict[str, str] | None = None
+) -> Path:
+    """A package folder with two modules, listed in COMPILED, and a ``_native`` folder holding ``stamp`` (or, when
+    ``built``, the stamp a build of these sources leaves). OMNIROUTE_NATIVE is unset."""
+    monkeypatch.delenv("OMNIROUTE_NATIVE", raising=False)
     pkg = tmp_path / "fast"
     (pkg / native.NATIVE_DIR).mkdir(parents=True)
     (pkg / "a.py").write_text("A = 1\n")
     (pkg / "b.py").write_text("B = 2\n")
     monkeypatch.setitem(native.COMPILED, PACKAGE, ("a", "b"))
+    if built:
+        stamp = native.stamp_for(pkg, ("a", "b"))
     if stamp is not None:
         (pkg / native.NATIVE_DIR / native.STAMP).write_text(jsonx.dumps_str(stamp))
     return pkg
@@ -36,9 +42,7 @@ def _package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, stamp: dict[str
 def test_a_build_of_these_sources_goes_first_on_the_package_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("OMNIROUTE_NATIVE", raising=False)
-    pkg = _package(tmp_path, monkeypatch, stamp=None)
-    (pkg / native.NATIVE_DIR / native.STAMP).write_text(jsonx.dumps_str(native.stamp_for(pkg, ("a", "b"))))
+    pkg = _package(tmp_path, monkeypatch, built=True)
     path = [str(pkg)]
     assert native.extend(path, PACKAGE)
     assert path == [str(pkg / native.NATIVE_DIR), str(pkg)]
@@ -48,9 +52,7 @@ def test_a_build_of_these_sources_goes_first_on_the_package_path(
 def test_a_source_edited_after_the_build_loads_the_python_modules(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("OMNIROUTE_NATIVE", raising=False)
-    pkg = _package(tmp_path, monkeypatch, stamp=None)
-    (pkg / native.NATIVE_DIR / native.STAMP).write_text(jsonx.dumps_str(native.stamp_for(pkg, ("a", "b"))))
+    pkg = _package(tmp_path, monkeypatch, built=True)
     (pkg / "b.py").write_text("B = 3\n")
     path = [str(pkg)]
     assert not native.extend(path, PACKAGE)
@@ -69,7 +71,6 @@ def test_a_source_edited_after_the_build_loads_the_python_modules(
 def test_a_missing_or_foreign_build_is_not_loaded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stamp: dict[str, str] | None
 ) -> None:
-    monkeypatch.delenv("OMNIROUTE_NATIVE", raising=False)
     pkg = _package(tmp_path, monkeypatch, stamp=stamp)
     if stamp is not None and stamp["python"] != sys.version:
         stamp["sources"] = native.source_hash(pkg, ("a", "b"))  # the sources match; the interpreter does not
@@ -80,16 +81,14 @@ def test_a_missing_or_foreign_build_is_not_loaded(
 
 
 def test_an_unreadable_stamp_is_not_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("OMNIROUTE_NATIVE", raising=False)
-    pkg = _package(tmp_path, monkeypatch, stamp=None)
+    pkg = _package(tmp_path, monkeypatch)
     (pkg / native.NATIVE_DIR / native.STAMP).write_text("{not json")
     path = [str(pkg)]
     assert not native.extend(path, PACKAGE)
 
 
 def test_omniroute_native_0_turns_a_valid_build_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pkg = _package(tmp_path, monkeypatch, stamp=None)
-    (pkg / native.NATIVE_DIR / native.STAMP).write_text(jsonx.dumps_str(native.stamp_for(pkg, ("a", "b"))))
+    pkg = _package(tmp_path, monkeypatch, built=True)
     monkeypatch.setenv("OMNIROUTE_NATIVE", "0")
     path = [str(pkg)]
     assert not native.extend(path, PACKAGE)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
@@ -31,24 +31,14 @@ from omniroute_core.grpc_h2._wire import (
     take_messages,
 )
 
-if TYPE_CHECKING:
-    from omniroute_core.grpc_h2._server_conn import ServerConnection
-
 __all__ = ["RequestStream"]
 
 
 class RequestStream(ServerStream):
     """A call whose requests stream: messages queued as they arrive, read by the handler."""
 
-    def __init__(
-        self,
-        conn: ServerConnection,
-        stream_id: int,
-        handler: Any,
-        request_headers: list[tuple[bytes, bytes]],
-        timeout: float | None,
-    ) -> None:
-        super().__init__(conn, stream_id, handler, request_headers, timeout)
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.requests: collections.deque[bytes] = collections.deque()
         self.queued = 0  # bytes of complete messages not read yet (with their 5-byte prefixes)
         self._waiter: asyncio.Future[None] | None = None
