@@ -17,6 +17,12 @@ benchmark measures the gateway and not the mock.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# run as a script, bench/ is first on the path: the repository root instead, for the bench.* imports
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import argparse
 import asyncio
 import signal
@@ -27,6 +33,7 @@ from typing import cast
 import httptools
 import uvloop
 
+from bench.pacer import Pacer
 from omniroute_core import jsonx
 
 __all__ = ["Profile", "serve"]
@@ -125,9 +132,10 @@ _SSE_HEAD = (
 class _Connection(asyncio.Protocol):
     """One client connection; requests are answered in order (clients of a benchmark do not pipeline)."""
 
-    def __init__(self, replies: _Replies, stats: _Stats) -> None:
+    def __init__(self, replies: _Replies, stats: _Stats, pacer: Pacer) -> None:
         self.replies = replies
         self.stats = stats
+        self.pacer = pacer
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.url = b""
@@ -192,20 +200,25 @@ class _Connection(asyncio.Protocol):
             return
         reply = _response(b"200 OK", b"application/json", self.replies.completion(model), keep_alive)
         if profile.latency_s > 0:
-            asyncio.get_running_loop().call_later(profile.latency_s, self._write, reply, not keep_alive)
+            deadline = time.monotonic_ns() + round(profile.latency_s * 1e9)
+            self.pacer.call_at(deadline, lambda: self._write(reply, close=not keep_alive))
         else:
             self._write(reply, close=not keep_alive)
 
     async def _paced_stream(self, events: list[bytes], paced: int, keep_alive: bool) -> None:
         """``events[:paced]`` (the role chunk, the content chunks, the finish chunk) are ``D`` ms apart."""
         profile = self.replies.profile
+        # deadlines from the request's arrival, met off the loop's millisecond grid (bench/pacer.py): a stream's
+        # length must not depend on when within a millisecond the request arrived
+        start = time.monotonic_ns() + round(profile.latency_s * 1e9)
+        delay = round(profile.chunk_delay_s * 1e9)
         if profile.latency_s > 0:
-            await asyncio.sleep(profile.latency_s)
+            await self.pacer.sleep_until(start)
         # the head travels with the role chunk, as a real provider's first flush does
         self._write(_SSE_HEAD + events[0])
-        for event in events[1:paced]:
-            if profile.chunk_delay_s > 0:
-                await asyncio.sleep(profile.chunk_delay_s)
+        for i, event in enumerate(events[1:paced], 1):
+            if delay > 0:
+                await self.pacer.sleep_until(start + i * delay)
             if self.transport is None or self.transport.is_closing():
                 return  # the client went away: stop like a provider whose stream was cancelled
             self._write(event)
@@ -227,8 +240,10 @@ class _Connection(asyncio.Protocol):
 async def serve(port: int, profile: Profile, host: str = "127.0.0.1") -> None:
     """Serve on ``host:port`` until SIGTERM or SIGINT."""
     loop = asyncio.get_running_loop()
-    replies, stats = _Replies(profile), _Stats()
-    server = await loop.create_server(lambda: _Connection(replies, stats), host, port, backlog=4096, reuse_address=True)
+    replies, stats, pacer = _Replies(profile), _Stats(), Pacer(loop)
+    server = await loop.create_server(
+        lambda: _Connection(replies, stats, pacer), host, port, backlog=4096, reuse_address=True
+    )
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
