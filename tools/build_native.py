@@ -22,12 +22,15 @@ import sysconfig
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+# omniroute_core.native's NATIVE_DIR and STAMP: this tool may run where omniroute_core cannot be imported (the
+# image's tool venv), so it asks the target interpreter for everything else
+NATIVE_DIR = "_native"
+STAMP = "stamp.json"
 
 
 def package_dir(python: str, package: str) -> Path:
     """Where ``package`` is, as seen by ``python`` (its parent package is imported; the package itself is not)."""
-    code = f"import importlib.util, sys; print(importlib.util.find_spec({package!r}).submodule_search_locations[0])"
+    code = f"import importlib.util; print(importlib.util.find_spec({package!r}).submodule_search_locations[0])"
     out = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True)
     return Path(out.stdout.strip())
 
@@ -89,8 +92,8 @@ def build_package(python: str, package: str, modules: tuple[str, ...]) -> None:
         try:
             for lib in libs:
                 shutil.copy2(lib, staging / lib.name)
-            (staging / "stamp.json").write_text(json.dumps(expected))
-            target = pkg / "_native"
+            (staging / STAMP).write_text(json.dumps(expected))
+            target = pkg / NATIVE_DIR
             shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)
         finally:
@@ -110,7 +113,7 @@ def main() -> int:
         return 1 if ns.strict else 0
     failed = False
     for package, modules in compiled_packages(ns.python).items():
-        target = package_dir(ns.python, package) / "_native" / "stamp.json"
+        target = package_dir(ns.python, package) / NATIVE_DIR / STAMP
         try:
             current = json.loads(target.read_text()) if target.exists() else None
         except ValueError:
