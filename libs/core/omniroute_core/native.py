@@ -16,6 +16,7 @@ stale binary. ``OMNIROUTE_NATIVE=0`` turns the compiled modules off (to compare,
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sys
 from collections.abc import MutableSequence
@@ -47,6 +48,7 @@ COMPILED: dict[str, tuple[str, ...]] = {
 NATIVE_DIR = "_native"
 STAMP = "stamp.json"
 
+log = logging.getLogger(__name__)
 _loaded: dict[str, bool] = {}
 
 
@@ -73,11 +75,18 @@ def extend(path: MutableSequence[str], package: str) -> bool:
         native = package_dir / NATIVE_DIR
         try:
             recorded = jsonx.loads((native / STAMP).read_bytes())
-            use = recorded == stamp_for(package_dir, COMPILED[package])
         except (OSError, ValueError):
-            use = False
-        if use:
-            path.insert(0, str(native))
+            recorded = None  # never built here (no compiler, or before make install): Python, and nothing to say
+        if recorded is not None:
+            use = recorded == stamp_for(package_dir, COMPILED[package])
+            if use:
+                path.insert(0, str(native))
+            else:  # a developer edited a source since the build, or the interpreter changed
+                log.warning(
+                    "%s: its compiled modules were built from other sources or for another Python; running the "
+                    "Python ones (make install rebuilds them)",
+                    package,
+                )
     _loaded[package] = use
     return use
 

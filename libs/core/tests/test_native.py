@@ -50,7 +50,7 @@ def test_a_build_of_these_sources_goes_first_on_the_package_path(
 
 
 def test_a_source_edited_after_the_build_loads_the_python_modules(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     pkg = _package(tmp_path, monkeypatch, built=True)
     (pkg / "b.py").write_text("B = 3\n")
@@ -58,6 +58,17 @@ def test_a_source_edited_after_the_build_loads_the_python_modules(
     assert not native.extend(path, PACKAGE)
     assert path == [str(pkg)]
     assert native.loaded()[PACKAGE] is False
+    # said once, where a developer who forgot to rebuild will look
+    assert [r.levelname for r in caplog.records] == ["WARNING"]
+    assert "make install rebuilds them" in caplog.records[0].getMessage()
+
+
+def test_never_built_is_not_worth_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    pkg = _package(tmp_path, monkeypatch)
+    assert not native.extend([str(pkg)], PACKAGE)
+    assert caplog.records == []
 
 
 @pytest.mark.parametrize(
