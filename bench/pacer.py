@@ -10,7 +10,8 @@ code (bench/PROFILE.md, round 7).
 
 :class:`Pacer` arms one ``timerfd`` (Linux, ``CLOCK_MONOTONIC``, absolute deadlines in ns) from a heap of pending
 deadlines and runs their callbacks from the loop when it fires: each deadline is met to within the wake-up
-latency, whatever the phase. Where timerfd is unavailable it falls back to ``loop.call_later``.
+latency, whatever the phase. Where timerfd is unavailable one ``loop.call_later`` timer stands in for it (the
+heap, its order and "never early" stay the same; only the precision is the loop's).
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ class Pacer:
         self._loop = loop
         self._heap: list[tuple[int, int, Callable[[], object]]] = []
         self._order = itertools.count()  # equal deadlines run in the order they were asked for
-        self._armed = 0  # the deadline the timerfd is set for (0: none)
+        self._armed = 0  # the deadline the timer is set for (0: none)
         self._fd = -1
+        self._fallback: asyncio.TimerHandle | None = None  # the loop's timer, where there is no timerfd
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             self._settime = libc.timerfd_settime
@@ -65,9 +67,6 @@ class Pacer:
         return self._fd >= 0
 
     def call_at(self, deadline_ns: int, callback: Callable[[], object]) -> None:
-        if self._fd < 0:
-            self._loop.call_later(max(0, deadline_ns - time.monotonic_ns()) / 1e9, callback)
-            return
         heapq.heappush(self._heap, (deadline_ns, next(self._order), callback))
         if not self._armed or deadline_ns < self._armed:
             self._arm(deadline_ns)
@@ -78,21 +77,31 @@ class Pacer:
         await waiter
 
     def close(self) -> None:
+        """Stop using the timerfd (what is pending moves to the loop's timer)."""
         if self._fd >= 0:
             self._loop.remove_reader(self._fd)
             os.close(self._fd)
             self._fd = -1
+            if self._armed:
+                self._arm(self._armed)
 
     def _arm(self, deadline_ns: int) -> None:
+        self._armed = deadline_ns
+        if self._fd < 0:
+            if self._fallback is not None:
+                self._fallback.cancel()
+            self._fallback = self._loop.call_later(max(0, deadline_ns - time.monotonic_ns()) / 1e9, self._fire)
+            return
         spec = _Itimerspec()
         spec.it_value.tv_sec, spec.it_value.tv_nsec = divmod(max(deadline_ns, 1), 1_000_000_000)
         if self._settime(self._fd, _TFD_TIMER_ABSTIME, ctypes.byref(spec), None) != 0:
             raise OSError(ctypes.get_errno(), "timerfd_settime failed")
-        self._armed = deadline_ns
 
     def _fire(self) -> None:
-        with contextlib.suppress(BlockingIOError):  # a spurious wake-up has no expiry count to read
-            os.read(self._fd, 8)
+        if self._fd >= 0:
+            with contextlib.suppress(BlockingIOError):  # a spurious wake-up has no expiry count to read
+                os.read(self._fd, 8)
+        self._fallback = None
         self._armed = 0
         now = time.monotonic_ns()
         while self._heap and self._heap[0][0] <= now:
