@@ -52,13 +52,12 @@ def compiled_packages(python: str) -> dict[str, tuple[str, ...]]:
     return {k: tuple(v) for k, v in json.loads(out.stdout).items()}
 
 
-def build_package(python: str, package: str, modules: tuple[str, ...]) -> None:
-    """One mypyc group for ``package`` into its ``_native`` folder, replaced whole once everything compiled."""
+def build_package(python: str, package: str, modules: tuple[str, ...], pkg: Path, expected: dict[str, str]) -> None:
+    """One mypyc group for ``package`` (at ``pkg``) into its ``_native`` folder with the stamp ``expected``,
+    replaced whole once everything compiled."""
     from mypyc.build import mypycify
     from setuptools import Distribution
 
-    pkg = package_dir(python, package)
-    expected = stamp(python, package)
     parts = package.split(".")
     top = parts[0]
     top_dir = pkg.parents[len(parts) - 2]
@@ -113,16 +112,17 @@ def main() -> int:
         return 1 if ns.strict else 0
     failed = False
     for package, modules in compiled_packages(ns.python).items():
-        target = package_dir(ns.python, package) / NATIVE_DIR / STAMP
+        pkg = package_dir(ns.python, package)
+        expected = stamp(ns.python, package)
         try:
-            current = json.loads(target.read_text()) if target.exists() else None
-        except ValueError:
+            current = json.loads((pkg / NATIVE_DIR / STAMP).read_text())
+        except (OSError, ValueError):
             current = None
-        if not ns.force and current == stamp(ns.python, package):
+        if not ns.force and current == expected:
             continue
         print(f"build_native: compiling {package} ({len(modules)} modules) with mypyc", flush=True)
         try:
-            build_package(ns.python, package, modules)
+            build_package(ns.python, package, modules, pkg, expected)
         except Exception as exc:  # any failure leaves the pure-Python modules in use
             failed = True
             print(f"build_native: {package} not compiled, its Python modules will run: {exc!r}", file=sys.stderr)
