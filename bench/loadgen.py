@@ -9,7 +9,11 @@
   ends: throughput at saturation) or ``"open"`` (requests sent on a fixed schedule at ``rate`` per second whatever
   the replies do, so a slow server cannot slow the offered load down: latency at a fixed rate);
 - ``duration`` and ``warmup`` seconds (warm-up requests are not counted), ``timeout`` per request, and
-  ``max_inflight`` (open mode: requests over this many in flight are not sent and are counted as ``dropped``).
+  ``max_inflight`` (open mode: requests over this many in flight are not sent and are counted as ``dropped``);
+- ``cpu_pids``: named groups of root processes (e.g. the gateway's services, its backing servers). Each group's
+  trees' CPU time (user + system) over the measured window, divided by the requests completed in it, is that
+  group's ``cpu_us_per_request``: what one request costs, which differs between saturation (processes kept busy)
+  and a fixed low rate (every request finds them asleep).
 
 Latency is measured from the moment the request's bytes were handed to the socket, to the last byte
 (``latency_ms``) and to the first body byte (``ttfb_ms``). In open mode a request is sent when due whatever the
@@ -27,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 import httptools
+import psutil  # type: ignore[import-untyped]  # no stubs in the lock
 import uvloop
 
 from omniroute_core import jsonx
@@ -50,6 +55,7 @@ class Spec:
     warmup: float = 1.0
     timeout: float = 30.0
     max_inflight: int = 2000
+    cpu_pids: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -66,6 +72,7 @@ class Result:
     ttfb_ms: dict[str, float] = field(default_factory=dict)
     send_lag_ms: dict[str, float] = field(default_factory=dict)
     served_rps: float = 0.0  # open mode: completions over the time from the first measured send to the last reply
+    cpu_us_per_request: dict[str, float] = field(default_factory=dict)  # per cpu_pids group
     first_error: str = ""
 
 
@@ -263,6 +270,43 @@ async def _open(spec: Spec, result: Result) -> _Recorder:
     return rec
 
 
+class _CpuWindow:
+    """CPU seconds used by the process trees under ``roots`` between :meth:`open` and :meth:`close`. The trees are
+    listed once, before the load starts (a gateway forks its workers at start, not per request)."""
+
+    def __init__(self, roots: list[int]) -> None:
+        self.procs: list[psutil.Process] = []
+        for pid in roots:
+            try:
+                root = psutil.Process(pid)
+                self.procs += [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+        self.started = self.used = 0.0
+        self.opened = False
+        self.closing: asyncio.TimerHandle | None = None
+
+    def _now(self) -> float:
+        total = 0.0
+        for proc in self.procs:
+            try:
+                times = proc.cpu_times()
+            except psutil.Error:
+                continue
+            total += float(times.user + times.system)
+        return total
+
+    def open(self) -> None:
+        self.started, self.opened = self._now(), True
+
+    def close(self) -> None:
+        """End the window, once: by its timer or, if the load ended first, right after it."""
+        if self.closing is not None:
+            self.closing.cancel()
+            self.closing = None
+            self.used = self._now() - self.started if self.opened else 0.0
+
+
 def _percentiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
@@ -283,7 +327,16 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 async def run(spec: Spec) -> Result:
     """Run one phase as ``spec`` says and summarise it."""
     result = Result(mode=spec.mode, duration_s=spec.duration)
+    windows = {name: _CpuWindow(pids) for name, pids in spec.cpu_pids.items()}
+    loop = asyncio.get_running_loop()
+    for window in windows.values():  # the measured window of either mode: from the end of the warm-up
+        loop.call_later(spec.warmup, window.open)
+        window.closing = loop.call_later(spec.warmup + spec.duration, window.close)
     rec = await (_closed(spec, result) if spec.mode == "closed" else _open(spec, result))
+    for window in windows.values():  # the load may end a hair before its timer (the open mode's last send)
+        window.close()
+    if result.completed:
+        result.cpu_us_per_request = {n: round(w.used / result.completed * 1e6, 1) for n, w in windows.items()}
     result.rps = round(result.completed / spec.duration, 1)
     result.latency_ms = _percentiles(rec.latencies)
     result.ttfb_ms = _percentiles(rec.ttfbs)

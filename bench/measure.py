@@ -133,7 +133,9 @@ async def run_phase(spec: dict[str, Any], samplers: list[Sampler]) -> dict[str, 
     return result
 
 
-def _spec(port: int, scenario: Scenario, api_key: str, load: Load, mode: str) -> dict[str, Any]:
+def _spec(
+    port: int, scenario: Scenario, api_key: str, load: Load, mode: str, cpu_pids: dict[str, list[int]] | None = None
+) -> dict[str, Any]:
     return {
         "port": port,
         "path": scenario.path,
@@ -147,6 +149,7 @@ def _spec(port: int, scenario: Scenario, api_key: str, load: Load, mode: str) ->
         "warmup": load.warmup,
         "timeout": load.timeout,
         "max_inflight": load.max_inflight,
+        "cpu_pids": cpu_pids or {},
     }
 
 
@@ -221,6 +224,8 @@ async def run_scenario(
     ok, note = await probe(target, scenario, mock)
     if not ok:
         return {"supported": False, "note": note}
-    saturation = await run_phase(_spec(target.port, scenario, target.api_key, load, "closed"), samplers)
-    fixed_rate = await run_phase(_spec(target.port, scenario, target.api_key, load, "open"), samplers)
+    # CPU per request: the gateway's own processes, and apart from them the servers it uses (ours only)
+    cpu = {"gateway": target.root_pids(), "backing": target.backing_pids()}
+    saturation = await run_phase(_spec(target.port, scenario, target.api_key, load, "closed", cpu), samplers)
+    fixed_rate = await run_phase(_spec(target.port, scenario, target.api_key, load, "open", cpu), samplers)
     return {"supported": True, "note": note, "saturation": saturation, "fixed_rate": fixed_rate}

@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]  # no stubs in the lock; only the memory total is read
 
-__all__ = ["Row", "machine_info", "markdown", "rows"]
+__all__ = ["Row", "host_note", "machine_info", "markdown", "rows"]
 
 MB = 1024 * 1024
 NA = "—"
@@ -87,6 +87,36 @@ def _added(doc: dict[str, Any], sc: dict[str, Any] | None, baseline: str, field:
     return None if mine is None or base is None else mine - base
 
 
+def _cpu(sc: dict[str, Any] | None, phase: str, group: str) -> float | None:
+    """CPU µs per request of one process group in one phase (None when not measured)."""
+    if not sc or not sc.get("supported"):
+        return None
+    value = sc[phase].get("cpu_us_per_request", {}).get(group)
+    return float(value) if value else None
+
+
+def host_note(doc: dict[str, Any]) -> str:
+    """One sentence on what a wake after idle cost on this host (bench/host.py), before and after the gateways."""
+    probes = [doc.get("host", {}).get(k) for k in ("before", "after")]
+    found = [p for p in probes if p]
+    if not found:
+        return ""
+    idle = found[0]["idle_ms"]
+
+    def both(pick: Any, unit: str) -> str:
+        return " / ".join(f"{pick(p):,.1f}" for p in found) + unit
+
+    when = " / ".join(k for k, p in zip(("before", "after"), probes, strict=True) if p)
+    return (
+        f"This host (`bench/host.py`, {when} the gateways): after {idle:g} ms idle, a fixed piece of Python work "
+        f"took {both(lambda p: p['work_ratio'], TIMES)} its back-to-back time, and a loopback round trip between "
+        f"two processes {both(lambda p: p['round_trip_us']['after_idle'], ' µs')} "
+        f"({both(lambda p: p['round_trip_us']['back_to_back'], ' µs')} back to back). At {doc['settings']['rate']:g} "
+        "req/s every hop of a request starts in a process idle about that long, so the latency and CPU rows at that "
+        "rate move with these figures from host to host."
+    )
+
+
 def _cell(value: float | None, sc: dict[str, Any] | None, phase: str, digits: int = 2) -> str:
     """A figure, or why there is none; flags phases where over 1% of the requests failed or were not sent."""
     if sc is None:
@@ -135,6 +165,12 @@ def rows(doc: dict[str, Any]) -> list[Row]:
                 ok = None if a is None else a < 2.0
                 out.append(Row(f"{title}: time-to-first-byte overhead {q}, ms", _cell(a, ours, "fixed_rate"),
                                _cell(b, theirs, "fixed_rate"), _ratio(a, b), "< 2 ms" + _verdict(ok)))  # fmt: skip
+        if key == "chat":
+            for phase, load in (("saturation", f"{settings['concurrency']} connections"),
+                                ("fixed_rate", f"{settings['rate']:.0f} req/s")):  # fmt: skip
+                a, b = _cpu(ours, phase, "gateway"), _cpu(theirs, phase, "gateway")
+                out.append(Row(f"{title}: CPU per request, all gateway processes, at {load}, µs",
+                               _cell(a, ours, phase, 0), _cell(b, theirs, phase, 0), _ratio(a, b), ""))  # fmt: skip
     mem = {t: doc.get("targets", {}).get(t, {}) for t in ("omniroute", "litellm")}
     for label, field in (("idle, after start", "rss_idle"), ("peak under load", "rss_peak")):
         a = mem["omniroute"].get(field)
@@ -178,6 +214,14 @@ def markdown(doc: dict[str, Any]) -> str:
     if backing:
         lines.append(f"Our memory row counts the five services; the PostgreSQL, Redis and NATS servers they use "
                      f"peaked at {backing / MB:,.0f} MB more (LiteLLM ran without a database).")  # fmt: skip
+    chat = _scenario(doc, "omniroute", "chat")
+    extra = [_cpu(chat, phase, "backing") for phase in ("saturation", "fixed_rate")]
+    if extra[0] is not None and extra[1] is not None:
+        lines.append(f"Our CPU rows count the same five services; those servers used {extra[0]:,.0f} µs more per "
+                     f"chat request at {s['concurrency']} connections and {extra[1]:,.0f} µs more at "
+                     f"{s['rate']:g} req/s.")  # fmt: skip
+    if note := host_note(doc):
+        lines += ["", note]
     notes = []
     for target in ("omniroute", "litellm"):
         for key, sc in doc.get("targets", {}).get(target, {}).get("scenarios", {}).items():

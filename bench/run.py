@@ -43,6 +43,7 @@ from bench.targets import (
 from omniroute_core import jsonx
 
 ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
 LITELLM_VENV = ROOT / ".bench" / "litellm-venv"
 
 
@@ -126,6 +127,19 @@ def _merge(sections: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+async def host_probe() -> dict[str, Any]:
+    """bench/host.py's figures (what a wake after idle costs on this host), from its own process."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(HERE / "host.py"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench/host.py failed ({proc.returncode}): {err.decode(errors='replace')[-2000:]}")
+    found: dict[str, Any] = jsonx.loads(out)
+    return found
+
+
 async def bench(ns: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     load = Load(ns.duration, ns.warmup, ns.concurrency, ns.rate, ns.timeout, ns.max_inflight)
     wanted = {k.strip() for k in ns.scenarios.split(",") if k.strip()}
@@ -156,6 +170,8 @@ async def bench(ns: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     if load_now > (os.cpu_count() or 1) / 2:
         print(f"bench: warning: load average {load_now:.2f} on {os.cpu_count()} cores before starting; other work "
               "on this machine will skew the figures", flush=True)  # fmt: skip
+    print("bench: probing what a wake after idle costs on this host", flush=True)
+    doc["host"] = {"before": await host_probe()}
     await mock.start()
     try:
         print("bench: measuring the mock alone", flush=True)
@@ -184,6 +200,7 @@ async def bench(ns: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         doc["baseline"] = baseline(direct_runs)
     finally:
         await asyncio.to_thread(mock.stop)
+    doc["host"]["after"] = await host_probe()
     doc["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     doc["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     return doc
