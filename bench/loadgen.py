@@ -36,7 +36,7 @@ import uvloop
 
 from omniroute_core import jsonx
 
-__all__ = ["Result", "Spec", "run"]
+__all__ = ["Result", "Spec", "cpu_seconds", "process_trees", "run"]
 
 HOST = "127.0.0.1"
 
@@ -270,31 +270,42 @@ async def _open(spec: Spec, result: Result) -> _Recorder:
     return rec
 
 
+def process_trees(roots: list[int]) -> list[psutil.Process]:
+    """``roots`` and all their descendants (roots that are gone are skipped)."""
+    procs: list[psutil.Process] = []
+    for pid in roots:
+        try:
+            root = psutil.Process(pid)
+            procs += [root, *root.children(recursive=True)]
+        except psutil.Error:
+            continue
+    return procs
+
+
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    """CPU seconds (user + system) used so far by ``procs`` (processes gone meanwhile count nothing)."""
+    total = 0.0
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += float(times.user + times.system)
+    return total
+
+
 class _CpuWindow:
     """CPU seconds used by the process trees under ``roots`` between :meth:`open` and :meth:`close`. The trees are
     listed once, before the load starts (a gateway forks its workers at start, not per request)."""
 
     def __init__(self, roots: list[int]) -> None:
-        self.procs: list[psutil.Process] = []
-        for pid in roots:
-            try:
-                root = psutil.Process(pid)
-                self.procs += [root, *root.children(recursive=True)]
-            except psutil.Error:
-                continue
+        self.procs = process_trees(roots)
         self.started = self.used = 0.0
         self.opened = False
         self.closing: asyncio.TimerHandle | None = None
 
     def _now(self) -> float:
-        total = 0.0
-        for proc in self.procs:
-            try:
-                times = proc.cpu_times()
-            except psutil.Error:
-                continue
-            total += float(times.user + times.system)
-        return total
+        return cpu_seconds(self.procs)
 
     def open(self) -> None:
         self.started, self.opened = self._now(), True

@@ -21,6 +21,7 @@ from typing import Protocol
 import httpx
 import psutil  # type: ignore[import-untyped]  # no stubs in the lock; only pids and rss are read
 
+from bench.loadgen import cpu_seconds, process_trees
 from omniroute_core import jsonx
 from omniroute_devservers.servers import command, ensure_database, free_port, url_for, wait_ready
 from omniroute_devservers.suite import TEST_PASSWORD, Suite
@@ -111,20 +112,7 @@ def tree_rss_by_process(pids: list[int]) -> dict[str, int]:
 
 def tree_cpu_seconds(pids: list[int]) -> float:
     """CPU seconds (user + system) used so far by ``pids`` and their descendants."""
-    total = 0.0
-    for pid in pids:
-        try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            continue
-        for proc in procs:
-            try:
-                times = proc.cpu_times()
-            except psutil.Error:
-                continue
-            total += float(times.user + times.system)
-    return total
+    return cpu_seconds(process_trees(pids))
 
 
 async def settle(pids: Callable[[], list[int]], limit_s: float = 90.0, busy: float = 0.1) -> float:
