@@ -295,27 +295,28 @@ def cpu_seconds(procs: list[psutil.Process]) -> float:
 
 
 class _CpuWindow:
-    """CPU seconds used by the process trees under ``roots`` between :meth:`open` and :meth:`close`. The trees are
-    listed once, before the load starts (a gateway forks its workers at start, not per request)."""
+    """CPU seconds used by the process trees under ``roots`` from ``start`` to ``end`` seconds from now (loop time).
+    The trees are listed once, before the load starts (a gateway forks its workers at start, not per request)."""
 
-    def __init__(self, roots: list[int]) -> None:
+    def __init__(self, roots: list[int], start: float, end: float) -> None:
         self.procs = process_trees(roots)
-        self.started = self.used = 0.0
-        self.opened = False
-        self.closing: asyncio.TimerHandle | None = None
+        self.started: float | None = None
+        self.used = 0.0
+        loop = asyncio.get_running_loop()
+        self._timers = [loop.call_later(start, self._open), loop.call_later(end, self.close)]
 
-    def _now(self) -> float:
-        return cpu_seconds(self.procs)
-
-    def open(self) -> None:
-        self.started, self.opened = self._now(), True
+    def _open(self) -> None:
+        self.started = cpu_seconds(self.procs)
 
     def close(self) -> None:
         """End the window, once: by its timer or, if the load ended first, right after it."""
-        if self.closing is not None:
-            self.closing.cancel()
-            self.closing = None
-            self.used = self._now() - self.started if self.opened else 0.0
+        if not self._timers:
+            return
+        for timer in self._timers:
+            timer.cancel()
+        self._timers = []
+        if self.started is not None:
+            self.used = cpu_seconds(self.procs) - self.started
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -338,11 +339,9 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 async def run(spec: Spec) -> Result:
     """Run one phase as ``spec`` says and summarise it."""
     result = Result(mode=spec.mode, duration_s=spec.duration)
-    windows = {name: _CpuWindow(pids) for name, pids in spec.cpu_pids.items()}
-    loop = asyncio.get_running_loop()
-    for window in windows.values():  # the measured window of either mode: from the end of the warm-up
-        loop.call_later(spec.warmup, window.open)
-        window.closing = loop.call_later(spec.warmup + spec.duration, window.close)
+    # the measured window of either mode: from the end of the warm-up, for the duration
+    end = spec.warmup + spec.duration
+    windows = {name: _CpuWindow(pids, spec.warmup, end) for name, pids in spec.cpu_pids.items()}
     rec = await (_closed(spec, result) if spec.mode == "closed" else _open(spec, result))
     for window in windows.values():  # the load may end a hair before its timer (the open mode's last send)
         window.close()

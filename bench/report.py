@@ -15,7 +15,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]  # no stubs in the lock; only the memory total is read
 
-__all__ = ["Row", "host_note", "machine_info", "markdown", "rows"]
+__all__ = ["Row", "machine_info", "markdown", "rows"]
 
 MB = 1024 * 1024
 NA = "—"
@@ -95,7 +95,7 @@ def _cpu(sc: dict[str, Any] | None, phase: str, group: str) -> float | None:
     return float(value) if value else None
 
 
-def host_note(doc: dict[str, Any]) -> str:
+def _host_note(doc: dict[str, Any]) -> str:
     """One sentence on what a wake after idle cost on this host (bench/host.py), before and after the gateways."""
     probes = [doc.get("host", {}).get(k) for k in ("before", "after")]
     found = [p for p in probes if p]
@@ -220,7 +220,7 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append(f"Our CPU rows count the same five services; those servers used {extra[0]:,.0f} µs more per "
                      f"chat request at {s['concurrency']} connections and {extra[1]:,.0f} µs more at "
                      f"{s['rate']:g} req/s.")  # fmt: skip
-    if note := host_note(doc):
+    if note := _host_note(doc):
         lines += ["", note]
     notes = []
     for target in ("omniroute", "litellm"):

@@ -42,8 +42,8 @@ from bench.targets import (
 )
 from omniroute_core import jsonx
 
-ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 LITELLM_VENV = ROOT / ".bench" / "litellm-venv"
 
 
